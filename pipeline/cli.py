@@ -1,0 +1,199 @@
+"""The ``minewatch`` command: parse, load config, set up logging, call the stage, map errors.
+
+Exit status: 0 done; 2 bad input or config (one line naming file, record and field;
+nothing in --out changed); 3 the workspace is locked by another live run; 1 any
+other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__, schema
+from pipeline.errors import InputError, MineWatchError, WorkspaceLocked
+
+log = logging.getLogger("pipeline")
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config merged over the packaged defaults")
+    p.add_argument("--catalog", help="local STAC catalog (path or file:// URL); provider.catalog")
+    p.add_argument("--sites", help="sites.geojson or sites.gpkg; inputs.sites")
+    p.add_argument("--permits", help="permits.geojson (optional); inputs.permits")
+    p.add_argument("--zones", help="zones.geojson (optional); inputs.zones")
+    p.add_argument("--aoi", help="area-of-interest polygon file; default the catalog's extent")
+    p.add_argument("--start", type=_date, help="first acquisition date used (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, help="last acquisition date used (YYYY-MM-DD)")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask cluster")
+    p.add_argument("--workers", type=int, help="local threads (default: all cores)")
+    p.add_argument("--language", choices=["zh-CN", "en"], help="report language; report.language")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minewatch",
+        description="Watch open-pit mine restoration and new excavation from Sentinel-2.",
+        epilog="Exit status: 0 done, 2 bad input or config, 3 workspace locked, 1 other failure.",
+    )
+    parser.add_argument("--version", action="version", version=f"minewatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    demo.add_argument("--data", type=Path, default=Path("data/demo"),
+                      help="where the demo data is generated (once)")
+    demo.add_argument("--language", choices=["zh-CN", "en"], help="report language")
+    demo.add_argument("--workers", type=int, help="local threads (default: all cores)")
+
+    run = sub.add_parser("run", help="run the pipeline; CLI flags override the config file")
+    run.add_argument("--out", type=Path, required=True, help="the run's workspace folder")
+    _add_run_options(run)
+
+    flags = sub.add_parser("flags", help="read and update the flag ledger of a workspace")
+    fsub = flags.add_subparsers(dest="flags_command", required=True)
+    fl = fsub.add_parser("list", help="list flags")
+    fl.add_argument("--out", type=Path, required=True, help="the run's workspace folder")
+    fl.add_argument("--county", help="only this county's flags")
+    fl.add_argument("--json", action="store_true", help="machine-readable output")
+    fs = fsub.add_parser("show", help="one flag and its history")
+    fs.add_argument("--out", type=Path, required=True)
+    fs.add_argument("flag_id")
+    fst = fsub.add_parser("set-status", help="record an enforcement unit's answer")
+    fst.add_argument("--out", type=Path, required=True)
+    fst.add_argument("flag_id")
+    fst.add_argument("status", choices=schema.ENFORCEMENT_STATUSES)
+    fst.add_argument("--by", required=True, help="who answers (name or unit)")
+    fst.add_argument("--comment", help="free text kept with the status")
+    return parser
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "provider.catalog": args.catalog,
+        "inputs.sites": args.sites,
+        "inputs.permits": args.permits,
+        "inputs.zones": args.zones,
+        "aoi": args.aoi,
+        "period.start": args.start.isoformat() if args.start else None,
+        "period.end": args.end.isoformat() if args.end else None,
+        "compute.scheduler": args.scheduler,
+        "compute.workers": args.workers,
+        "report.language": args.language,
+    }
+
+
+def _resolve(value: str | None) -> str | None:
+    if value is None or "://" in value:
+        return value
+    return str(Path(value).resolve())
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    overrides = _run_overrides(args)
+    for key in ("provider.catalog", "inputs.sites", "inputs.permits", "inputs.zones", "aoi"):
+        overrides[key] = _resolve(overrides[key])
+    cfg = load_config(args.config, overrides)
+    result = run_pipeline(cfg, args.out)
+    print(f"{result.n_flags} flags; outputs in {result.out.resolve()}")
+    print(f"report: {result.outputs[schema.REPORT_FILE].resolve()}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.demo import ensure_demo_data
+    from pipeline.run import run_pipeline
+
+    paths = ensure_demo_data(args.data)
+    cfg = load_config(None, {
+        "provider.catalog": str(paths.catalog.resolve()),
+        "inputs.sites": str(paths.sites.resolve()),
+        "inputs.permits": str(paths.permits.resolve()),
+        "inputs.zones": str(paths.zones.resolve()),
+        "aoi": str(paths.aoi.resolve()),
+        "grid.chunk_size": 256,
+        "report.language": args.language,
+        "compute.workers": args.workers,
+    })
+    result = run_pipeline(cfg, args.out)
+    print(f"demo: {result.n_flags} flags; outputs in {result.out.resolve()}")
+    print(f"report: {result.outputs[schema.REPORT_FILE].resolve()}")
+    return EXIT_OK
+
+
+def _cmd_flags(args: argparse.Namespace) -> int:
+    from pipeline.ledger import LEDGER_FILE, flag_history, list_flags, open_ledger, set_status
+
+    if not (args.out / LEDGER_FILE).exists():
+        raise InputError("no flag ledger here; run `minewatch run` first", file=args.out / LEDGER_FILE)
+    with open_ledger(args.out) as con:
+        if args.flags_command == "list":
+            rows = list_flags(con, county=args.county)
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False, indent=1))
+            else:
+                for r in rows:
+                    print(f"{r['flag_id']}\t{r['status']}\t{r['violation']}\t{r['county']}\t"
+                          f"{r['first_detected']}\t{r['area_m2']:.0f} m2")
+        elif args.flags_command == "show":
+            rows = [r for r in list_flags(con) if r["flag_id"] == args.flag_id]
+            if not rows:
+                raise InputError(f"no flag {args.flag_id!r} in the ledger", field="flag_id")
+            row = {k: v for k, v in rows[0].items() if k != "geometry_wkt"}
+            row["history"] = flag_history(con, args.flag_id)
+            print(json.dumps(row, ensure_ascii=False, indent=1))
+        else:
+            set_status(con, args.flag_id, args.status, who=args.by, comment=args.comment)
+            print(f"{args.flag_id}: {args.status}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    handlers = {"run": _cmd_run, "demo": _cmd_demo, "flags": _cmd_flags}
+    try:
+        return handlers[args.command](args)
+    except InputError as exc:
+        print(f"minewatch: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except WorkspaceLocked as exc:
+        print(f"minewatch: workspace locked: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except MineWatchError as exc:
+        print(f"minewatch: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("minewatch: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # the last line of defence: one clear message, status 1
+        log.debug("unexpected failure", exc_info=True)
+        print(f"minewatch: failed: {type(exc).__name__}: {exc} (rerun with -v for details)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

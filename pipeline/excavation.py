@@ -1,0 +1,249 @@
+"""Per-pixel detection of new excavation, as a fold over time, tile by tile.
+
+What a new dig looks like from orbit: a surface that was vegetated or stable ground
+becomes *fresh bare soil or rock* (bright in red and SWIR, NDVI near 0, BSI > 0),
+abruptly (from one clear look to the next), and stays so. What must not look like
+one, and why it does not:
+
+- **Harvest on double-cropped farmland** is bare twice a year at the same season.
+  Each pixel keeps a seasonal history (36 ten-day bins of how often it was fresh
+  bare at that time of year in *earlier* years); bare when last year's same season
+  (+/- ``season_window_days``) was mostly bare is expected, not a change. Where a
+  pixel has no history yet (the catalog's first year) a change is still reported,
+  with capped confidence, rather than hidden; a harvest then fails persistence as
+  the next crop greens up and the candidate is dropped.
+- **Burn scars** are dark (red 0.03-0.07): they fail ``fresh_red_min``.
+- **Cloud edges and haze SCL missed** are single looks and have negative BSI
+  (flat, bright spectra): they fail ``fresh_bsi_min`` and are never confirmed.
+- **Leaf-off forest and gradual die-back** are slow: the change must be abrupt
+  (NDVI falls by ``abrupt_ndvi_drop`` or BSI rises by ``abrupt_bsi_rise`` against
+  the median of the previous ``prior_observations`` clear looks).
+- **Existing pits, limestone and red soil** are bare in every look: a change needs
+  the previous looks to be mostly not fresh-bare.
+
+A pixel's onset is its first clear look showing the change; it is confirmed by the
+next clear look that agrees; it is kept when at least ``persistence_min`` of its
+clear looks since the onset are fresh bare, and dropped (and may start again) once
+that share falls below it. The fold carries a small per-pixel state, so memory does
+not grow with the number of dates, and a later run can continue from a saved state.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+import xarray as xr
+
+from pipeline import schema
+from pipeline.config import DetectionConfig
+
+N_SEASON_BINS = 36  # ten-day bins of the year
+_NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
+
+# Names of the per-pixel rasters the fold hands to flag building.
+CHANGE_LAYERS = ("onset", "confirm", "last", "n_since", "n_bare", "has_history", "prior_ndvi")
+
+
+@dataclass
+class FoldState:
+    """The per-pixel state of one tile after some dates."""
+
+    recent_ndvi: np.ndarray  # (K, h, w) NDVI of the last K clear looks, newest first
+    recent_bsi: np.ndarray  # (K, h, w)
+    recent_bare: np.ndarray  # (K, h, w) bool: those looks were fresh bare
+    recent_n: np.ndarray  # (h, w) clear looks seen so far, capped at K
+    past_clear: np.ndarray  # (B, h, w) clear looks per season bin in earlier years
+    past_bare: np.ndarray  # (B, h, w) fresh-bare looks per season bin in earlier years
+    cur_clear: np.ndarray  # (B, h, w) this year's visit of each bin
+    cur_bare: np.ndarray
+    bin_last_day: np.ndarray  # (B,) day number of the latest date put in each bin
+    run_start: np.ndarray  # (h, w) int32 first look of the current run of fresh-bare looks, -1 none
+    run_len: np.ndarray  # (h, w) clear looks in that run
+    run_second: np.ndarray  # (h, w) int32 the run's second look (its confirmation), -1 none
+    run_ok: np.ndarray  # bool: the run began as a change (prior not bare, abrupt)
+    run_prior_ndvi: np.ndarray  # float32 median NDVI of the looks before the run
+    onset: np.ndarray  # (h, w) int32 date index, -1 none
+    confirm: np.ndarray
+    last: np.ndarray
+    n_since: np.ndarray  # clear looks since onset (onset included)
+    n_bare: np.ndarray  # fresh-bare looks since onset
+    has_history: np.ndarray  # bool: seasonal history existed at onset
+    prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
+
+
+def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
+    k, b = prior_observations, N_SEASON_BINS
+    h, w = shape
+    minus1 = np.full(shape, -1, np.int32)
+    return FoldState(
+        recent_ndvi=np.full((k, h, w), np.nan, np.float32),
+        recent_bsi=np.full((k, h, w), np.nan, np.float32),
+        recent_bare=np.zeros((k, h, w), bool),
+        recent_n=np.zeros(shape, np.uint8),
+        past_clear=np.zeros((b, h, w), np.uint8),
+        past_bare=np.zeros((b, h, w), np.uint8),
+        cur_clear=np.zeros((b, h, w), np.uint8),
+        cur_bare=np.zeros((b, h, w), np.uint8),
+        bin_last_day=np.full(b, -10_000, np.int64),
+        run_start=minus1.copy(), run_len=np.zeros(shape, np.uint16),
+        run_second=minus1.copy(), run_ok=np.zeros(shape, bool),
+        run_prior_ndvi=np.full(shape, np.nan, np.float32),
+        onset=minus1.copy(), confirm=minus1.copy(), last=minus1.copy(),
+        n_since=np.zeros(shape, np.uint16), n_bare=np.zeros(shape, np.uint16),
+        has_history=np.zeros(shape, bool), prior_ndvi=np.full(shape, np.nan, np.float32),
+    )
+
+
+def _season_bin(day: int) -> int:
+    doy = (np.datetime64(day, "D") - np.datetime64(day, "D").astype("datetime64[Y]")).astype(int)
+    return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
+
+
+def fresh_bare(ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+    """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False)."""
+    return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & (ndvi <= cfg.fresh_ndvi_max)
+
+
+def fold_step(
+    state: FoldState, t: int, day: int, clear: np.ndarray, ndvi: np.ndarray, bsi: np.ndarray,
+    red: np.ndarray, cfg: DetectionConfig,
+) -> FoldState:
+    """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970)."""
+    s = state
+    clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
+    fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
+    k = s.recent_n.dtype.type(cfg.prior_observations)
+
+    # Seasonal expectation from earlier years, +/- the window around this date.
+    b_now = _season_bin(day)
+    half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
+    bins = [(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)]
+    s_clear = np.zeros(clear.shape, np.int32)
+    s_bare = np.zeros(clear.shape, np.int32)
+    for b in bins:
+        s_clear += s.past_clear[b]
+        s_bare += s.past_bare[b]
+        if day - s.bin_last_day[b] > _NEW_YEAR_GAP_DAYS:  # not visited this season yet
+            s_clear += s.cur_clear[b]
+            s_bare += s.cur_bare[b]
+    has_hist = s_clear > 0
+    expected = has_hist & (s_bare > cfg.season_bare_max_fraction * s_clear)
+
+    # What came before: the last K clear looks.
+    full_prior = s.recent_n >= k
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels with no clear look yet
+        prior_nd = np.nanmedian(s.recent_ndvi, axis=0)
+        prior_bs = np.nanmedian(s.recent_bsi, axis=0)
+    prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
+    abrupt = ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop) | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
+
+    # Pixels already carrying a candidate take this look as evidence.
+    active = (s.onset >= 0) & clear
+    s.n_since = s.n_since + active
+    s.n_bare = s.n_bare + (active & fresh)
+    s.last = np.where(active & fresh, t, s.last)
+    s.confirm = np.where(active & fresh & (s.confirm < 0), t, s.confirm)
+    failing = (s.onset >= 0) & (s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since)
+    if failing.any():
+        s.onset = np.where(failing, -1, s.onset)
+        s.confirm = np.where(failing, -1, s.confirm)
+        s.last = np.where(failing, -1, s.last)
+        s.n_since = np.where(failing, 0, s.n_since).astype(np.uint16)
+        s.n_bare = np.where(failing, 0, s.n_bare).astype(np.uint16)
+
+    # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
+    new_run = fresh & (s.run_start < 0)
+    s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
+    s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
+    s.run_len = s.run_len.astype(np.uint16)
+    s.run_second = np.where(fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second))
+    s.run_ok = np.where(new_run, full_prior & prior_not_bare & abrupt, s.run_ok & ~(clear & ~fresh))
+    s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
+
+    # A candidate starts when a run that began as a change is not expected in this
+    # season; it is dated from the run's first look (a dig that began during harvest
+    # is found once the season no longer explains the bare ground).
+    start = fresh & s.run_ok & ~expected & (s.onset < 0)
+    s.onset = np.where(start, s.run_start, s.onset)
+    s.confirm = np.where(start, s.run_second, s.confirm)
+    s.last = np.where(start, t, s.last)
+    s.n_since = np.where(start, s.run_len, s.n_since).astype(np.uint16)
+    s.n_bare = np.where(start, s.run_len, s.n_bare).astype(np.uint16)
+    s.has_history = np.where(start, has_hist, s.has_history)
+    s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
+
+    # Remember this look: recent buffer (clear pixels only) and the season bins.
+    for name, new in (("recent_ndvi", ndvi), ("recent_bsi", bsi), ("recent_bare", fresh)):
+        old = getattr(s, name)
+        shifted = np.concatenate([new[np.newaxis].astype(old.dtype), old[:-1]], axis=0)
+        setattr(s, name, np.where(clear[np.newaxis], shifted, old))
+    s.recent_n = np.minimum(s.recent_n + clear, k).astype(np.uint8)
+    if day - s.bin_last_day[b_now] > _NEW_YEAR_GAP_DAYS:
+        s.past_clear[b_now] = np.minimum(s.past_clear[b_now].astype(np.int32) + s.cur_clear[b_now], 255)
+        s.past_bare[b_now] = np.minimum(s.past_bare[b_now].astype(np.int32) + s.cur_bare[b_now], 255)
+        s.cur_clear[b_now] = 0
+        s.cur_bare[b_now] = 0
+    s.cur_clear[b_now] = np.minimum(s.cur_clear[b_now] + clear, 255)
+    s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + fresh, 255)
+    s.bin_last_day[b_now] = day
+    return s
+
+
+def change_layers(state: FoldState) -> np.ndarray:
+    """The state's outcome as a float64 stack (layer, h, w) in ``CHANGE_LAYERS`` order."""
+    return np.stack([
+        state.onset, state.confirm, state.last, state.n_since, state.n_bare,
+        state.has_history, state.prior_ndvi,
+    ]).astype(np.float64)
+
+
+def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldState:
+    # ``tile`` only makes each tile's first task distinct: states are advanced in place.
+    return new_state(shape, k)
+
+
+def _step_task(state: FoldState, t: int, day: int, clear: np.ndarray, ndvi: np.ndarray,
+               bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig) -> FoldState:
+    # The state belongs to its tile's chain alone, so it is advanced in place.
+    return fold_step(state, t, day, clear[0], ndvi[0], bsi[0], red[0], cfg)
+
+
+def detect_excavation_tasks(
+    ds: xr.Dataset, cfg: DetectionConfig
+) -> dict[tuple[int, int], dask.delayed]:
+    """Lazy per-tile change layers: a chain of one task per date for each tile.
+
+    ``ds`` holds ``clear``, ``ndvi``, ``bsi`` and ``red`` chunked (1, tile, tile); the
+    blocks are the same tasks the per-site statistics read, so each pixel is read once.
+    """
+    blocks = {name: ds[name].data.to_delayed() for name in ("clear", "ndvi", "bsi", "red")}
+    days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
+    y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
+    out = {}
+    for i, h in enumerate(y_chunks):
+        for j, w in enumerate(x_chunks):
+            state = dask.delayed(_start_tile, pure=True)((i, j), (h, w), cfg.prior_observations)
+            for t, day in enumerate(days):
+                state = dask.delayed(_step_task, pure=True)(
+                    state, t, int(day), blocks["clear"][t, i, j], blocks["ndvi"][t, i, j],
+                    blocks["bsi"][t, i, j], blocks["red"][t, i, j], cfg,
+                )
+            out[(i, j)] = dask.delayed(change_layers, pure=True)(state)
+    return out
+
+
+def assemble_layers(
+    tiles: dict[tuple[int, int], np.ndarray], chunks: tuple[Sequence[int], Sequence[int]]
+) -> np.ndarray:
+    """Mosaic per-tile change layers into (layer, rows, cols)."""
+    y_off = np.concatenate([[0], np.cumsum(chunks[0])])
+    x_off = np.concatenate([[0], np.cumsum(chunks[1])])
+    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float64)
+    for (i, j), layers in tiles.items():
+        out[:, y_off[i]:y_off[i + 1], x_off[j]:x_off[j + 1]] = layers
+    return out

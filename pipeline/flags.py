@@ -1,0 +1,244 @@
+"""From per-pixel change layers to flags: components, dates, area, confidence, violation.
+
+Connected changed pixels (8-connectivity) form one flag; components smaller than the
+minimum mapping unit are dropped, except on closed illegal sites, which must stay
+closed and have their own, lower unit. A flag's dates come from its pixels: the
+first onset (``first_detected``), the first confirmation and the latest look that
+still showed bare ground. Its provisional id comes from its seed pixel (the pixel
+with the earliest onset) so the same disturbance gets the same id on every run;
+the ledger keeps ids of flags already issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from rasterio.features import rasterize, shapes
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+from skimage.measure import label
+
+from pipeline import schema
+from pipeline.config import DetectionConfig
+from pipeline.excavation import CHANGE_LAYERS
+from pipeline.sources.base import GridSpec
+
+log = logging.getLogger(__name__)
+_L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
+
+
+@dataclass
+class Flag:
+    """One suspected new excavation (geometry in the analysis grid's CRS)."""
+
+    flag_id: str
+    geometry: BaseGeometry
+    first_detected: date
+    confirmed: date | None
+    last_seen: date
+    area_m2: float
+    confidence: float
+    level: str
+    has_history: bool
+    prior_ndvi: float
+    violation: str = "unregistered"
+    site_id: str | None = None
+    permit_id: str | None = None
+    zone_ids: list[str] = field(default_factory=list)
+    county: str | None = None
+
+
+def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
+    """A provisional id from the first day and the seed pixel's centre."""
+    digest = hashlib.sha1(f"{epsg}:{x:.1f}:{y:.1f}".encode()).hexdigest()[:6]
+    return f"F{day:%Y%m%d}-{digest}"
+
+
+def _confidence(confirmed: bool, n_bare: float, persistence: float, history: bool) -> float:
+    """0..1: a single look 0.35; confirmation +0.25; more agreeing looks up to +0.25;
+    persistence above the minimum up to +0.15; capped at 0.5 without seasonal history."""
+    value = 0.35 + 0.25 * confirmed + 0.25 * min(1.0, max(0.0, (n_bare - 2) / 4))
+    value += 0.15 * min(1.0, max(0.0, (persistence - 0.7) / 0.3))
+    if not history:
+        value = min(value, 0.5)
+    return round(float(value), 3)
+
+
+def build_flags(
+    layers: np.ndarray,
+    grid: GridSpec,
+    dates: Sequence[date],
+    cfg: DetectionConfig,
+    *,
+    aoi_mask: np.ndarray | None = None,
+    closed_sites: Sequence[BaseGeometry] = (),
+) -> list[Flag]:
+    """Components of persistent change as flags (no violation yet)."""
+    onset = layers[_L["onset"]]
+    n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
+    changed = (onset >= 0) & (n_bare >= cfg.persistence_min * np.maximum(n_since, 1))
+    if aoi_mask is not None:
+        changed &= aoi_mask
+    labels = label(changed, connectivity=2)
+    if labels.max() == 0:
+        return []
+    pixel_area = grid.resolution**2
+    closed = np.zeros(grid.shape, bool)
+    if closed_sites:
+        closed = rasterize([(g, 1) for g in closed_sites], out_shape=grid.shape,
+                           transform=grid.transform, all_touched=True).astype(bool)
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(1, labels.max() + 2))
+    keep = np.zeros(labels.max() + 1, bool)
+    members: dict[int, np.ndarray] = {}
+    for lab in range(1, labels.max() + 1):
+        idx = order[bounds[lab - 1]:bounds[lab]]
+        area = idx.size * pixel_area
+        mmu = cfg.min_mapping_unit_ha * schema.M2_PER_HA
+        if closed.ravel()[idx].any():
+            mmu = cfg.closed_site_mmu_ha * schema.M2_PER_HA
+        if area >= mmu:
+            keep[lab] = True
+            members[lab] = idx
+    polygons: dict[int, list] = {lab: [] for lab in members}
+    kept_labels = np.where(keep[labels], labels, 0).astype(np.int32)
+    for geom, value in shapes(kept_labels, mask=kept_labels > 0, transform=grid.transform):
+        polygons[int(value)].append(shape(geom))
+    epsg = grid.crs.to_epsg()
+    flags = []
+    cols = grid.shape[1]
+    for lab, idx in members.items():
+        on = onset.ravel()[idx]
+        first = int(on.min())
+        seed = int(idx[on == first].min())
+        row, col = divmod(seed, cols)
+        x, y = grid.transform @ (col + 0.5, row + 0.5)
+        conf = layers[_L["confirm"]].ravel()[idx]
+        conf = conf[conf >= 0]
+        since = n_since.ravel()[idx]
+        bare = n_bare.ravel()[idx]
+        persistence = float(bare.sum() / max(since.sum(), 1))
+        history = bool(np.mean(layers[_L["has_history"]].ravel()[idx]) >= 0.5)
+        confirmed = dates[int(conf.min())] if conf.size else None
+        flags.append(Flag(
+            flag_id=flag_seed_id(dates[first], x, y, epsg),
+            geometry=unary_union(polygons[lab]),
+            first_detected=dates[first],
+            confirmed=confirmed,
+            last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
+            area_m2=float(idx.size * pixel_area),
+            confidence=_confidence(confirmed is not None, float(np.median(bare)), persistence,
+                                   history),
+            level="high" if confirmed is not None else "low",
+            has_history=history,
+            prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
+        ))
+    flags.sort(key=lambda f: (f.first_detected, f.flag_id))
+    return flags
+
+
+def _valid_on(row: pd.Series, day: date) -> bool:
+    start, end = row.get("valid_from"), row.get("valid_to")
+    return (start is None or pd.isna(start) or start <= day) and (
+        end is None or pd.isna(end) or day <= end)
+
+
+def attribute_violations(
+    flags: list[Flag],
+    sites: gpd.GeoDataFrame,
+    permits: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame,
+    cfg: DetectionConfig,
+    *,
+    counties: gpd.GeoDataFrame | None = None,
+) -> list[Flag]:
+    """Set violation, site, permit, zones and county on each flag (all frames in the grid CRS).
+
+    Applicable kinds: ``illegal_site`` (inside an illegal site), ``suspended_site``
+    (inside a suspended site), ``restored_land`` (inside a site whose restoration had
+    begun and whose ground was green before: prior NDVI >= ``prior_ndvi_min``),
+    ``within_permit`` (mostly inside a valid permit of a producing licensed site),
+    ``outside_permit`` (licensed site, or within ``outside_permit_buffer_m`` of one of
+    its permits, but mostly outside them), ``no_mining_zone`` (touches a zone);
+    ``unregistered`` when none applies. ``violation_precedence`` picks one.
+    """
+    rank = {v: i for i, v in enumerate(cfg.violation_precedence)}
+    for flag in flags:
+        geom = flag.geometry
+        applicable: set[str] = set()
+        hits = sites[sites.intersects(geom)]
+        site = None
+        if len(hits):
+            overlap = hits.geometry.intersection(geom).area
+            site = hits.loc[overlap.idxmax()]
+        zone_hits = zones[zones.intersects(geom)] if len(zones) else zones
+        flag.zone_ids = sorted(str(z) for z in zone_hits.get("zone_id", []))
+        if flag.zone_ids:
+            applicable.add("no_mining_zone")
+        licensed = site if site is not None and site["category"] == "licensed" else None
+        if site is not None:
+            if site["category"] == "illegal":
+                applicable.add("illegal_site")
+            if site["status"] == "suspended":
+                applicable.add("suspended_site")
+            start = site.get("restoration_start")
+            if (start is not None and not pd.isna(start) and start <= flag.first_detected
+                    and flag.prior_ndvi >= cfg.prior_ndvi_min):
+                applicable.add("restored_land")
+        if licensed is None and site is None:
+            licensed = _nearby_licensed(geom, sites, permits, cfg.outside_permit_buffer_m)
+        if licensed is not None:
+            own = permits[(permits["site_id"] == licensed["site_id"])] if len(permits) else permits
+            own = own[[_valid_on(r, flag.first_detected) for _, r in own.iterrows()]]
+            inside = 0.0
+            if len(own):
+                inside = geom.intersection(unary_union(list(own.geometry))).area / geom.area
+                flag.permit_id = str(own.loc[own.distance(geom).idxmin(), "permit_id"])
+            if inside >= 0.5 and licensed["status"] == "producing":
+                applicable.add("within_permit")
+            elif inside < 0.5:
+                applicable.add("outside_permit")
+            if site is None:
+                site = licensed
+        flag.site_id = str(site["site_id"]) if site is not None else None
+        flag.violation = min(applicable, key=rank.__getitem__) if applicable else "unregistered"
+        flag.county = _county(flag, site, sites, counties)
+    return flags
+
+
+def _nearby_licensed(geom: BaseGeometry, sites: gpd.GeoDataFrame, permits: gpd.GeoDataFrame,
+                     buffer_m: float) -> pd.Series | None:
+    """The licensed site whose boundary or permit lies within ``buffer_m`` of a dig, if any."""
+    licensed = sites[sites["category"] == "licensed"]
+    if not len(licensed):
+        return None
+    distance = licensed.distance(geom)
+    if len(permits):
+        by_permit = permits.set_index("site_id").distance(geom).groupby(level=0).min()
+        distance = np.minimum(distance, licensed["site_id"].map(by_permit).fillna(np.inf))
+    if distance.min() > buffer_m:
+        return None
+    return licensed.loc[distance.idxmin()]
+
+
+def _county(flag: Flag, site: pd.Series | None, sites: gpd.GeoDataFrame,
+            counties: gpd.GeoDataFrame | None) -> str | None:
+    if site is not None:
+        return str(site["county"])
+    point = flag.geometry.representative_point()
+    if counties is not None and len(counties) and "county" in counties:
+        hit = counties[counties.contains(point)]
+        if len(hit):
+            return str(hit.iloc[0]["county"])
+    if len(sites):
+        return str(sites.loc[sites.distance(point).idxmin(), "county"])
+    return None

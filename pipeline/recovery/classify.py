@@ -1,0 +1,375 @@
+"""Rule-based recovery classes from the site features, and the ``site_status`` table.
+
+The rules, in order (the first that holds decides):
+
+1. ``disturbed``: at least ``cfg.disturbed_fraction_min`` of the site was newly dug
+   (from the excavation flags). New digging is a finding in itself and is never
+   hidden behind an older green signal, so it comes first, even for a site without
+   clear looks.
+2. ``unrestored`` with probability 0 (rule ``no_clear_data``): no clear look in the
+   latest window; the site's present state is unknown and nothing is claimed.
+3. ``restored``: the latest window meets the target *and* the previous window met
+   it too, or came within a small slack of it (``STABILITY_SLACK_NDVI``,
+   ``STABILITY_SLACK_FRACTION``). domain.md: restored means the surface behaves like
+   its target "stably, over at least one full growing season".
+4. ``regressed``: not meeting the target now, an earlier season's peak had reached
+   the target (within ``STABILITY_SLACK_NDVI``) or had greened by
+   ``cfg.greening_gain_min`` over the first season, and the latest peak is at least
+   ``cfg.regression_drop_min`` below that best earlier peak. This is the report's
+   "planted, greened up, then died back" on thin topsoil. For ``landscape`` a drop
+   in NDVI while the water fraction meets its target is the pit lake filling, not
+   die-back, and does not count.
+5. ``revegetating``: not meeting a stable target but moving towards it: the latest
+   window meets the target for the first time (stability not proven yet), or the
+   latest peak is at least ``cfg.greening_gain_min`` above the first season's *and*
+   the latest season swings by at least as much (netting does not swing), or the
+   vegetated fraction rose by ``FRACTION_RISE_MIN`` since the previous window (for
+   ``landscape`` also the water fraction).
+6. ``unrestored``: everything else.
+
+Meeting the target (``meets_target``), latest window, thresholds from
+``cfg.targets[target]``:
+
+* forest / farmland / grassland (and any target other than ``landscape``):
+  peak NDVI >= ``season_peak_ndvi_min``, vegetated fraction >=
+  ``vegetated_fraction_min``, water fraction >= ``water_fraction_min``, and a seasonal
+  amplitude >= ``SEASONAL_AMPLITUDE_MIN``. The amplitude test keeps green
+  dust-control netting (constant NDVI 0.25-0.35, bare-like SWIR) from ever reading
+  as restored, even under permissive thresholds. Caveat: a dense evergreen stand in
+  a snow-free winter can swing by less and is then not counted as restored; the
+  trained model (with field labels) is the place to correct that, not a looser rule.
+* landscape: either the general test (peak, vegetated and water fractions, no
+  amplitude test because water does not swing), or a pit lake: water fraction >=
+  ``LANDSCAPE_LAKE_WATER_MIN`` with a vegetated margin >=
+  ``LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN``. A mostly-water site's median NDVI is
+  below zero whatever its banks look like, so the peak NDVI test is skipped there.
+
+``probability`` is a heuristic confidence in the class, not a calibrated
+probability (the trained model will supply ``predict_proba``)::
+
+    probability = margin_confidence * data_confidence
+    margin_confidence = 0.5 + 0.5 * min(1, |margin|)
+    data_confidence = min(1, n_season_latest / FULL_CONFIDENCE_SEASON_LOOKS)
+
+``margin`` is the deciding feature's distance from its threshold, in units of
+``NDVI_MARGIN_SCALE`` (NDVI) or ``FRACTION_MARGIN_SCALE`` (fractions); where a class
+rests on several tests, the weakest one counts. On the threshold the confidence is
+0.5 (a coin toss); a full scale beyond it, 1. With few clear growing-season looks it
+shrinks in proportion, and without any it is 0. ``disturbed`` rests on the
+excavation flags, not on the season's looks: its margin is the dug fraction above
+``cfg.disturbed_fraction_min`` in units of that threshold, and its data confidence 1.
+
+``restored_area_m2`` is the whole site area for a site classed ``restored`` and 0
+otherwise, so that "sites finished" and "area restored" in the city report always
+agree and a site is not half-counted while still unstable. ``restored_area_mu`` is
+that area in mu, rounded to 2 decimals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RecoveryConfig, TargetThresholds
+from pipeline.errors import InputError
+from pipeline.recovery.features import LAST_CLEAR_DATE, site_features, site_table
+from pipeline.schema import M2_PER_MU, SITE_STATUS_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+# Candidate config key ``recovery.seasonal_amplitude_min``: NDVI swing between winter
+# and the season's peak that living vegetation shows. Deciduous and crop canopies
+# swing 0.3-0.6; green netting and sprayed dust binders swing < 0.05.
+SEASONAL_AMPLITUDE_MIN = 0.15
+
+# Candidate config keys ``recovery.stability_slack_ndvi`` / ``_fraction``: how close to
+# the target the previous window must have come for the latest one to count as
+# stably restored (one hazy season should not undo a finished site).
+STABILITY_SLACK_NDVI = 0.05
+STABILITY_SLACK_FRACTION = 0.1
+
+# Candidate config key ``recovery.fraction_rise_min``: rise in the vegetated (or, for
+# landscape, water) fraction since the previous window that counts as progress:
+# a tenth of the site.
+FRACTION_RISE_MIN = 0.1
+
+# Candidate config keys ``recovery.landscape_lake_water_min`` / ``_margin_vegetated_min``:
+# a pit lake (围湖造景) is mostly water with a planted bank.
+LANDSCAPE_LAKE_WATER_MIN = 0.5
+LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN = 0.05
+
+# Targets judged as open water plus banks rather than as a canopy.
+WATER_TARGETS = frozenset({"landscape"})
+
+# Confidence: clear growing-season looks in the latest window for full confidence
+# (about one every three weeks from April to October), and the distances that count
+# as "clearly" past a threshold.
+FULL_CONFIDENCE_SEASON_LOOKS = 10
+NDVI_MARGIN_SCALE = 0.1
+FRACTION_MARGIN_SCALE = 0.1
+
+CLASSIFIED_COLUMNS = (
+    "recovery_class",
+    "probability",
+    "meets_target",
+    "vegetated_fraction",
+    "bare_fraction",
+    "water_fraction",
+    "disturbed_fraction",
+    "rule",
+    "assessed_until",
+)
+
+
+def classify_sites(
+    features: pd.DataFrame,
+    sites: pd.DataFrame,
+    disturbed: Mapping[str, float],
+    *,
+    cfg: RecoveryConfig,
+) -> pd.DataFrame:
+    """Give every site of ``features`` a recovery class by the rules in the module docstring.
+
+    ``features`` comes from ``site_features``; ``sites`` supplies each site's
+    ``target``; ``disturbed`` maps site_id to the share of the site newly dug (absent
+    means 0). Returns a frame indexed by ``site_id`` with ``CLASSIFIED_COLUMNS``:
+    the class, its confidence, whether the latest window meets the target, the
+    latest fractions, the dug fraction, the ``rule`` that decided, and
+    ``assessed_until`` (the last clear look used, ``YYYY-MM-DD``, or None).
+    """
+    targets = site_table(sites).set_index("site_id")["target"]
+    rows = []
+    for site_id, feat in features.iterrows():
+        if site_id not in targets.index:
+            raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
+        target = str(targets[site_id])
+        if target not in cfg.targets:
+            raise InputError(
+                f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
+            )
+        dug = float(disturbed.get(site_id, 0.0) or 0.0)
+        row = _classify_one(feat, target, cfg.targets[target], dug, cfg)
+        logger.debug(
+            "site %s: %s by %s (probability %.2f)",
+            site_id,
+            row["recovery_class"],
+            row["rule"],
+            row["probability"],
+        )
+        rows.append(row)
+    out = pd.DataFrame(rows, index=features.index, columns=list(CLASSIFIED_COLUMNS))
+    out["meets_target"] = out["meets_target"].astype(bool)
+    out["probability"] = out["probability"].astype("float64")
+    return out
+
+
+def site_status_table(classified: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
+    """The ``site_status.csv`` table: ``SITE_STATUS_COLUMNS``, one row per site, by site_id.
+
+    ``sites`` supplies ``category``, ``county``, ``target`` and ``area_m2``;
+    ``restored_area_m2`` is ``area_m2`` for a ``restored`` site and 0 otherwise.
+    """
+    frame = site_table(sites)
+    if "area_m2" not in frame.columns:
+        raise InputError("sites have no area_m2 (the orchestrator must add it)", field="area_m2")
+    missing = frame.loc[~frame["site_id"].isin(classified.index), "site_id"]
+    if not missing.empty:
+        raise InputError("site was not classified", record=str(missing.iloc[0]), field="site_id")
+    table = frame[["site_id", "category", "county", "target", "area_m2"]].join(
+        classified, on="site_id"
+    )
+    restored = table["recovery_class"] == "restored"
+    table["restored_area_m2"] = np.where(restored, table["area_m2"].astype(float), 0.0).round(1)
+    table["restored_area_mu"] = (table["restored_area_m2"] / M2_PER_MU).round(2)
+    table = table.sort_values("site_id", kind="stable").reset_index(drop=True)
+    return table.loc[:, list(SITE_STATUS_COLUMNS)]
+
+
+def assess_sites(
+    timeseries: pd.DataFrame,
+    sites: pd.DataFrame,
+    disturbed: Mapping[str, float],
+    *,
+    assessed_until: date,
+    cfg: RecoveryConfig,
+) -> pd.DataFrame:
+    """Features, then classes, then the ``site_status`` table, in one call."""
+    features = site_features(timeseries, sites, assessed_until=assessed_until, cfg=cfg)
+    classified = classify_sites(features, sites, disturbed, cfg=cfg)
+    return site_status_table(classified, sites)
+
+
+def target_margin(
+    feat: pd.Series,
+    target: str,
+    thresholds: TargetThresholds,
+    *,
+    window: str = "latest",
+    slack_ndvi: float = 0.0,
+    slack_fraction: float = 0.0,
+) -> float:
+    """Signed distance of a window from meeting its target (>= 0 means met; NaN unknown).
+
+    In margin units: the weakest of the tests counts (every test must pass). For
+    ``landscape`` the better of the general test and the pit-lake test counts.
+    """
+    if window == "latest":
+        peak, veg, water = (
+            feat["latest_peak_ndvi"],
+            feat["vegetated_fraction"],
+            feat["water_fraction"],
+        )
+        amplitude = feat["seasonal_amplitude"]
+    else:
+        peak, veg, water = (
+            feat["previous_peak_ndvi"],
+            feat["previous_vegetated_fraction"],
+            feat["previous_water_fraction"],
+        )
+        amplitude = feat["previous_seasonal_amplitude"]
+
+    def ndvi_test(value: float, minimum: float) -> float:
+        return (value - (minimum - slack_ndvi)) / NDVI_MARGIN_SCALE
+
+    def fraction_test(value: float, minimum: float) -> float:
+        return (value - (minimum - slack_fraction)) / FRACTION_MARGIN_SCALE
+
+    tests = [
+        ndvi_test(peak, thresholds.season_peak_ndvi_min),
+        fraction_test(veg, thresholds.vegetated_fraction_min),
+    ]
+    if thresholds.water_fraction_min > 0:
+        tests.append(fraction_test(water, thresholds.water_fraction_min))
+    if target not in WATER_TARGETS:
+        tests.append(ndvi_test(amplitude, SEASONAL_AMPLITUDE_MIN))
+    general = _all_of(tests)
+    if target not in WATER_TARGETS:
+        return general
+    lake = _all_of(
+        [
+            fraction_test(water, LANDSCAPE_LAKE_WATER_MIN),
+            fraction_test(veg, LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN),
+        ]
+    )
+    return _any_of([general, lake])
+
+
+def _classify_one(
+    feat: pd.Series,
+    target: str,
+    thresholds: TargetThresholds,
+    dug: float,
+    cfg: RecoveryConfig,
+) -> dict[str, object]:
+    last = feat[LAST_CLEAR_DATE]
+    base: dict[str, object] = {
+        "vegetated_fraction": feat["vegetated_fraction"],
+        "bare_fraction": feat["bare_fraction"],
+        "water_fraction": feat["water_fraction"],
+        "disturbed_fraction": dug,
+        "assessed_until": None if pd.isna(last) else pd.Timestamp(last).strftime("%Y-%m-%d"),
+    }
+    latest = target_margin(feat, target, thresholds)
+    meets = bool(latest >= 0)
+    data = min(1.0, float(np.nan_to_num(feat["n_season_latest"])) / FULL_CONFIDENCE_SEASON_LOOKS)
+
+    def decide(recovery_class: str, rule: str, margin: float, data_conf: float = data) -> dict:
+        probability = round(_margin_confidence(margin) * data_conf, 3)
+        return {
+            **base,
+            "recovery_class": recovery_class,
+            "probability": probability,
+            "meets_target": meets,
+            "rule": rule,
+        }
+
+    # 1. New digging.
+    if dug >= cfg.disturbed_fraction_min:
+        scale = cfg.disturbed_fraction_min or 0.05
+        margin = (dug - cfg.disturbed_fraction_min) / scale
+        return decide("disturbed", "new_excavation", margin, 1.0)
+
+    # 2. Nothing seen in the latest window.
+    if not feat["n_clear_latest"] > 0:
+        return decide("unrestored", "no_clear_data", np.nan, 0.0)
+
+    # 3. Meets the target now and (nearly) did over the previous season.
+    previous = target_margin(
+        feat,
+        target,
+        thresholds,
+        window="previous",
+        slack_ndvi=STABILITY_SLACK_NDVI,
+        slack_fraction=STABILITY_SLACK_FRACTION,
+    )
+    if meets and previous >= 0:
+        return decide("restored", "target_met_two_seasons", min(latest, previous))
+
+    # 4. Greened (or reached the target) before, died back since.
+    best, first, now = (
+        feat["best_earlier_peak_ndvi"],
+        feat["first_season_peak_ndvi"],
+        feat["latest_peak_ndvi"],
+    )
+    reached = _any_of(
+        [
+            (best - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE,
+            (best - (first + cfg.greening_gain_min)) / NDVI_MARGIN_SCALE,
+        ]
+    )
+    drop = (best - now - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
+    # A landscape site whose NDVI fell because its pit lake filled has not died back
+    # (at least a tenth of the site must be water when the target sets no minimum).
+    lake_filled = target in WATER_TARGETS and (
+        feat["water_fraction"] >= max(thresholds.water_fraction_min, FRACTION_RISE_MIN)
+    )
+    if not meets and reached >= 0 and drop >= 0 and not lake_filled:
+        return decide("regressed", "peak_drop", _all_of([reached, drop, -latest]))
+
+    # 5. Moving towards the target.
+    if meets:
+        return decide("revegetating", "target_met_once", _all_of([latest, -previous]))
+    progress = {
+        "greening": _all_of(
+            [
+                (now - first - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
+                (feat["seasonal_amplitude"] - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
+            ]
+        ),
+        "vegetated_fraction_rising": (feat["vegetated_fraction_change"] - FRACTION_RISE_MIN)
+        / FRACTION_MARGIN_SCALE,
+    }
+    if target in WATER_TARGETS:
+        progress["water_fraction_rising"] = (
+            feat["water_fraction_change"] - FRACTION_RISE_MIN
+        ) / FRACTION_MARGIN_SCALE
+    rule, best_progress = max(
+        progress.items(), key=lambda item: -np.inf if np.isnan(item[1]) else item[1]
+    )
+    if best_progress >= 0:
+        return decide("revegetating", rule, _all_of([best_progress, -latest]))
+
+    # 6. Neither there nor on the way.
+    return decide("unrestored", "no_progress", _all_of([-latest, -best_progress]))
+
+
+def _all_of(margins: list[float]) -> float:
+    """Margin of "every test passes": the weakest test; NaN if any test is unknown."""
+    values = np.asarray(margins, dtype=float)
+    return float("nan") if np.isnan(values).any() else float(values.min())
+
+
+def _any_of(margins: list[float]) -> float:
+    """Margin of "some test passes": the strongest known test; NaN if none is known."""
+    values = np.asarray(margins, dtype=float)
+    return float("nan") if np.isnan(values).all() else float(np.nanmax(values))
+
+
+def _margin_confidence(margin: float) -> float:
+    if np.isnan(margin):
+        return 0.5
+    return 0.5 + 0.5 * min(1.0, abs(margin))

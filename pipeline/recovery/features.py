@@ -1,0 +1,281 @@
+"""Per-site recovery features from the site time series.
+
+This module only *describes* each site; it decides nothing. The decision lives in
+``classify.py`` (rules today, a trained scikit-learn model later), and both read the
+same ``FEATURE_COLUMNS``.
+
+Which observations are used
+    A row of ``timeseries`` is a *clear look* when at least
+    ``cfg.min_clear_fraction`` of the site was clear that day and its median NDVI is
+    known. Looks after ``assessed_until`` are ignored, so a rerun for an earlier date
+    sees exactly what was known then.
+
+Windows
+    The *latest window* is the ``cfg.assessment_days`` days ending on
+    ``assessed_until`` (365 by default: one full growing season, whatever the month
+    the run happens in). The *previous window* is the same length just before it.
+    Restoration must be stable over a season (domain.md), so the classifier compares
+    the two.
+
+Growing season
+    April to October (northern hemisphere). A peak is the 90th percentile of
+    ``ndvi_median`` over the growing-season looks, not the maximum: one hazy or
+    mis-masked look cannot make a site green, yet the peak still tracks the top of
+    the season. A peak needs at least ``MIN_SEASON_DATES`` looks ("confirmed by more
+    than one clear look"); with fewer it is NaN.
+
+Fractions
+    ``vegetated_fraction``, ``bare_fraction`` and ``water_fraction`` of a window are the
+    median over the looks in the core of the season (June to September), when a
+    restored canopy is full and a bare pit is still bare; a deciduous forest is
+    honestly bare-looking in March, and a whole-year mean would call it half
+    restored. When a window has no core-season look they fall back to the median of
+    all its clear looks.
+
+Seasonal amplitude
+    Peak NDVI minus the window's winter level (median NDVI of its November-March
+    looks; the 10th percentile of all its looks when winter is hidden by snow or
+    cloud). Living vegetation swings with the seasons; green dust-control netting
+    and painted or sprayed surfaces hold a constant NDVI of 0.25-0.35 all year and
+    have an amplitude near zero. The classifier uses this to keep netting from ever
+    reading as restored.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RecoveryConfig
+from pipeline.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+GROWING_SEASON_MONTHS = frozenset(range(4, 11))  # April-October, northern hemisphere
+CORE_SEASON_MONTHS = frozenset(range(6, 10))  # June-September: full canopy
+WINTER_MONTHS = frozenset({11, 12, 1, 2, 3})  # dormant season
+SEASON_END = (10, 31)  # (month, day) a calendar year's growing season is over
+
+# Candidate config key ``recovery.peak_quantile``: the quantile of growing-season
+# NDVI taken as the season's peak. 0.9 ignores the top tenth of looks (haze, a
+# mis-masked cloud edge) while still tracking the season's top.
+PEAK_QUANTILE = 0.9
+
+# Candidate config key ``recovery.min_season_looks``: clear growing-season looks a
+# peak needs. Three: a peak is "confirmed by more than one clear look", and a
+# single-look peak would let one bad scene decide a site.
+MIN_SEASON_DATES = 3
+
+# Fallback winter level when a window has no winter look (snow or cloud): this low
+# quantile of all its looks.
+WINTER_FALLBACK_QUANTILE = 0.1
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "n_clear_dates",  # clear looks used, whole history up to assessed_until
+    "n_clear_latest",  # clear looks in the latest window
+    "n_season_latest",  # clear growing-season looks in the latest window
+    "latest_peak_ndvi",  # season peak NDVI of the latest window
+    "previous_peak_ndvi",  # season peak NDVI of the previous window
+    "first_season_peak_ndvi",  # peak of the first complete calendar-year season
+    "best_earlier_peak_ndvi",  # best peak of seasons over before the latest window
+    "n_seasons",  # calendar-year seasons with a peak
+    "winter_ndvi",  # winter NDVI level of the latest window
+    "seasonal_amplitude",  # latest_peak_ndvi - winter_ndvi
+    "previous_seasonal_amplitude",  # the same for the previous window
+    "peak_trend_per_year",  # slope of the calendar-year peaks, NDVI per year
+    "peak_change",  # latest_peak_ndvi - previous_peak_ndvi
+    "vegetated_fraction",  # latest window, core season median
+    "bare_fraction",
+    "water_fraction",
+    "previous_vegetated_fraction",  # previous window, core season median
+    "previous_water_fraction",
+    "vegetated_fraction_change",  # latest - previous
+    "water_fraction_change",
+    "bsi_mean",  # mean BSI over the latest window's clear looks
+    "days_since_restoration_start",  # NaN when restoration has not started
+)
+
+# Bookkeeping columns returned beside the features (not model inputs).
+LAST_CLEAR_DATE = "last_clear_date"
+
+
+def site_features(
+    timeseries: pd.DataFrame,
+    sites: pd.DataFrame,
+    *,
+    assessed_until: date,
+    cfg: RecoveryConfig,
+) -> pd.DataFrame:
+    """Describe every site's recovery as of ``assessed_until``.
+
+    Returns a frame indexed by ``site_id`` with one row per site of ``sites`` (in
+    their order), the ``FEATURE_COLUMNS`` and ``last_clear_date`` (the latest clear
+    look used, ``NaT`` when none). A site without any clear look gets NaN features
+    and a logged warning; time-series rows of unknown sites are ignored.
+    """
+    site_frame = site_table(sites)
+    end = pd.Timestamp(assessed_until).normalize()
+    clear = _clear_looks(timeseries, end=end, min_clear_fraction=cfg.min_clear_fraction)
+    by_site = dict(iter(clear.groupby("site_id", sort=False)))
+
+    rows = []
+    for site_id, start in zip(
+        site_frame["site_id"], site_frame["restoration_start"], strict=True
+    ):
+        looks = by_site.get(site_id, clear.iloc[0:0])
+        row = _describe_site(looks, end=end, days=cfg.assessment_days)
+        row["days_since_restoration_start"] = _days_since(start, end)
+        if row["n_clear_dates"] == 0:
+            logger.warning(
+                "site %s: no clear look (clear share >= %.2f) up to %s; recovery not judged",
+                site_id,
+                cfg.min_clear_fraction,
+                end.date(),
+            )
+        elif row["n_clear_latest"] == 0:
+            logger.warning(
+                "site %s: no clear look in the %d days up to %s",
+                site_id,
+                cfg.assessment_days,
+                end.date(),
+            )
+        rows.append(row)
+
+    out = pd.DataFrame(rows, index=pd.Index(site_frame["site_id"], name="site_id"))
+    out = out.reindex(columns=[*FEATURE_COLUMNS, LAST_CLEAR_DATE])
+    for column in FEATURE_COLUMNS:
+        out[column] = out[column].astype("float64")
+    out[LAST_CLEAR_DATE] = pd.to_datetime(out[LAST_CLEAR_DATE])
+    return out
+
+
+def site_table(sites: pd.DataFrame) -> pd.DataFrame:
+    """The sites as a plain frame with a unique ``site_id`` column (geometry dropped)."""
+    frame = pd.DataFrame(sites).copy()
+    if "site_id" not in frame.columns and frame.index.name == "site_id":
+        frame = frame.reset_index()
+    if "site_id" not in frame.columns:
+        raise InputError("sites have no site_id", field="site_id")
+    duplicated = frame["site_id"][frame["site_id"].duplicated()]
+    if not duplicated.empty:
+        raise InputError("site_id is not unique", record=str(duplicated.iloc[0]), field="site_id")
+    if "restoration_start" not in frame.columns:
+        frame["restoration_start"] = None
+    return frame.drop(columns=["geometry"], errors="ignore").reset_index(drop=True)
+
+
+def _clear_looks(
+    timeseries: pd.DataFrame, *, end: pd.Timestamp, min_clear_fraction: float
+) -> pd.DataFrame:
+    """Rows clear enough to use, up to and including the day ``end``, with a ``day`` column."""
+    ts = timeseries.copy()
+    dates = pd.to_datetime(ts["date"])
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    ts["day"] = dates.dt.normalize()
+    keep = (
+        (ts["valid_fraction"] >= min_clear_fraction)
+        & (ts["valid_fraction"] > 0)
+        & ts["ndvi_median"].notna()
+        & (ts["day"] <= end)
+    )
+    return ts.loc[keep].sort_values(["site_id", "day"], kind="stable")
+
+
+def _describe_site(looks: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict[str, Any]:
+    latest_start = end - pd.Timedelta(days=days)  # exclusive
+    previous_start = latest_start - pd.Timedelta(days=days)
+    latest = _summarise_window(looks[looks["day"] > latest_start])
+    previous = _summarise_window(
+        looks[(looks["day"] > previous_start) & (looks["day"] <= latest_start)]
+    )
+    peaks = _yearly_peaks(looks, end=end)
+    earlier = peaks[[_season_end(year) <= latest_start for year in peaks.index]]
+
+    if len(peaks) >= 2:
+        trend = float(np.polyfit(peaks.index.to_numpy(float), peaks.to_numpy(float), 1)[0])
+    else:
+        trend = np.nan
+    return {
+        "n_clear_dates": len(looks),
+        "n_clear_latest": latest["n_clear"],
+        "n_season_latest": latest["n_season"],
+        "latest_peak_ndvi": latest["peak"],
+        "previous_peak_ndvi": previous["peak"],
+        "first_season_peak_ndvi": float(peaks.iloc[0]) if len(peaks) else np.nan,
+        "best_earlier_peak_ndvi": float(earlier.max()) if len(earlier) else np.nan,
+        "n_seasons": len(peaks),
+        "winter_ndvi": latest["winter"],
+        "seasonal_amplitude": latest["peak"] - latest["winter"],
+        "previous_seasonal_amplitude": previous["peak"] - previous["winter"],
+        "peak_trend_per_year": trend,
+        "peak_change": latest["peak"] - previous["peak"],
+        "vegetated_fraction": latest["vegetated"],
+        "bare_fraction": latest["bare"],
+        "water_fraction": latest["water"],
+        "previous_vegetated_fraction": previous["vegetated"],
+        "previous_water_fraction": previous["water"],
+        "vegetated_fraction_change": latest["vegetated"] - previous["vegetated"],
+        "water_fraction_change": latest["water"] - previous["water"],
+        "bsi_mean": float(latest["bsi"]),
+        LAST_CLEAR_DATE: looks["day"].max() if len(looks) else pd.NaT,
+    }
+
+
+def _summarise_window(looks: pd.DataFrame) -> dict[str, Any]:
+    """Peak, winter level, core-season fractions and mean BSI of one window's looks."""
+    months = looks["day"].dt.month
+    ndvi = looks["ndvi_median"]
+    season = ndvi[months.isin(GROWING_SEASON_MONTHS)]
+    winter = ndvi[months.isin(WINTER_MONTHS)]
+    core = looks[months.isin(CORE_SEASON_MONTHS)]
+    fraction_source = core if len(core) else looks
+
+    peak = float(season.quantile(PEAK_QUANTILE)) if len(season) >= MIN_SEASON_DATES else np.nan
+    if len(winter):
+        winter_level = float(winter.median())
+    elif len(ndvi):
+        winter_level = float(ndvi.quantile(WINTER_FALLBACK_QUANTILE))
+    else:
+        winter_level = np.nan
+    return {
+        "n_clear": len(looks),
+        "n_season": len(season),
+        "peak": peak,
+        "winter": winter_level,
+        "vegetated": _median(fraction_source["vegetated_fraction"]),
+        "bare": _median(fraction_source["bare_fraction"]),
+        "water": _median(fraction_source["water_fraction"]),
+        "bsi": float(looks["bsi_mean"].mean()) if looks["bsi_mean"].notna().any() else np.nan,
+    }
+
+
+def _yearly_peaks(looks: pd.DataFrame, *, end: pd.Timestamp) -> pd.Series:
+    """Season peak per calendar year, for seasons over by ``end`` with enough looks."""
+    in_season = looks[looks["day"].dt.month.isin(GROWING_SEASON_MONTHS)]
+    years = in_season["day"].dt.year
+    counts = in_season.groupby(years)["ndvi_median"].count()
+    peaks = in_season.groupby(years)["ndvi_median"].quantile(PEAK_QUANTILE)
+    complete = [year for year in peaks.index if _season_end(year) <= end]
+    return peaks[(counts >= MIN_SEASON_DATES) & peaks.index.isin(complete)].sort_index()
+
+
+def _season_end(year: int) -> pd.Timestamp:
+    return pd.Timestamp(year=int(year), month=SEASON_END[0], day=SEASON_END[1])
+
+
+def _median(values: pd.Series) -> float:
+    return float(values.median()) if values.notna().any() else np.nan
+
+
+def _days_since(start: object, end: pd.Timestamp) -> float:
+    if start is None:
+        return np.nan
+    stamp = pd.to_datetime(start, errors="coerce")
+    if pd.isna(stamp):
+        return np.nan
+    return float((end - pd.Timestamp(stamp).normalize()).days)

@@ -1,0 +1,294 @@
+"""The orchestrator: the only place that computes, writes outputs and talks to the ledger.
+
+``run_pipeline`` reads and checks every input before touching the workspace, builds
+the lazy cube and both consumers of it (per-site statistics and the per-pixel
+excavation fold), computes them in one ``dask.compute`` so every pixel is read once,
+then turns the results into flags, site classes, progress figures and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from rasterio.features import geometry_mask
+from shapely.geometry import mapping
+from shapely.geometry.polygon import orient
+from shapely.ops import transform as shapely_transform
+from shapely.ops import unary_union
+
+from pipeline import __version__, schema
+from pipeline.config import RunConfig
+from pipeline.errors import InputError
+from pipeline.excavation import assemble_layers, detect_excavation_tasks
+from pipeline.flags import Flag, attribute_violations, build_flags
+from pipeline.indices import add_indices
+from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
+from pipeline.ledger import open_ledger, reconcile
+from pipeline.masking import mask_clouds
+from pipeline.outputs import write_csv, write_json, write_parquet, write_text
+from pipeline.progress import progress_table
+from pipeline.recovery.classify import classify_sites, site_status_table
+from pipeline.recovery.features import site_features
+from pipeline.report.html import render_report
+from pipeline.sources.base import GridSpec
+from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.zonal import PIXEL_RULE, assemble_timeseries, site_pixel_index, site_timeseries_tasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    out: Path
+    outputs: dict[str, Path]
+    timings: dict[str, float] = field(default_factory=dict)
+    n_flags: int = 0
+
+
+@dataclass
+class _Inputs:
+    sites: gpd.GeoDataFrame
+    permits: gpd.GeoDataFrame
+    zones: gpd.GeoDataFrame
+    aoi: Any
+    warnings: list[dict]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        log.info("stage %s: start", name)
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        log.info("stage %s: done in %.2f s", name, self.timings[name])
+
+
+def _require(value: str | None, what: str, flag: str) -> str:
+    if not value:
+        raise InputError(f"no {what} given: pass {flag} or set it in the config", field=flag)
+    return value
+
+
+def _read_inputs(cfg: RunConfig) -> _Inputs:
+    sites = read_sites(_require(cfg.inputs.sites, "sites file", "--sites"))
+    permits = read_permits(cfg.inputs.permits, sites)
+    zones = read_zones(cfg.inputs.zones)
+    aoi = read_aoi(cfg.aoi) if cfg.aoi else None
+    warnings = []
+    for frame in (sites, permits, zones):
+        for w in frame.attrs.get("warnings", []):
+            warnings.append({"file": w.file, "record": w.record, "field": w.field,
+                             "message": w.message})
+    return _Inputs(sites, permits, zones, aoi, warnings)
+
+
+def _to_grid(frame: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
+    return frame.to_crs(grid.crs) if len(frame) else frame.set_crs(grid.crs, allow_override=True)
+
+
+def _scheduler_kwargs(cfg: RunConfig) -> tuple[dict[str, Any], Any]:
+    if cfg.compute.scheduler:
+        from distributed import Client
+
+        client = Client(cfg.compute.scheduler)
+        return {}, client
+    kwargs: dict[str, Any] = {"scheduler": "threads"}
+    if cfg.compute.workers:
+        kwargs["num_workers"] = cfg.compute.workers
+    return kwargs, None
+
+
+def _flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
+    point = geom_wgs84.representative_point()
+    geom = geom_wgs84
+    if geom.geom_type == "Polygon":
+        geom = orient(geom, sign=1.0)
+    elif geom.geom_type == "MultiPolygon":
+        geom = type(geom)([orient(p, sign=1.0) for p in geom.geoms])
+    props = {
+        "flag_id": flag.flag_id,
+        "first_detected": flag.first_detected.isoformat(),
+        "confirmed": flag.confirmed.isoformat() if flag.confirmed else None,
+        "last_seen": flag.last_seen.isoformat(),
+        "area_m2": round(flag.area_m2, 1),
+        "area_mu": round(flag.area_m2 / schema.M2_PER_MU, 2),
+        "confidence": flag.confidence,
+        "level": flag.level,
+        "violation": flag.violation,
+        "site_id": flag.site_id,
+        "permit_id": flag.permit_id,
+        "zone_ids": flag.zone_ids,
+        "county": flag.county,
+        "lon": round(point.x, 6),
+        "lat": round(point.y, 6),
+        "status": status,
+        "enforcement": flag.violation != "within_permit",
+        "seasonal_history": flag.has_history,
+    }
+    return {"type": "Feature", "id": flag.flag_id, "geometry": mapping(geom), "properties": props}
+
+
+def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if not flags:
+        return out
+    dug = unary_union([f.geometry for f in flags])
+    for _, site in sites_grid.iterrows():
+        area = site.geometry.area
+        out[str(site["site_id"])] = float(site.geometry.intersection(dug).area / area) if area else 0.0
+    return out
+
+
+def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
+    """Run every stage for ``cfg`` and write the six outputs into ``out``."""
+    timer = _Timer()
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    with timer.stage("inputs"):
+        inputs = _read_inputs(cfg)
+        catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
+        start = np.datetime64(cfg.period.start) if cfg.period.start else None
+        end = np.datetime64(cfg.period.end) if cfg.period.end else None
+        scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
+        if not scenes:
+            raise InputError("no acquisition in the selected period", file=catalog, field="period")
+        crs = None
+        bounds = None
+        grid0 = analysis_grid(scenes, resolution=cfg.grid.resolution)
+        aoi_grid = None
+        if inputs.aoi is not None:
+            aoi_grid = gpd.GeoSeries([inputs.aoi], crs="EPSG:4326").to_crs(grid0.crs).iloc[0]
+            ab, gb = aoi_grid.bounds, grid0.bounds
+            bounds = (max(ab[0], gb[0]), max(ab[1], gb[1]), min(ab[2], gb[2]), min(ab[3], gb[3]))
+            if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
+                raise InputError("the area of interest does not overlap the imagery",
+                                 file=cfg.aoi, field="geometry")
+            crs = grid0.crs
+        grid = analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=crs) \
+            if bounds else grid0
+        sites_grid = _to_grid(inputs.sites, grid)
+        gl, gb_, gr, gt = grid.bounds
+        from shapely.geometry import box
+
+        extent = box(gl, gb_, gr, gt)
+        if not sites_grid.intersects(extent).any():
+            raise InputError("no site overlaps the imagery", file=cfg.inputs.sites,
+                             field="geometry")
+        permits_grid = _to_grid(inputs.permits, grid)
+        zones_grid = _to_grid(inputs.zones, grid)
+        dates = [np.datetime64(s.date, "D").item() for s in scenes]
+
+    with timer.stage("graph"):
+        cube = load_cube(scenes, grid, chunk_size=cfg.grid.chunk_size)
+        ds = add_indices(mask_clouds(cube, cfg.masking))
+        pixels = site_pixel_index(list(sites_grid["site_id"]), list(sites_grid.geometry), grid,
+                                  chunk_size=cfg.grid.chunk_size)
+        ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
+        det_tasks = detect_excavation_tasks(ds, cfg.detection)
+
+    with timer.stage("compute"):
+        kwargs, client = _scheduler_kwargs(cfg)
+        try:
+            ts_results, det_results = dask.compute(
+                [task for _, task in ts_tasks], det_tasks, **kwargs)
+        finally:
+            if client is not None:
+                client.close()
+        timeseries = assemble_timeseries(
+            list(zip([t for t, _ in ts_tasks], ts_results, strict=True)), pixels,
+            np.array([s.date for s in scenes]))
+        layers = assemble_layers(det_results, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+
+    with timer.stage("flags"):
+        aoi_mask = None
+        if aoi_grid is not None:
+            aoi_mask = ~geometry_mask([aoi_grid], out_shape=grid.shape, transform=grid.transform)
+        closed = [g for g, c, s in zip(sites_grid.geometry, sites_grid["category"],
+                                       sites_grid["status"], strict=True)
+                  if c == "illegal" and s == "closed"]
+        flags = build_flags(layers, grid, dates, cfg.detection, aoi_mask=aoi_mask,
+                            closed_sites=closed)
+        attribute_violations(flags, sites_grid, permits_grid, zones_grid, cfg.detection)
+        to_wgs84 = gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326")
+        geoms = list(to_wgs84)
+        with open_ledger(out) as con:
+            published = reconcile(con, flags, geoms, run_id)
+        status = {p["flag_id"]: p["status"] for p in published}
+        features = [_flag_feature(f, g, status[f.flag_id]) for f, g in zip(flags, geoms, strict=True)
+                    if f.flag_id in status]
+
+    with timer.stage("recovery"):
+        sites_frame = inputs.sites.copy()
+        sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
+        assessed_until = dates[-1]
+        features_frame = site_features(timeseries, sites_frame, assessed_until=assessed_until,
+                                       cfg=cfg.recovery)
+        disturbed = _disturbed_fractions([f for f in flags if f.flag_id in status], sites_grid)
+        classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
+        site_status = site_status_table(classes, sites_frame)
+        progress = progress_table(site_status, sites_frame)
+
+    coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))
+    warnings = list(inputs.warnings)
+    for sid, cov in coverage.items():
+        if cov < 0.999:
+            warnings.append({"file": cfg.inputs.sites, "record": f"site_id={sid}",
+                             "field": "geometry",
+                             "message": f"site only {cov:.0%} inside the imagery; figures "
+                                        "cover that part"})
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+        "config_hash": cfg.config_hash(),
+        "config": cfg.public_dict(),
+        "model_version": "rules-0.1",
+        "inputs": {
+            "catalog": str(catalog),
+            "sites": cfg.inputs.sites, "permits": cfg.inputs.permits, "zones": cfg.inputs.zones,
+            "aoi": cfg.aoi,
+            "items": [iid for s in scenes for iid in s.item_ids],
+        },
+        "period": {"start": dates[0].isoformat(), "end": dates[-1].isoformat(),
+                   "n_dates": len(dates)},
+        "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
+                 "shape": list(grid.shape), "chunk_size": cfg.grid.chunk_size},
+        "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
+        "counts": {"sites": len(sites_frame), "flags": len(features), "dates": len(dates)},
+        "warnings": warnings,
+    }
+
+    with timer.stage("report"):
+        html = render_report(site_status=site_status, progress=progress, flags=features,
+                             timeseries=timeseries, sites=inputs.sites, manifest=manifest,
+                             language=cfg.report.language, title=cfg.report.title)
+
+    with timer.stage("write"):
+        outputs = {name: out / name for name in schema.OUTPUT_FILES}
+        write_json(outputs[schema.FLAGS_FILE], {"type": "FeatureCollection", "features": features})
+        write_csv(outputs[schema.SITE_STATUS_FILE], site_status)
+        write_csv(outputs[schema.PROGRESS_FILE], progress)
+        write_parquet(outputs[schema.TIMESERIES_FILE], timeseries,
+                      {"minewatch:pixel_rule": PIXEL_RULE, "minewatch:run_id": run_id})
+        write_text(outputs[schema.REPORT_FILE], html)
+    manifest["timings_s"] = timer.timings
+    write_json(outputs[schema.MANIFEST_FILE], manifest)
+    return RunResult(out=out, outputs=outputs, timings=timer.timings, n_flags=len(features))
+
+
+def today() -> date:
+    return datetime.now(UTC).date()

@@ -1,0 +1,1 @@
+"""Imagery sources. Every provider ends in the same lazy cube with the same band names."""

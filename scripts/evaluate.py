@@ -1,0 +1,148 @@
+"""Score MineWatch against generated scenarios it was not tuned on.
+
+For each seed: generate a scenario (pipeline.demo.generate_scenario, cached under
+data/scenarios/), run the whole pipeline on it, and compare with its truth file:
+
+- digs: recall (a true dig overlapped by a flag), precision of enforcement flags
+  (flags other than ``within_permit`` that overlap a true dig), violation correct
+  (the flag overlapping a detected dig most carries the true violation), latency
+  (first_detected minus the dig's start, days), area error (|flag - truth| / truth);
+- sites: accuracy of recovery_class, per-class recall, confusion matrix.
+
+    .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry import shape
+
+from pipeline import schema
+from pipeline.config import load_config
+from pipeline.demo import generate_scenario
+from pipeline.run import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scenario(seed: int, cloud_scale: float) -> object:
+    folder = ROOT / "data" / "scenarios" / f"seed{seed}-c{cloud_scale:g}"
+    marker = folder / "truth.json"
+    if marker.exists() and (folder / "catalog" / "catalog.json").exists():
+        from pipeline.demo import ScenarioPaths
+
+        return ScenarioPaths(root=folder, catalog=folder / "catalog" / "catalog.json",
+                             sites=folder / "sites.geojson", permits=folder / "permits.geojson",
+                             zones=folder / "zones.geojson", aoi=folder / "aoi.geojson",
+                             truth=marker)
+    return generate_scenario(folder, seed=seed, cloud_scale=cloud_scale)
+
+
+def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
+    truth = json.loads(truth_path.read_text())
+    flags = json.loads(flags_path.read_text())["features"]
+    crs = "EPSG:32649"
+    digs = gpd.GeoDataFrame(truth["digs"], geometry=[shape(d["geometry"]) for d in truth["digs"]],
+                            crs="EPSG:4326").to_crs(crs)
+    fl = gpd.GeoDataFrame([f["properties"] for f in flags],
+                          geometry=[shape(f["geometry"]) for f in flags], crs="EPSG:4326")
+    fl = fl.to_crs(crs) if len(fl) else fl
+    detected, correct, latency, area_err = 0, 0, [], []
+    matched_flags: set[str] = set()
+    per_dig = []
+    for _, dig in digs.iterrows():
+        hits = fl[fl.intersects(dig.geometry)] if len(fl) else fl
+        if not len(hits):
+            per_dig.append({"dig_id": dig["dig_id"], "violation": dig["violation"], "found": False})
+            continue
+        detected += 1
+        matched_flags.update(hits["flag_id"])
+        best = hits.loc[hits.geometry.intersection(dig.geometry).area.idxmax()]
+        ok = best["violation"] == dig["violation"]
+        correct += ok
+        lat = (date.fromisoformat(min(hits["first_detected"])) - date.fromisoformat(dig["start"])).days
+        latency.append(lat)
+        err = abs(hits["area_m2"].sum() - dig["area_m2"]) / dig["area_m2"]
+        area_err.append(err)
+        per_dig.append({"dig_id": dig["dig_id"], "violation": dig["violation"], "found": True,
+                        "flag_violation": best["violation"], "latency_days": lat,
+                        "area_error": round(err, 3)})
+    enforce = fl[fl["violation"] != "within_permit"] if len(fl) else fl
+    true_enforce = int(enforce["flag_id"].isin(matched_flags).sum()) if len(enforce) else 0
+    status = pd.read_csv(status_path)
+    truth_cls = {s["site_id"]: s["recovery_class"] for s in truth["sites"]}
+    status["truth"] = status["site_id"].map(truth_cls)
+    classes = list(schema.RECOVERY_CLASSES)
+    confusion = pd.crosstab(status["truth"], status["recovery_class"]).reindex(
+        index=classes, columns=classes, fill_value=0)
+    recall = {c: (float((status[status.truth == c].recovery_class == c).mean())
+                  if (status.truth == c).any() else None) for c in classes}
+    return {
+        "digs": len(digs), "flags": len(fl), "enforcement_flags": len(enforce),
+        "recall": detected / len(digs) if len(digs) else None,
+        "precision": true_enforce / len(enforce) if len(enforce) else None,
+        "violation_correct": correct / detected if detected else None,
+        "median_latency_days": float(np.median(latency)) if latency else None,
+        "median_area_error": float(np.median(area_err)) if area_err else None,
+        "site_accuracy": float((status.truth == status.recovery_class).mean()),
+        "site_recall": recall,
+        "confusion": confusion.to_dict(),
+        "per_dig": per_dig,
+        "false_flags": enforce[~enforce["flag_id"].isin(matched_flags)][
+            ["flag_id", "first_detected", "area_m2", "violation", "level"]].to_dict("records")
+        if len(enforce) else [],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
+    parser.add_argument("--cloud-scale", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    results = {}
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        paths = _scenario(seed, args.cloud_scale)
+        out = ROOT / "runs" / "evaluate" / f"seed{seed}"
+        if (out / "ledger.sqlite").exists():
+            (out / "ledger.sqlite").unlink()
+        cfg = load_config(None, {"provider.catalog": str(paths.catalog), "inputs.sites": str(paths.sites),
+                                 "inputs.permits": str(paths.permits), "inputs.zones": str(paths.zones),
+                                 "aoi": str(paths.aoi), "grid.chunk_size": 256})
+        run_pipeline(cfg, out)
+        res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth)
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        results[seed] = res
+        print(f"seed {seed}: digs {res['digs']} flags {res['flags']} recall {res['recall']:.2f} "
+              f"precision {res['precision'] if res['precision'] is None else round(res['precision'], 2)} "
+              f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
+              f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
+              f"({res['seconds']} s)")
+        for d in res["per_dig"]:
+            print("   ", d)
+        for f in res["false_flags"][:15]:
+            print("    false:", f)
+    keys = ["recall", "precision", "violation_correct", "median_latency_days", "median_area_error",
+            "site_accuracy"]
+    print("median over scenarios:",
+          {k: float(np.median([r[k] for r in results.values() if r[k] is not None])) for k in keys})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

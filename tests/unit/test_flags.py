@@ -1,0 +1,149 @@
+"""Flags from change layers: mapping unit, dates, ids and violation attribution."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from shapely.geometry import box
+
+from pipeline.config import DetectionConfig
+from pipeline.excavation import CHANGE_LAYERS
+from pipeline.flags import attribute_violations, build_flags
+from pipeline.sources.base import GridSpec
+
+L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
+GRID = GridSpec(CRS.from_epsg(32649), Affine(10, 0, 0, 0, -10, 1000), (100, 100))
+DATES = [date(2022, 1, 1) + timedelta(days=10 * i) for i in range(60)]
+
+
+def _layers() -> np.ndarray:
+    layers = np.zeros((len(CHANGE_LAYERS), *GRID.shape))
+    layers[[L["onset"], L["confirm"], L["last"]]] = -1
+    layers[L["prior_ndvi"]] = 0.7
+    layers[L["has_history"]] = 1
+    return layers
+
+
+def _dig(layers: np.ndarray, rows: slice, cols: slice, onset: int, *, n: int = 8) -> None:
+    layers[L["onset"], rows, cols] = onset
+    layers[L["confirm"], rows, cols] = onset + 1
+    layers[L["last"], rows, cols] = onset + n - 1
+    layers[L["n_since"], rows, cols] = n
+    layers[L["n_bare"], rows, cols] = n
+
+
+def _pix_box(r0: int, r1: int, c0: int, c1: int):
+    return box(c0 * 10, 1000 - r1 * 10, c1 * 10, 1000 - r0 * 10)
+
+
+def test_build_flags__mapping_unit_drops_small_blobs():
+    layers = _layers()
+    _dig(layers, slice(10, 14), slice(10, 14), 20)  # 16 px = 0.16 ha
+    _dig(layers, slice(50, 53), slice(50, 53), 20)  # 9 px = 0.09 ha < 0.1 ha
+    flags = build_flags(layers, GRID, DATES, DetectionConfig())
+    assert len(flags) == 1
+    assert flags[0].area_m2 == 1600
+    assert flags[0].first_detected == DATES[20]
+    assert flags[0].confirmed == DATES[21]
+    assert flags[0].last_seen == DATES[27]
+    assert flags[0].level == "high"
+
+
+def test_build_flags__closed_site_has_its_own_lower_unit():
+    layers = _layers()
+    _dig(layers, slice(50, 52), slice(50, 52), 30)  # 4 px = 0.04 ha
+    closed = [_pix_box(45, 60, 45, 60)]
+    assert build_flags(layers, GRID, DATES, DetectionConfig()) == []
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), closed_sites=closed)
+    assert len(flags) == 1 and flags[0].area_m2 == 400
+
+
+def test_build_flags__growing_dig_is_one_flag_dated_by_its_first_pixel():
+    layers = _layers()
+    _dig(layers, slice(10, 15), slice(10, 15), 20)
+    _dig(layers, slice(10, 15), slice(15, 25), 26)  # the dig grew east later
+    flags = build_flags(layers, GRID, DATES, DetectionConfig())
+    assert len(flags) == 1
+    assert flags[0].area_m2 == 75 * 100
+    assert flags[0].first_detected == DATES[20]
+    again = build_flags(layers, GRID, DATES, DetectionConfig())
+    assert again[0].flag_id == flags[0].flag_id
+
+
+def test_build_flags__not_persistent_is_dropped_and_unconfirmed_is_low():
+    layers = _layers()
+    _dig(layers, slice(10, 15), slice(10, 15), 20)
+    layers[L["n_bare"], 10:15, 10:15] = 3  # 3 of 8 looks bare
+    _dig(layers, slice(60, 65), slice(60, 65), 59, n=1)
+    layers[L["confirm"], 60:65, 60:65] = -1
+    layers[L["has_history"], 60:65, 60:65] = 0
+    flags = build_flags(layers, GRID, DATES, DetectionConfig())
+    assert len(flags) == 1
+    assert flags[0].level == "low" and flags[0].confirmed is None
+    assert flags[0].confidence <= 0.5  # no seasonal history: capped
+
+
+def _frames():
+    crs = GRID.crs
+    sites = gpd.GeoDataFrame({
+        "site_id": ["LIC", "ILL", "SUS", "RES"],
+        "county": ["A", "A", "B", "B"],
+        "category": ["licensed", "illegal", "licensed", "orphaned"],
+        "status": ["producing", "closed", "suspended", "restoring"],
+        "restoration_start": [None, None, None, date(2021, 3, 1)],
+    }, geometry=[_pix_box(0, 30, 0, 30), _pix_box(0, 30, 40, 70), _pix_box(40, 70, 0, 30),
+                 _pix_box(40, 70, 40, 70)], crs=crs)
+    permits = gpd.GeoDataFrame({
+        "permit_id": ["P-LIC", "P-SUS"], "site_id": ["LIC", "SUS"],
+        "valid_from": [date(2020, 1, 1), date(2020, 1, 1)], "valid_to": [date(2030, 1, 1)] * 2,
+    }, geometry=[_pix_box(0, 20, 0, 20), _pix_box(40, 60, 0, 20)], crs=crs)
+    zones = gpd.GeoDataFrame({"zone_id": ["Z1"], "kind": ["nature_reserve"]},
+                             geometry=[_pix_box(80, 100, 80, 100)], crs=crs)
+    counties = None
+    return sites, permits, zones, counties
+
+
+@pytest.mark.parametrize(("rows", "cols", "violation", "site", "permit"), [
+    ((5, 10), (5, 10), "within_permit", "LIC", "P-LIC"),
+    ((5, 10), (22, 28), "outside_permit", "LIC", "P-LIC"),
+    ((5, 10), (31, 36), "outside_permit", "LIC", "P-LIC"),  # just outside the site, near the permit
+    ((5, 10), (50, 55), "illegal_site", "ILL", None),
+    ((45, 50), (5, 10), "suspended_site", "SUS", "P-SUS"),
+    ((45, 50), (50, 55), "restored_land", "RES", None),
+    ((85, 90), (85, 90), "no_mining_zone", None, None),
+    ((85, 90), (5, 10), "unregistered", None, None),
+])
+def test_attribute_violations__each_kind(rows, cols, violation, site, permit):
+    layers = _layers()
+    _dig(layers, slice(*rows), slice(*cols), 20)
+    flags = build_flags(layers, GRID, DATES, DetectionConfig())
+    sites, permits, zones, _ = _frames()
+    (flag,) = attribute_violations(flags, sites, permits, zones, DetectionConfig())
+    assert flag.violation == violation
+    assert flag.site_id == site
+    assert flag.permit_id == permit
+    assert flag.zone_ids == (["Z1"] if violation == "no_mining_zone" else [])
+    assert flag.county is not None
+
+
+def test_attribute_violations__precedence_is_configurable():
+    layers = _layers()
+    _dig(layers, slice(85, 90), slice(85, 90), 20)
+    sites, permits, zones, _ = _frames()
+    sites.loc[len(sites)] = {"site_id": "ILL2", "county": "C", "category": "illegal",
+                             "status": "closed", "restoration_start": None,
+                             "geometry": _pix_box(80, 100, 80, 100)}
+    default = attribute_violations(build_flags(layers, GRID, DATES, DetectionConfig()), sites,
+                                   permits, zones, DetectionConfig())
+    assert default[0].violation == "illegal_site"
+    order = ("no_mining_zone", "illegal_site", "suspended_site", "restored_land",
+             "outside_permit", "within_permit", "unregistered")
+    cfg = DetectionConfig(violation_precedence=order)
+    swapped = attribute_violations(build_flags(layers, GRID, DATES, cfg), sites, permits, zones, cfg)
+    assert swapped[0].violation == "no_mining_zone"
+    assert swapped[0].zone_ids == ["Z1"]
