@@ -43,9 +43,13 @@ from pipeline.config import DetectionConfig
 
 N_SEASON_BINS = 36  # ten-day bins of the year
 _NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
+UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
+_OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
 
 # Names of the per-pixel rasters the fold hands to flag building.
-CHANGE_LAYERS = ("onset", "confirm", "last", "n_since", "n_bare", "has_history", "prior_ndvi")
+CHANGE_LAYERS = (
+    "onset", "confirm", "last", "n_since", "n_bare", "has_history", "prior_ndvi", "gap_days",
+)
 
 
 @dataclass
@@ -56,8 +60,10 @@ class FoldState:
     recent_bsi: np.ndarray  # (K, h, w)
     recent_bare: np.ndarray  # (K, h, w) bool: those looks were fresh bare
     recent_n: np.ndarray  # (h, w) clear looks seen so far, capped at K
-    past_clear: np.ndarray  # (B, h, w) clear looks per season bin in earlier years
-    past_bare: np.ndarray  # (B, h, w) fresh-bare looks per season bin in earlier years
+    last_clear: np.ndarray  # (B, h, w) clear looks per season bin, the previous year's visit
+    last_bare: np.ndarray  # (B, h, w) bare looks per season bin, the previous year's visit
+    older_clear: np.ndarray  # (B, h, w) the same, all years before that
+    older_bare: np.ndarray
     cur_clear: np.ndarray  # (B, h, w) this year's visit of each bin
     cur_bare: np.ndarray
     bin_last_day: np.ndarray  # (B,) day number of the latest date put in each bin
@@ -70,8 +76,14 @@ class FoldState:
     confirm: np.ndarray
     last: np.ndarray
     n_since: np.ndarray  # clear looks since onset (onset included)
-    n_bare: np.ndarray  # fresh-bare looks since onset
+    n_bare: np.ndarray  # fresh-bare looks since onset that support it
+    n_looks: np.ndarray  # all clear looks since onset
     has_history: np.ndarray  # bool: seasonal history existed at onset
+    last_clear_day: np.ndarray  # int32 day number of the latest clear look
+    run_gap: np.ndarray  # int32 days between the run's first look and the clear look before it
+    gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
+    run_start_day: np.ndarray  # int32 day number of the run's first look
+    onset_day: np.ndarray  # int32 day number of the candidate's onset
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
 
 
@@ -84,8 +96,10 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         recent_bsi=np.full((k, h, w), np.nan, np.float32),
         recent_bare=np.zeros((k, h, w), bool),
         recent_n=np.zeros(shape, np.uint8),
-        past_clear=np.zeros((b, h, w), np.uint8),
-        past_bare=np.zeros((b, h, w), np.uint8),
+        last_clear=np.zeros((b, h, w), np.uint8),
+        last_bare=np.zeros((b, h, w), np.uint8),
+        older_clear=np.zeros((b, h, w), np.uint8),
+        older_bare=np.zeros((b, h, w), np.uint8),
         cur_clear=np.zeros((b, h, w), np.uint8),
         cur_bare=np.zeros((b, h, w), np.uint8),
         bin_last_day=np.full(b, -10_000, np.int64),
@@ -94,7 +108,10 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         run_prior_ndvi=np.full(shape, np.nan, np.float32),
         onset=minus1.copy(), confirm=minus1.copy(), last=minus1.copy(),
         n_since=np.zeros(shape, np.uint16), n_bare=np.zeros(shape, np.uint16),
-        has_history=np.zeros(shape, bool), prior_ndvi=np.full(shape, np.nan, np.float32),
+        n_looks=np.zeros(shape, np.uint16),
+        has_history=np.zeros(shape, bool), last_clear_day=np.full(shape, -100_000, np.int32),
+        run_gap=np.zeros(shape, np.int32), gap_days=np.zeros(shape, np.int32),
+        run_start_day=np.zeros(shape, np.int32), onset_day=np.zeros(shape, np.int32), prior_ndvi=np.full(shape, np.nan, np.float32),
     )
 
 
@@ -116,20 +133,36 @@ def fold_step(
     s = state
     clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
     fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
+    # Low cover: bare or sparse ground showing soil. The season bins count these, so a
+    # harvest's ragged edges (stubble, young crop) make bare ground expected then.
+    low_cover = clear & (ndvi <= cfg.season_low_ndvi_max) & (bsi >= cfg.season_low_bsi_min)
     k = s.recent_n.dtype.type(cfg.prior_observations)
 
     # Seasonal expectation from earlier years, +/- the window around this date.
     b_now = _season_bin(day)
     half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
     bins = [(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)]
-    s_clear = np.zeros(clear.shape, np.int32)
-    s_bare = np.zeros(clear.shape, np.int32)
+    # The same time last year decides; where last year had no clear look in the window,
+    # the years before it do. (A site restored last year must not make bare ground
+    # "expected" forever because it was bare three years ago.)
+    year_clear = np.zeros(clear.shape, np.int32)
+    year_bare = np.zeros(clear.shape, np.int32)
+    old_clear = np.zeros(clear.shape, np.int32)
+    old_bare = np.zeros(clear.shape, np.int32)
     for b in bins:
-        s_clear += s.past_clear[b]
-        s_bare += s.past_bare[b]
         if day - s.bin_last_day[b] > _NEW_YEAR_GAP_DAYS:  # not visited this season yet
-            s_clear += s.cur_clear[b]
-            s_bare += s.cur_bare[b]
+            year_clear += s.cur_clear[b]
+            year_bare += s.cur_bare[b]
+            old_clear += s.last_clear[b].astype(np.int32) + s.older_clear[b]
+            old_bare += s.last_bare[b].astype(np.int32) + s.older_bare[b]
+        else:
+            year_clear += s.last_clear[b]
+            year_bare += s.last_bare[b]
+            old_clear += s.older_clear[b]
+            old_bare += s.older_bare[b]
+    use_year = year_clear > 0
+    s_clear = np.where(use_year, year_clear, old_clear)
+    s_bare = np.where(use_year, year_bare, old_bare)
     has_hist = s_clear > 0
     expected = has_hist & (s_bare > cfg.season_bare_max_fraction * s_clear)
 
@@ -142,13 +175,25 @@ def fold_step(
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
     abrupt = ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop) | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
 
-    # Pixels already carrying a candidate take this look as evidence.
+    # Pixels already carrying a candidate take this look as evidence. A fresh look the
+    # season explains (harvest time) is neutral: it neither supports nor contradicts a
+    # dig, as long as the season's history predates the candidate (after a year, the
+    # history is the candidate's own bare ground). A candidate nothing has confirmed
+    # after ``UNCONFIRMED_LOOKS`` clear looks is dropped; if the ground stays bare past
+    # the season, it starts again from the run's first look.
     active = (s.onset >= 0) & clear
-    s.n_since = s.n_since + active
-    s.n_bare = s.n_bare + (active & fresh)
+    explained = expected & (day - s.onset_day < _OWN_HISTORY_DAYS)
+    evidence = active & ~(fresh & explained)
+    support = evidence & fresh
+    s.n_looks = s.n_looks + active
+    s.n_since = s.n_since + evidence
+    s.n_bare = s.n_bare + support
     s.last = np.where(active & fresh, t, s.last)
-    s.confirm = np.where(active & fresh & (s.confirm < 0), t, s.confirm)
-    failing = (s.onset >= 0) & (s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since)
+    s.confirm = np.where(support & (s.confirm < 0), t, s.confirm)
+    failing = (s.onset >= 0) & (
+        ((s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since))
+        | ((s.confirm < 0) & (s.n_looks > UNCONFIRMED_LOOKS))
+    )
     if failing.any():
         s.onset = np.where(failing, -1, s.onset)
         s.confirm = np.where(failing, -1, s.confirm)
@@ -164,6 +209,8 @@ def fold_step(
     s.run_second = np.where(fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second))
     s.run_ok = np.where(new_run, full_prior & prior_not_bare & abrupt, s.run_ok & ~(clear & ~fresh))
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
+    s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
+    s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
 
     # A candidate starts when a run that began as a change is not expected in this
     # season; it is dated from the run's first look (a dig that began during harvest
@@ -174,7 +221,10 @@ def fold_step(
     s.last = np.where(start, t, s.last)
     s.n_since = np.where(start, s.run_len, s.n_since).astype(np.uint16)
     s.n_bare = np.where(start, s.run_len, s.n_bare).astype(np.uint16)
+    s.n_looks = np.where(start, s.run_len, s.n_looks).astype(np.uint16)
     s.has_history = np.where(start, has_hist, s.has_history)
+    s.gap_days = np.where(start, s.run_gap, s.gap_days).astype(np.int32)
+    s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
@@ -184,12 +234,15 @@ def fold_step(
         setattr(s, name, np.where(clear[np.newaxis], shifted, old))
     s.recent_n = np.minimum(s.recent_n + clear, k).astype(np.uint8)
     if day - s.bin_last_day[b_now] > _NEW_YEAR_GAP_DAYS:
-        s.past_clear[b_now] = np.minimum(s.past_clear[b_now].astype(np.int32) + s.cur_clear[b_now], 255)
-        s.past_bare[b_now] = np.minimum(s.past_bare[b_now].astype(np.int32) + s.cur_bare[b_now], 255)
+        for tier in ("clear", "bare"):
+            older, last, cur = (getattr(s, f"{n}_{tier}") for n in ("older", "last", "cur"))
+            older[b_now] = np.minimum(older[b_now].astype(np.int32) + last[b_now], 255)
+            last[b_now] = cur[b_now]
         s.cur_clear[b_now] = 0
         s.cur_bare[b_now] = 0
     s.cur_clear[b_now] = np.minimum(s.cur_clear[b_now] + clear, 255)
-    s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + fresh, 255)
+    s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + (fresh | low_cover), 255)
+    s.last_clear_day = np.where(clear, day, s.last_clear_day).astype(np.int32)
     s.bin_last_day[b_now] = day
     return s
 
@@ -198,7 +251,7 @@ def change_layers(state: FoldState) -> np.ndarray:
     """The state's outcome as a float64 stack (layer, h, w) in ``CHANGE_LAYERS`` order."""
     return np.stack([
         state.onset, state.confirm, state.last, state.n_since, state.n_bare,
-        state.has_history, state.prior_ndvi,
+        state.has_history, state.prior_ndvi, state.gap_days,
     ]).astype(np.float64)
 
 

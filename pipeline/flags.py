@@ -62,12 +62,14 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
     return f"F{day:%Y%m%d}-{digest}"
 
 
-def _confidence(confirmed: bool, n_bare: float, persistence: float, history: bool) -> float:
+def _confidence(confirmed: bool, n_bare: float, persistence: float, history: bool,
+                abrupt_known: bool = True) -> float:
     """0..1: a single look 0.35; confirmation +0.25; more agreeing looks up to +0.25;
-    persistence above the minimum up to +0.15; capped at 0.5 without seasonal history."""
+    persistence above the minimum up to +0.15; capped at 0.5 without seasonal history
+    or when a long cloudy gap before the change hides whether it was abrupt."""
     value = 0.35 + 0.25 * confirmed + 0.25 * min(1.0, max(0.0, (n_bare - 2) / 4))
     value += 0.15 * min(1.0, max(0.0, (persistence - 0.7) / 0.3))
-    if not history:
+    if not history or not abrupt_known:
         value = min(value, 0.5)
     return round(float(value), 3)
 
@@ -129,6 +131,8 @@ def build_flags(
         persistence = float(bare.sum() / max(since.sum(), 1))
         history = bool(np.mean(layers[_L["has_history"]].ravel()[idx]) >= 0.5)
         confirmed = dates[int(conf.min())] if conf.size else None
+        gaps = layers[_L["gap_days"]].ravel()[idx]
+        abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
         flags.append(Flag(
             flag_id=flag_seed_id(dates[first], x, y, epsg),
             geometry=unary_union(polygons[lab]),
@@ -137,7 +141,7 @@ def build_flags(
             last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
             area_m2=float(idx.size * pixel_area),
             confidence=_confidence(confirmed is not None, float(np.median(bare)), persistence,
-                                   history),
+                                   history, abrupt_known),
             level="high" if confirmed is not None else "low",
             has_history=history,
             prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
