@@ -30,7 +30,6 @@ not grow with the number of dates, and a later run can continue from a saved sta
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -120,6 +119,13 @@ def _season_bin(day: int) -> int:
     return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
 
 
+def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median over the stored looks; NaN where a pixel has had no clear look yet."""
+    none = n == 0
+    out = np.nanmedian(np.where(none[np.newaxis], 0, values), axis=0)
+    return np.where(none, np.nan, out).astype(np.float32)
+
+
 def fresh_bare(ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False)."""
     return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & (ndvi <= cfg.fresh_ndvi_max)
@@ -168,10 +174,8 @@ def fold_step(
 
     # What came before: the last K clear looks.
     full_prior = s.recent_n >= k
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels with no clear look yet
-        prior_nd = np.nanmedian(s.recent_ndvi, axis=0)
-        prior_bs = np.nanmedian(s.recent_bsi, axis=0)
+    prior_nd = _median_of_looks(s.recent_ndvi, s.recent_n)
+    prior_bs = _median_of_looks(s.recent_bsi, s.recent_n)
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
     abrupt = ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop) | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
 
