@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    demo.add_argument("--data", type=Path, default=Path("data/demo"),
-                      help="where the demo data is generated (once)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/demo"),
+        help="where the demo data is generated (once)",
+    )
     demo.add_argument("--language", choices=["zh-CN", "en"], help="report language")
     demo.add_argument("--workers", type=int, help="local threads (default: all cores)")
 
@@ -124,16 +128,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.run import run_pipeline
 
     paths = ensure_demo_data(args.data)
-    cfg = load_config(None, {
-        "provider.catalog": str(paths.catalog.resolve()),
-        "inputs.sites": str(paths.sites.resolve()),
-        "inputs.permits": str(paths.permits.resolve()),
-        "inputs.zones": str(paths.zones.resolve()),
-        "aoi": str(paths.aoi.resolve()),
-        "grid.chunk_size": 256,
-        "report.language": args.language,
-        "compute.workers": args.workers,
-    })
+    cfg = load_config(
+        None,
+        {
+            "provider.catalog": str(paths.catalog.resolve()),
+            "inputs.sites": str(paths.sites.resolve()),
+            "inputs.permits": str(paths.permits.resolve()),
+            "inputs.zones": str(paths.zones.resolve()),
+            "aoi": str(paths.aoi.resolve()),
+            "grid.chunk_size": 256,
+            "report.language": args.language,
+            "compute.workers": args.workers,
+        },
+    )
     result = run_pipeline(cfg, args.out)
     print(f"demo: {result.n_flags} flags; outputs in {result.out.resolve()}")
     print(f"report: {result.outputs[schema.REPORT_FILE].resolve()}")
@@ -144,7 +151,9 @@ def _cmd_flags(args: argparse.Namespace) -> int:
     from pipeline.ledger import LEDGER_FILE, flag_history, list_flags, open_ledger, set_status
 
     if not (args.out / LEDGER_FILE).exists():
-        raise InputError("no flag ledger here; run `minewatch run` first", file=args.out / LEDGER_FILE)
+        raise InputError(
+            "no flag ledger here; run `minewatch run` first", file=args.out / LEDGER_FILE
+        )
     with open_ledger(args.out) as con:
         if args.flags_command == "list":
             rows = list_flags(con, county=args.county)
@@ -152,8 +161,10 @@ def _cmd_flags(args: argparse.Namespace) -> int:
                 print(json.dumps(rows, ensure_ascii=False, indent=1))
             else:
                 for r in rows:
-                    print(f"{r['flag_id']}\t{r['status']}\t{r['violation']}\t{r['county']}\t"
-                          f"{r['first_detected']}\t{r['area_m2']:.0f} m2")
+                    print(
+                        f"{r['flag_id']}\t{r['status']}\t{r['violation']}\t{r['county']}\t"
+                        f"{r['first_detected']}\t{r['area_m2']:.0f} m2"
+                    )
         elif args.flags_command == "show":
             rows = [r for r in list_flags(con) if r["flag_id"] == args.flag_id]
             if not rows:
@@ -169,9 +180,11 @@ def _cmd_flags(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("distributed").setLevel(logging.WARNING)
     handlers = {"run": _cmd_run, "demo": _cmd_demo, "flags": _cmd_flags}
     try:
@@ -190,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except Exception as exc:  # the last line of defence: one clear message, status 1
         log.debug("unexpected failure", exc_info=True)
-        print(f"minewatch: failed: {type(exc).__name__}: {exc} (rerun with -v for details)",
-              file=sys.stderr)
+        print(
+            f"minewatch: failed: {type(exc).__name__}: {exc} (rerun with -v for details)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 

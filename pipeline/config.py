@@ -29,7 +29,9 @@ class _Model(BaseModel):
 
 class SentinelHubConfig(_Model):
     base_url: str = "https://services.sentinel-hub.com"
-    token_url: str = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+    token_url: str = (
+        "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+    )
     client_id: str | None = Field(default=None, repr=False)
     client_secret: str | None = Field(default=None, repr=False)
 
@@ -233,7 +235,12 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
 
     def fix(node: dict[str, Any], key: str) -> None:
         value = node.get(key)
-        if isinstance(value, str) and value and "://" not in value and not Path(value).is_absolute():
+        if (
+            isinstance(value, str)
+            and value
+            and "://" not in value
+            and not Path(value).is_absolute()
+        ):
             node[key] = str((base_dir / value).resolve())
 
     provider = data.get("provider")

@@ -467,7 +467,11 @@ class _Layout:
         self.burn_mask = self.mask(self.burn) & np.isin(lc, (1, 3))
         lc[self.burn_mask] = LANDCOVER_CODES["burn_scar"]
         self.burn_day = int(np.clip(365 + rng.uniform(60, 200), 0.3 * self.T, 0.8 * self.T))
-        self.landmarks += [self.limestone.buffer(30), self.red_soil.buffer(30), self.burn.buffer(30)]
+        self.landmarks += [
+            self.limestone.buffer(30),
+            self.red_soil.buffer(30),
+            self.burn.buffer(30),
+        ]
         self.forbidden += self.landmarks
 
     def zones(self) -> list[tuple[str, object]]:
@@ -486,7 +490,9 @@ class _Layout:
         ]
         far = self.mask(reserve.buffer(0.1 * (self.x1 - self.x0))) | (self.lc == 5)
         cx, cy = self.random_point(~far if (~far).any() else self.lc != 5)
-        zones.append(("ecological_redline", _blob(rng, cx, cy, 0.04 * area).intersection(scene_box)))
+        zones.append(
+            ("ecological_redline", _blob(rng, cx, cy, 0.04 * area).intersection(scene_box))
+        )
         self.forbidden += [g.buffer(20) for _, g in zones]
         self.zone_geoms = zones
         return zones
@@ -524,19 +530,26 @@ class _Layout:
                 if any(g.intersects(geom.buffer(reserve)) for g in others):
                     continue
                 if p.partner is not None:
-                    ov = geom.intersection(p.partner.geom).area / min(geom.area, p.partner.geom.area)
+                    ov = geom.intersection(p.partner.geom).area / min(
+                        geom.area, p.partner.geom.area
+                    )
                     if not 0.02 < ov < 0.15:
                         continue
                 if self.built[self.mask(geom)].mean() > 0.05:
                     continue
                 break
             else:
-                raise ValueError(f"cannot place all sites in a scene of shape {self.shape} ({p.kind}, {p.area_ha}, partner={p.partner is not None}, placed={len(placed)})")
+                raise ValueError(
+                    f"cannot place all sites in a scene of shape {self.shape} ({p.kind}, "
+                    f"{p.area_ha}, partner={p.partner is not None}, placed={len(placed)})"
+                )
             p.geom = geom
             if p.kind == "mine":
                 p.permit = core
                 frac = rng.uniform(0.5, 0.6) if p.dig else rng.uniform(0.8, 0.9)
-                p.pit = self.sub_blob(core, frac, shrink=10 * self.s_len, push=0.35 if p.dig else 0.1)
+                p.pit = self.sub_blob(
+                    core, frac, shrink=10 * self.s_len, push=0.35 if p.dig else 0.1
+                )
             elif p.kind == "bare" and p.dig:
                 p.pit = self.sub_blob(core, 0.55, shrink=8, push=0.35)
             placed.append((p, geom.buffer(gap)))
@@ -681,15 +694,25 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
             world.regions.append(_Region(idx, bare, ca, so, ph, off, knots, jit))
             green_by[p.site_id] = int(knots[0][1])
             static(m, _em(p.substrate))
-        site_feats.append({"site_id": p.site_id, "name": name, "county": county_of(p.geom),
-                           "category": p.category, "status": p.status, "target": p.target,
-                           "restoration_start": _iso(restoration_start), "geometry": p.geom})
+        site_feats.append(
+            {
+                "site_id": p.site_id,
+                "name": name,
+                "county": county_of(p.geom),
+                "category": p.category,
+                "status": p.status,
+                "target": p.target,
+                "restoration_start": _iso(restoration_start),
+                "geometry": p.geom,
+            }
+        )
         truth_sites.append({"site_id": p.site_id, "recovery_class": p.klass,
                             "netting": p.kind == "netting", "notes": notes})  # fmt: skip
     # Burn scar: forest -> dark char -> forest again over ~2 years.
     bidx = np.flatnonzero(lay.burn_mask.ravel())
     bd = lay.burn_day
-    world.regions.insert(0, _Region(bidx, _em("burn")[:, None] * tex[bidx], canopy[:, bidx] * tex[bidx],
+    world.regions.insert(0, _Region(bidx, _em("burn")[:, None] * tex[bidx],
+                                    canopy[:, bidx] * tex[bidx],
                                     soil[:, bidx] * tex[bidx], 1, offset[bidx],
                                     ((bd - 1, bd, bd + 45, bd + 730), (1, 0, 0, 1)),
                                     np.ones(len(bidx), np.float32)))  # fmt: skip
@@ -702,7 +725,9 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
     for d in digs:
         d["zone_ids"] = [z["zone_id"] for z in zone_feats
                          if z["geometry"].intersection(d["geometry"]).area > 1.0]  # fmt: skip
-    sorted_sites = sorted(zip(site_feats, truth_sites, strict=True), key=lambda st: st[0]["site_id"])
+    sorted_sites = sorted(
+        zip(site_feats, truth_sites, strict=True), key=lambda st: st[0]["site_id"]
+    )
     world.sites = [s for s, _ in sorted_sites]
     world.permits, world.zones, world.counties = permit_feats, zone_feats, counties
     netting = [p for p in plans if p.kind == "netting"]
@@ -802,7 +827,7 @@ def _place_digs(lay: _Layout, plans: list[_Plan], world: _World, tex: np.ndarray
                     "zone_ids": [], "county": county_of(g), "geometry": g,
                     "area_m2": round(float(g.area), 1), "growth_days": growth,
                     "material": "limestone" if limestone else "soil_rock",
-                    "pixels": int(len(idx)), "landcover_before": before})  # fmt: skip
+                    "pixels": len(idx), "landcover_before": before})  # fmt: skip
 
     for p in plans:
         if p.dig == "outside_permit":
@@ -1089,19 +1114,37 @@ def generate_scenario(
     links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
     confounders = world.truth["confounders"]
     for k, when in enumerate(dates):
-        scene = _render(world, when, np.random.default_rng([seed, 7, when.toordinal()]), cloud_scale)
+        scene = _render(
+            world, when, np.random.default_rng([seed, 7, when.toordinal()]), cloud_scale
+        )
         item_id, _ = _write_item(cat_dir / "items", world, when, k, scene, footprint, bbox)
         links.append({"rel": "item", "href": f"./items/{item_id}/{item_id}.json",
                       "type": "application/json"})  # fmt: skip
         m = scene.missed
         if m["ring"]:
-            confounders.append({"kind": "missed_cloud_edge", "geometry": None, "date": _iso(when),
-                                "notes": f"{m['ring']}-pixel ring of partial cloud labelled clear"})
+            confounders.append(
+                {
+                    "kind": "missed_cloud_edge",
+                    "geometry": None,
+                    "date": _iso(when),
+                    "notes": f"{m['ring']}-pixel ring of partial cloud labelled clear",
+                }
+            )
         if m["puffs"]:
-            puffs = unary_union([Point(x0 + (c + 0.5) * PIXEL, y1 - (r_ + 0.5) * PIXEL)
-                                 .buffer(2 * rad * PIXEL) for r_, c, rad in m["puffs"]])
-            confounders.append({"kind": "missed_cloud_edge", "geometry": puffs, "date": _iso(when),
-                                "notes": "small cloud puffs not flagged by SCL"})
+            puffs = unary_union(
+                [
+                    Point(x0 + (c + 0.5) * PIXEL, y1 - (r_ + 0.5) * PIXEL).buffer(2 * rad * PIXEL)
+                    for r_, c, rad in m["puffs"]
+                ]
+            )
+            confounders.append(
+                {
+                    "kind": "missed_cloud_edge",
+                    "geometry": puffs,
+                    "date": _iso(when),
+                    "notes": "small cloud puffs not flagged by SCL",
+                }
+            )
         if m["haze"]:
             confounders.append({"kind": "haze", "geometry": None, "date": _iso(when),
                                 "notes": f"unflagged haze, +{m['haze']:.3f} blue"})  # fmt: skip
@@ -1122,8 +1165,14 @@ def generate_scenario(
                      "n_items": len(dates), "landcover_codes": LANDCOVER_CODES}  # fmt: skip
     paths.truth.write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
     _write_tif(out / "landcover.tif", world.landcover, world.transform)
-    marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "shape": list(shape),
-              "start": start.isoformat(), "end": end.isoformat(), "n_items": len(dates)}
+    marker = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "shape": list(shape),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "n_items": len(dates),
+    }
     (out / MARKER).write_text(json.dumps(marker))
     log.info("scenario seed %d: %d items written to %s", seed, len(dates), out)
     return paths

@@ -47,7 +47,14 @@ _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its 
 
 # Names of the per-pixel rasters the fold hands to flag building.
 CHANGE_LAYERS = (
-    "onset", "confirm", "last", "n_since", "n_bare", "has_history", "prior_ndvi", "gap_days",
+    "onset",
+    "confirm",
+    "last",
+    "n_since",
+    "n_bare",
+    "has_history",
+    "prior_ndvi",
+    "gap_days",
 )
 
 
@@ -102,15 +109,24 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         cur_clear=np.zeros((b, h, w), np.uint8),
         cur_bare=np.zeros((b, h, w), np.uint8),
         bin_last_day=np.full(b, -10_000, np.int64),
-        run_start=minus1.copy(), run_len=np.zeros(shape, np.uint16),
-        run_second=minus1.copy(), run_ok=np.zeros(shape, bool),
+        run_start=minus1.copy(),
+        run_len=np.zeros(shape, np.uint16),
+        run_second=minus1.copy(),
+        run_ok=np.zeros(shape, bool),
         run_prior_ndvi=np.full(shape, np.nan, np.float32),
-        onset=minus1.copy(), confirm=minus1.copy(), last=minus1.copy(),
-        n_since=np.zeros(shape, np.uint16), n_bare=np.zeros(shape, np.uint16),
+        onset=minus1.copy(),
+        confirm=minus1.copy(),
+        last=minus1.copy(),
+        n_since=np.zeros(shape, np.uint16),
+        n_bare=np.zeros(shape, np.uint16),
         n_looks=np.zeros(shape, np.uint16),
-        has_history=np.zeros(shape, bool), last_clear_day=np.full(shape, -100_000, np.int32),
-        run_gap=np.zeros(shape, np.int32), gap_days=np.zeros(shape, np.int32),
-        run_start_day=np.zeros(shape, np.int32), onset_day=np.zeros(shape, np.int32), prior_ndvi=np.full(shape, np.nan, np.float32),
+        has_history=np.zeros(shape, bool),
+        last_clear_day=np.full(shape, -100_000, np.int32),
+        run_gap=np.zeros(shape, np.int32),
+        gap_days=np.zeros(shape, np.int32),
+        run_start_day=np.zeros(shape, np.int32),
+        onset_day=np.zeros(shape, np.int32),
+        prior_ndvi=np.full(shape, np.nan, np.float32),
     )
 
 
@@ -126,14 +142,22 @@ def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(none, np.nan, out).astype(np.float32)
 
 
-def fresh_bare(ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+def fresh_bare(
+    ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
+) -> np.ndarray:
     """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False)."""
     return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & (ndvi <= cfg.fresh_ndvi_max)
 
 
 def fold_step(
-    state: FoldState, t: int, day: int, clear: np.ndarray, ndvi: np.ndarray, bsi: np.ndarray,
-    red: np.ndarray, cfg: DetectionConfig,
+    state: FoldState,
+    t: int,
+    day: int,
+    clear: np.ndarray,
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    red: np.ndarray,
+    cfg: DetectionConfig,
 ) -> FoldState:
     """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970)."""
     s = state
@@ -210,7 +234,9 @@ def fold_step(
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
-    s.run_second = np.where(fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second))
+    s.run_second = np.where(
+        fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
+    )
     s.run_ok = np.where(new_run, full_prior & prior_not_bare & abrupt, s.run_ok & ~(clear & ~fresh))
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
@@ -253,10 +279,18 @@ def fold_step(
 
 def change_layers(state: FoldState) -> np.ndarray:
     """The state's outcome as a float64 stack (layer, h, w) in ``CHANGE_LAYERS`` order."""
-    return np.stack([
-        state.onset, state.confirm, state.last, state.n_since, state.n_bare,
-        state.has_history, state.prior_ndvi, state.gap_days,
-    ]).astype(np.float64)
+    return np.stack(
+        [
+            state.onset,
+            state.confirm,
+            state.last,
+            state.n_since,
+            state.n_bare,
+            state.has_history,
+            state.prior_ndvi,
+            state.gap_days,
+        ]
+    ).astype(np.float64)
 
 
 def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldState:
@@ -264,8 +298,16 @@ def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldSt
     return new_state(shape, k)
 
 
-def _step_task(state: FoldState, t: int, day: int, clear: np.ndarray, ndvi: np.ndarray,
-               bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig) -> FoldState:
+def _step_task(
+    state: FoldState,
+    t: int,
+    day: int,
+    clear: np.ndarray,
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    red: np.ndarray,
+    cfg: DetectionConfig,
+) -> FoldState:
     # The state belongs to its tile's chain alone, so it is advanced in place.
     return fold_step(state, t, day, clear[0], ndvi[0], bsi[0], red[0], cfg)
 
@@ -287,8 +329,14 @@ def detect_excavation_tasks(
             state = dask.delayed(_start_tile, pure=True)((i, j), (h, w), cfg.prior_observations)
             for t, day in enumerate(days):
                 state = dask.delayed(_step_task, pure=True)(
-                    state, t, int(day), blocks["clear"][t, i, j], blocks["ndvi"][t, i, j],
-                    blocks["bsi"][t, i, j], blocks["red"][t, i, j], cfg,
+                    state,
+                    t,
+                    int(day),
+                    blocks["clear"][t, i, j],
+                    blocks["ndvi"][t, i, j],
+                    blocks["bsi"][t, i, j],
+                    blocks["red"][t, i, j],
+                    cfg,
                 )
             out[(i, j)] = dask.delayed(change_layers, pure=True)(state)
     return out
@@ -302,5 +350,5 @@ def assemble_layers(
     x_off = np.concatenate([[0], np.cumsum(chunks[1])])
     out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float64)
     for (i, j), layers in tiles.items():
-        out[:, y_off[i]:y_off[i + 1], x_off[j]:x_off[j + 1]] = layers
+        out[:, y_off[i] : y_off[i + 1], x_off[j] : x_off[j + 1]] = layers
     return out

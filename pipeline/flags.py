@@ -62,8 +62,9 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
     return f"F{day:%Y%m%d}-{digest}"
 
 
-def _confidence(confirmed: bool, n_bare: float, persistence: float, history: bool,
-                abrupt_known: bool = True) -> float:
+def _confidence(
+    confirmed: bool, n_bare: float, persistence: float, history: bool, abrupt_known: bool = True
+) -> float:
     """0..1: a single look 0.35; confirmation +0.25; more agreeing looks up to +0.25;
     persistence above the minimum up to +0.15; capped at 0.5 without seasonal history
     or when a long cloudy gap before the change hides whether it was abrupt."""
@@ -95,15 +96,19 @@ def build_flags(
     pixel_area = grid.resolution**2
     closed = np.zeros(grid.shape, bool)
     if closed_sites:
-        closed = rasterize([(g, 1) for g in closed_sites], out_shape=grid.shape,
-                           transform=grid.transform, all_touched=True).astype(bool)
+        closed = rasterize(
+            [(g, 1) for g in closed_sites],
+            out_shape=grid.shape,
+            transform=grid.transform,
+            all_touched=True,
+        ).astype(bool)
     flat = labels.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.searchsorted(flat[order], np.arange(1, labels.max() + 2))
     keep = np.zeros(labels.max() + 1, bool)
     members: dict[int, np.ndarray] = {}
     for lab in range(1, labels.max() + 1):
-        idx = order[bounds[lab - 1]:bounds[lab]]
+        idx = order[bounds[lab - 1] : bounds[lab]]
         area = idx.size * pixel_area
         mmu = cfg.min_mapping_unit_ha * schema.M2_PER_HA
         if closed.ravel()[idx].any():
@@ -133,19 +138,26 @@ def build_flags(
         confirmed = dates[int(conf.min())] if conf.size else None
         gaps = layers[_L["gap_days"]].ravel()[idx]
         abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
-        flags.append(Flag(
-            flag_id=flag_seed_id(dates[first], x, y, epsg),
-            geometry=unary_union(polygons[lab]),
-            first_detected=dates[first],
-            confirmed=confirmed,
-            last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
-            area_m2=float(idx.size * pixel_area),
-            confidence=_confidence(confirmed is not None, float(np.median(bare)), persistence,
-                                   history, abrupt_known),
-            level="high" if confirmed is not None else "low",
-            has_history=history,
-            prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
-        ))
+        flags.append(
+            Flag(
+                flag_id=flag_seed_id(dates[first], x, y, epsg),
+                geometry=unary_union(polygons[lab]),
+                first_detected=dates[first],
+                confirmed=confirmed,
+                last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
+                area_m2=float(idx.size * pixel_area),
+                confidence=_confidence(
+                    confirmed is not None,
+                    float(np.median(bare)),
+                    persistence,
+                    history,
+                    abrupt_known,
+                ),
+                level="high" if confirmed is not None else "low",
+                has_history=history,
+                prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
+            )
+        )
     flags.sort(key=lambda f: (f.first_detected, f.flag_id))
     return flags
 
@@ -153,7 +165,8 @@ def build_flags(
 def _valid_on(row: pd.Series, day: date) -> bool:
     start, end = row.get("valid_from"), row.get("valid_to")
     return (start is None or pd.isna(start) or start <= day) and (
-        end is None or pd.isna(end) or day <= end)
+        end is None or pd.isna(end) or day <= end
+    )
 
 
 def attribute_violations(
@@ -195,8 +208,12 @@ def attribute_violations(
             if site["status"] == "suspended":
                 applicable.add("suspended_site")
             start = site.get("restoration_start")
-            if (start is not None and not pd.isna(start) and start <= flag.first_detected
-                    and flag.prior_ndvi >= cfg.prior_ndvi_min):
+            if (
+                start is not None
+                and not pd.isna(start)
+                and start <= flag.first_detected
+                and flag.prior_ndvi >= cfg.prior_ndvi_min
+            ):
                 applicable.add("restored_land")
         if licensed is None and site is None:
             licensed = _nearby_licensed(geom, sites, permits, cfg.outside_permit_buffer_m)
@@ -219,8 +236,9 @@ def attribute_violations(
     return flags
 
 
-def _nearby_licensed(geom: BaseGeometry, sites: gpd.GeoDataFrame, permits: gpd.GeoDataFrame,
-                     buffer_m: float) -> pd.Series | None:
+def _nearby_licensed(
+    geom: BaseGeometry, sites: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, buffer_m: float
+) -> pd.Series | None:
     """The licensed site whose boundary or permit lies within ``buffer_m`` of a dig, if any."""
     licensed = sites[sites["category"] == "licensed"]
     if not len(licensed):
@@ -234,8 +252,9 @@ def _nearby_licensed(geom: BaseGeometry, sites: gpd.GeoDataFrame, permits: gpd.G
     return licensed.loc[distance.idxmin()]
 
 
-def _county(flag: Flag, site: pd.Series | None, sites: gpd.GeoDataFrame,
-            counties: gpd.GeoDataFrame | None) -> str | None:
+def _county(
+    flag: Flag, site: pd.Series | None, sites: gpd.GeoDataFrame, counties: gpd.GeoDataFrame | None
+) -> str | None:
     if site is not None:
         return str(site["county"])
     point = flag.geometry.representative_point()

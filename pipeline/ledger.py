@@ -71,20 +71,24 @@ def open_ledger(workspace: Path) -> Iterator[sqlite3.Connection]:
         con.close()
 
 
-def reconcile(con: sqlite3.Connection, flags: list[Flag], geometries_wgs84: list[BaseGeometry],
-              run_id: str) -> list[dict]:
+def reconcile(
+    con: sqlite3.Connection, flags: list[Flag], geometries_wgs84: list[BaseGeometry], run_id: str
+) -> list[dict]:
     """Give each detection its ledger id, record it, and return what to publish.
 
     Returns one dict per flag to publish, with ``flag_id`` and ``status``; false
     alarms that did not grow are left out.
     """
-    existing = [(r["flag_id"], wkt.loads(r["geometry_wkt"]), r) for r in
-                con.execute("SELECT * FROM flags ORDER BY first_detected, flag_id")]
+    existing = [
+        (r["flag_id"], wkt.loads(r["geometry_wkt"]), r)
+        for r in con.execute("SELECT * FROM flags ORDER BY first_detected, flag_id")
+    ]
     taken: set[str] = set()
     published = []
     for flag, geom in zip(flags, geometries_wgs84, strict=True):
-        match = next((row for fid, g, row in existing if fid not in taken and g.intersects(geom)),
-                     None)
+        match = next(
+            (row for fid, g, row in existing if fid not in taken and g.intersects(geom)), None
+        )
         if match is not None:
             flag.flag_id = match["flag_id"]
         else:
@@ -97,29 +101,40 @@ def reconcile(con: sqlite3.Connection, flags: list[Flag], geometries_wgs84: list
         values = (
             flag.first_detected.isoformat(),
             flag.confirmed.isoformat() if flag.confirmed else None,
-            flag.last_seen.isoformat(), flag.area_m2, flag.violation, flag.county,
-            flag.site_id, geom.wkt,
+            flag.last_seen.isoformat(),
+            flag.area_m2,
+            flag.violation,
+            flag.county,
+            flag.site_id,
+            geom.wkt,
         )
         status = "new"
         if match is None:
             con.execute(
                 "INSERT INTO flags (first_detected, confirmed, last_seen, area_m2, violation,"
                 " county, site_id, geometry_wkt, flag_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                (*values, flag.flag_id))
+                (*values, flag.flag_id),
+            )
             _event(con, flag.flag_id, "detected", run_id, {"area_m2": flag.area_m2})
         else:
             status = match["status"]
             con.execute(
                 "UPDATE flags SET first_detected=?, confirmed=?, last_seen=?, area_m2=?,"
                 " violation=?, county=?, site_id=?, geometry_wkt=?, present=1 WHERE flag_id=?",
-                (*values, flag.flag_id))
+                (*values, flag.flag_id),
+            )
             if status == "false_alarm":
                 closed_area = match["status_area_m2"] or match["area_m2"]
                 if flag.area_m2 > REOPEN_GROWTH * closed_area:
                     status = "new"
                     con.execute("UPDATE flags SET status='new' WHERE flag_id=?", (flag.flag_id,))
-                    _event(con, flag.flag_id, "reopened", run_id,
-                           {"area_m2": flag.area_m2, "closed_area_m2": closed_area})
+                    _event(
+                        con,
+                        flag.flag_id,
+                        "reopened",
+                        run_id,
+                        {"area_m2": flag.area_m2, "closed_area_m2": closed_area},
+                    )
         if status != "false_alarm":
             published.append({"flag_id": flag.flag_id, "status": status})
     gone = [fid for fid, _, _ in existing if fid not in taken]
@@ -128,23 +143,31 @@ def reconcile(con: sqlite3.Connection, flags: list[Flag], geometries_wgs84: list
     return published
 
 
-def _event(con: sqlite3.Connection, flag_id: str, event: str, who: str | None,
-           detail: dict | None = None) -> None:
-    con.execute("INSERT INTO history (flag_id, at, event, who, detail) VALUES (?,?,?,?,?)",
-                (flag_id, _now(), event, who, json.dumps(detail or {}, ensure_ascii=False)))
+def _event(
+    con: sqlite3.Connection, flag_id: str, event: str, who: str | None, detail: dict | None = None
+) -> None:
+    con.execute(
+        "INSERT INTO history (flag_id, at, event, who, detail) VALUES (?,?,?,?,?)",
+        (flag_id, _now(), event, who, json.dumps(detail or {}, ensure_ascii=False)),
+    )
 
 
-def set_status(con: sqlite3.Connection, flag_id: str, status: str, *, who: str,
-               comment: str | None = None) -> None:
+def set_status(
+    con: sqlite3.Connection, flag_id: str, status: str, *, who: str, comment: str | None = None
+) -> None:
     """Record a person's answer on a flag."""
     if status not in schema.ENFORCEMENT_STATUSES:
-        raise InputError(f"unknown status {status!r}; expected one of "
-                         f"{', '.join(schema.ENFORCEMENT_STATUSES)}", field="status")
+        raise InputError(
+            f"unknown status {status!r}; expected one of {', '.join(schema.ENFORCEMENT_STATUSES)}",
+            field="status",
+        )
     row = con.execute("SELECT area_m2 FROM flags WHERE flag_id=?", (flag_id,)).fetchone()
     if row is None:
         raise InputError(f"no flag {flag_id!r} in the ledger", field="flag_id")
-    con.execute("UPDATE flags SET status=?, status_area_m2=? WHERE flag_id=?",
-                (status, row["area_m2"], flag_id))
+    con.execute(
+        "UPDATE flags SET status=?, status_area_m2=? WHERE flag_id=?",
+        (status, row["area_m2"], flag_id),
+    )
     _event(con, flag_id, f"status:{status}", who, {"comment": comment})
 
 
@@ -158,5 +181,9 @@ def list_flags(con: sqlite3.Connection, *, county: str | None = None) -> list[di
 
 
 def flag_history(con: sqlite3.Connection, flag_id: str) -> list[dict]:
-    return [dict(r) for r in con.execute(
-        "SELECT at, event, who, detail FROM history WHERE flag_id=? ORDER BY id", (flag_id,))]
+    return [
+        dict(r)
+        for r in con.execute(
+            "SELECT at, event, who, detail FROM history WHERE flag_id=? ORDER BY id", (flag_id,)
+        )
+    ]

@@ -29,8 +29,10 @@ def _dilate(block: np.ndarray, iterations: int) -> np.ndarray:
 
 def clear_mask(cube: xr.Dataset, cfg: MaskingConfig) -> xr.DataArray:
     """Lazy boolean (time, y, x): True where the pixel is clear and every band has data."""
-    invalid = xr.zeros_like(cube[schema.SCL], dtype=bool) if schema.SCL not in cube else (
-        cube[schema.SCL].isin(list(cfg.invalid_scl))
+    invalid = (
+        xr.zeros_like(cube[schema.SCL], dtype=bool)
+        if schema.SCL not in cube
+        else (cube[schema.SCL].isin(list(cfg.invalid_scl)))
     )
     if cfg.buffer_pixels > 0:
         grown = da.map_overlap(

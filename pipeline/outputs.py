@@ -49,6 +49,10 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, str] | No
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               **{k.encode(): v.encode() for k, v in metadata.items()}})
+        table = table.replace_schema_metadata(
+            {
+                **(table.schema.metadata or {}),
+                **{k.encode(): v.encode() for k, v in metadata.items()},
+            }
+        )
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))

@@ -20,11 +20,9 @@ from typing import Any
 import dask
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 from rasterio.features import geometry_mask
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
-from shapely.ops import transform as shapely_transform
 from shapely.ops import unary_union
 
 from pipeline import __version__, schema
@@ -92,8 +90,9 @@ def _read_inputs(cfg: RunConfig) -> _Inputs:
     warnings = []
     for frame in (sites, permits, zones):
         for w in frame.attrs.get("warnings", []):
-            warnings.append({"file": w.file, "record": w.record, "field": w.field,
-                             "message": w.message})
+            warnings.append(
+                {"file": w.file, "record": w.record, "field": w.field, "message": w.message}
+            )
     return _Inputs(sites, permits, zones, aoi, warnings)
 
 
@@ -150,7 +149,9 @@ def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dic
     dug = unary_union([f.geometry for f in flags])
     for _, site in sites_grid.iterrows():
         area = site.geometry.area
-        out[str(site["site_id"])] = float(site.geometry.intersection(dug).area / area) if area else 0.0
+        out[str(site["site_id"])] = (
+            float(site.geometry.intersection(dug).area / area) if area else 0.0
+        )
     return out
 
 
@@ -175,19 +176,26 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
             ab, gb = aoi_grid.bounds, grid0.bounds
             bounds = (max(ab[0], gb[0]), max(ab[1], gb[1]), min(ab[2], gb[2]), min(ab[3], gb[3]))
             if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
-                raise InputError("the area of interest does not overlap the imagery",
-                                 file=cfg.aoi, field="geometry")
+                raise InputError(
+                    "the area of interest does not overlap the imagery",
+                    file=cfg.aoi,
+                    field="geometry",
+                )
             crs = grid0.crs
-        grid = analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=crs) \
-            if bounds else grid0
+        grid = (
+            analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=crs)
+            if bounds
+            else grid0
+        )
         sites_grid = _to_grid(inputs.sites, grid)
         gl, gb_, gr, gt = grid.bounds
         from shapely.geometry import box
 
         extent = box(gl, gb_, gr, gt)
         if not sites_grid.intersects(extent).any():
-            raise InputError("no site overlaps the imagery", file=cfg.inputs.sites,
-                             field="geometry")
+            raise InputError(
+                "no site overlaps the imagery", file=cfg.inputs.sites, field="geometry"
+            )
         permits_grid = _to_grid(inputs.permits, grid)
         zones_grid = _to_grid(inputs.zones, grid)
         dates = [np.datetime64(s.date, "D").item() for s in scenes]
@@ -195,8 +203,12 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with timer.stage("graph"):
         cube = load_cube(scenes, grid, chunk_size=cfg.grid.chunk_size)
         ds = add_indices(mask_clouds(cube, cfg.masking))
-        pixels = site_pixel_index(list(sites_grid["site_id"]), list(sites_grid.geometry), grid,
-                                  chunk_size=cfg.grid.chunk_size)
+        pixels = site_pixel_index(
+            list(sites_grid["site_id"]),
+            list(sites_grid.geometry),
+            grid,
+            chunk_size=cfg.grid.chunk_size,
+        )
         ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
         det_tasks = detect_excavation_tasks(ds, cfg.detection)
 
@@ -204,39 +216,51 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         kwargs, client = _scheduler_kwargs(cfg)
         try:
             ts_results, det_results = dask.compute(
-                [task for _, task in ts_tasks], det_tasks, **kwargs)
+                [task for _, task in ts_tasks], det_tasks, **kwargs
+            )
         finally:
             if client is not None:
                 client.close()
         timeseries = assemble_timeseries(
-            list(zip([t for t, _ in ts_tasks], ts_results, strict=True)), pixels,
-            np.array([s.date for s in scenes]))
+            list(zip([t for t, _ in ts_tasks], ts_results, strict=True)),
+            pixels,
+            np.array([s.date for s in scenes]),
+        )
         layers = assemble_layers(det_results, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
 
     with timer.stage("flags"):
         aoi_mask = None
         if aoi_grid is not None:
             aoi_mask = ~geometry_mask([aoi_grid], out_shape=grid.shape, transform=grid.transform)
-        closed = [g for g, c, s in zip(sites_grid.geometry, sites_grid["category"],
-                                       sites_grid["status"], strict=True)
-                  if c == "illegal" and s == "closed"]
-        flags = build_flags(layers, grid, dates, cfg.detection, aoi_mask=aoi_mask,
-                            closed_sites=closed)
+        closed = [
+            g
+            for g, c, s in zip(
+                sites_grid.geometry, sites_grid["category"], sites_grid["status"], strict=True
+            )
+            if c == "illegal" and s == "closed"
+        ]
+        flags = build_flags(
+            layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed
+        )
         attribute_violations(flags, sites_grid, permits_grid, zones_grid, cfg.detection)
         to_wgs84 = gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326")
         geoms = list(to_wgs84)
         with open_ledger(out) as con:
             published = reconcile(con, flags, geoms, run_id)
         status = {p["flag_id"]: p["status"] for p in published}
-        features = [_flag_feature(f, g, status[f.flag_id]) for f, g in zip(flags, geoms, strict=True)
-                    if f.flag_id in status]
+        features = [
+            _flag_feature(f, g, status[f.flag_id])
+            for f, g in zip(flags, geoms, strict=True)
+            if f.flag_id in status
+        ]
 
     with timer.stage("recovery"):
         sites_frame = inputs.sites.copy()
         sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
         assessed_until = dates[-1]
-        features_frame = site_features(timeseries, sites_frame, assessed_until=assessed_until,
-                                       cfg=cfg.recovery)
+        features_frame = site_features(
+            timeseries, sites_frame, assessed_until=assessed_until, cfg=cfg.recovery
+        )
         disturbed = _disturbed_fractions([f for f in flags if f.flag_id in status], sites_grid)
         classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
         site_status = site_status_table(classes, sites_frame)
@@ -246,10 +270,14 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     warnings = list(inputs.warnings)
     for sid, cov in coverage.items():
         if cov < 0.999:
-            warnings.append({"file": cfg.inputs.sites, "record": f"site_id={sid}",
-                             "field": "geometry",
-                             "message": f"site only {cov:.0%} inside the imagery; figures "
-                                        "cover that part"})
+            warnings.append(
+                {
+                    "file": cfg.inputs.sites,
+                    "record": f"site_id={sid}",
+                    "field": "geometry",
+                    "message": f"site only {cov:.0%} inside the imagery; figures cover that part",
+                }
+            )
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -259,31 +287,50 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         "model_version": "rules-0.1",
         "inputs": {
             "catalog": str(catalog),
-            "sites": cfg.inputs.sites, "permits": cfg.inputs.permits, "zones": cfg.inputs.zones,
+            "sites": cfg.inputs.sites,
+            "permits": cfg.inputs.permits,
+            "zones": cfg.inputs.zones,
             "aoi": cfg.aoi,
             "items": [iid for s in scenes for iid in s.item_ids],
         },
-        "period": {"start": dates[0].isoformat(), "end": dates[-1].isoformat(),
-                   "n_dates": len(dates)},
-        "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6],
-                 "shape": list(grid.shape), "chunk_size": cfg.grid.chunk_size},
+        "period": {
+            "start": dates[0].isoformat(),
+            "end": dates[-1].isoformat(),
+            "n_dates": len(dates),
+        },
+        "grid": {
+            "crs": grid.crs.to_string(),
+            "transform": list(grid.transform)[:6],
+            "shape": list(grid.shape),
+            "chunk_size": cfg.grid.chunk_size,
+        },
         "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
         "counts": {"sites": len(sites_frame), "flags": len(features), "dates": len(dates)},
         "warnings": warnings,
     }
 
     with timer.stage("report"):
-        html = render_report(site_status=site_status, progress=progress, flags=features,
-                             timeseries=timeseries, sites=inputs.sites, manifest=manifest,
-                             language=cfg.report.language, title=cfg.report.title)
+        html = render_report(
+            site_status=site_status,
+            progress=progress,
+            flags=features,
+            timeseries=timeseries,
+            sites=inputs.sites,
+            manifest=manifest,
+            language=cfg.report.language,
+            title=cfg.report.title,
+        )
 
     with timer.stage("write"):
         outputs = {name: out / name for name in schema.OUTPUT_FILES}
         write_json(outputs[schema.FLAGS_FILE], {"type": "FeatureCollection", "features": features})
         write_csv(outputs[schema.SITE_STATUS_FILE], site_status)
         write_csv(outputs[schema.PROGRESS_FILE], progress)
-        write_parquet(outputs[schema.TIMESERIES_FILE], timeseries,
-                      {"minewatch:pixel_rule": PIXEL_RULE, "minewatch:run_id": run_id})
+        write_parquet(
+            outputs[schema.TIMESERIES_FILE],
+            timeseries,
+            {"minewatch:pixel_rule": PIXEL_RULE, "minewatch:run_id": run_id},
+        )
         write_text(outputs[schema.REPORT_FILE], html)
     manifest["timings_s"] = timer.timings
     write_json(outputs[schema.MANIFEST_FILE], manifest)

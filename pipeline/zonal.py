@@ -74,8 +74,12 @@ def site_pixel_index(
         r1 = int(np.ceil((top - miny) / res))
         window = Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
         transform = grid.transform * grid.transform.translation(c0, r0)
-        inside = ~geometry_mask([geom], out_shape=(int(window.height), int(window.width)),
-                                transform=transform, all_touched=False)
+        inside = ~geometry_mask(
+            [geom],
+            out_shape=(int(window.height), int(window.width)),
+            transform=transform,
+            all_touched=False,
+        )
         rr, cc = np.nonzero(inside)
         rr = rr + r0
         cc = cc + c0
@@ -99,8 +103,12 @@ _N_COUNTS = 5
 
 
 def _tile_stats(
-    ndvi: np.ndarray, bsi: np.ndarray, ndwi: np.ndarray, clear: np.ndarray,
-    entries: list[tuple[int, np.ndarray]], surface: SurfaceConfig,
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    ndwi: np.ndarray,
+    clear: np.ndarray,
+    entries: list[tuple[int, np.ndarray]],
+    surface: SurfaceConfig,
 ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Gather one (date, tile) block: per site, counts, sums and the values for medians."""
     nd, bs, nw, ok = (a.reshape(-1) for a in (ndvi, bsi, ndwi, clear))
@@ -114,8 +122,14 @@ def _tile_stats(
         veg = (v_nd >= surface.vegetated_ndvi_min) & ~water
         bare = (v_nd <= surface.bare_ndvi_max) & (v_bs >= surface.bare_bsi_min) & ~water
         counts = np.array([sel.size, nw_ok.sum(), veg.sum(), bare.sum(), water.sum()], np.int64)
-        sums = np.array([v_nd.sum(dtype=np.float64), np.nansum(v_bs, dtype=np.float64),
-                         np.nansum(v_nw, dtype=np.float64), np.isfinite(v_bs).sum()])
+        sums = np.array(
+            [
+                v_nd.sum(dtype=np.float64),
+                np.nansum(v_bs, dtype=np.float64),
+                np.nansum(v_nw, dtype=np.float64),
+                np.isfinite(v_bs).sum(),
+            ]
+        )
         out.append((k, counts, sums, v_nd, v_bs))
     return out
 
@@ -132,9 +146,19 @@ def site_timeseries_tasks(
     gather = dask.delayed(_tile_stats, pure=True)
     for t in range(ds.sizes[schema.TIME]):
         for (i, j), entries in pixels.tiles.items():
-            tasks.append((t, gather(blocks["ndvi"][t, i, j], blocks["bsi"][t, i, j],
-                                    blocks["ndwi"][t, i, j], blocks["clear"][t, i, j],
-                                    entries, surface)))
+            tasks.append(
+                (
+                    t,
+                    gather(
+                        blocks["ndvi"][t, i, j],
+                        blocks["bsi"][t, i, j],
+                        blocks["ndwi"][t, i, j],
+                        blocks["clear"][t, i, j],
+                        entries,
+                        surface,
+                    ),
+                )
+            )
     return tasks
 
 
@@ -164,19 +188,25 @@ def assemble_timeseries(
     with np.errstate(invalid="ignore", divide="ignore"):
         clear_div = np.where(n_clear > 0, n_clear, np.nan)
         n_pixels = pixels.n_inside[:, None].astype(float)
-        frame = pd.DataFrame({
-            "site_id": np.repeat(np.array(pixels.site_ids, dtype=object), n_times),
-            "date": np.tile(times.astype("datetime64[D]").astype("datetime64[ms]"), n_sites),
-            "n_pixels": np.repeat(pixels.n_inside, n_times),
-            "valid_fraction": (n_clear / np.where(n_pixels > 0, n_pixels, np.nan)).reshape(-1),
-            "ndvi_mean": (sums[..., 0] / clear_div).reshape(-1),
-            "ndvi_median": med_nd.reshape(-1),
-            "bsi_mean": (sums[..., 1] / np.where(sums[..., 3] > 0, sums[..., 3], np.nan)).reshape(-1),
-            "bsi_median": med_bs.reshape(-1),
-            "ndwi_mean": (sums[..., 2] / np.where(counts[..., 1] > 0, counts[..., 1], np.nan)).reshape(-1),
-            "vegetated_fraction": (counts[..., 2] / clear_div).reshape(-1),
-            "bare_fraction": (counts[..., 3] / clear_div).reshape(-1),
-            "water_fraction": (counts[..., 4] / clear_div).reshape(-1),
-        })
+        frame = pd.DataFrame(
+            {
+                "site_id": np.repeat(np.array(pixels.site_ids, dtype=object), n_times),
+                "date": np.tile(times.astype("datetime64[D]").astype("datetime64[ms]"), n_sites),
+                "n_pixels": np.repeat(pixels.n_inside, n_times),
+                "valid_fraction": (n_clear / np.where(n_pixels > 0, n_pixels, np.nan)).reshape(-1),
+                "ndvi_mean": (sums[..., 0] / clear_div).reshape(-1),
+                "ndvi_median": med_nd.reshape(-1),
+                "bsi_mean": (
+                    sums[..., 1] / np.where(sums[..., 3] > 0, sums[..., 3], np.nan)
+                ).reshape(-1),
+                "bsi_median": med_bs.reshape(-1),
+                "ndwi_mean": (
+                    sums[..., 2] / np.where(counts[..., 1] > 0, counts[..., 1], np.nan)
+                ).reshape(-1),
+                "vegetated_fraction": (counts[..., 2] / clear_div).reshape(-1),
+                "bare_fraction": (counts[..., 3] / clear_div).reshape(-1),
+                "water_fraction": (counts[..., 4] / clear_div).reshape(-1),
+            }
+        )
     frame["valid_fraction"] = frame["valid_fraction"].fillna(0.0)
     return frame[list(schema.TIMESERIES_COLUMNS)]

@@ -41,10 +41,15 @@ def _scenario(seed: int, cloud_scale: float) -> object:
     if marker.exists() and (folder / "catalog" / "catalog.json").exists():
         from pipeline.demo import ScenarioPaths
 
-        return ScenarioPaths(root=folder, catalog=folder / "catalog" / "catalog.json",
-                             sites=folder / "sites.geojson", permits=folder / "permits.geojson",
-                             zones=folder / "zones.geojson", aoi=folder / "aoi.geojson",
-                             truth=marker)
+        return ScenarioPaths(
+            root=folder,
+            catalog=folder / "catalog" / "catalog.json",
+            sites=folder / "sites.geojson",
+            permits=folder / "permits.geojson",
+            zones=folder / "zones.geojson",
+            aoi=folder / "aoi.geojson",
+            truth=marker,
+        )
     return generate_scenario(folder, seed=seed, cloud_scale=cloud_scale)
 
 
@@ -52,10 +57,14 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
     truth = json.loads(truth_path.read_text())
     flags = json.loads(flags_path.read_text())["features"]
     crs = "EPSG:32649"
-    digs = gpd.GeoDataFrame(truth["digs"], geometry=[shape(d["geometry"]) for d in truth["digs"]],
-                            crs="EPSG:4326").to_crs(crs)
-    fl = gpd.GeoDataFrame([f["properties"] for f in flags],
-                          geometry=[shape(f["geometry"]) for f in flags], crs="EPSG:4326")
+    digs = gpd.GeoDataFrame(
+        truth["digs"], geometry=[shape(d["geometry"]) for d in truth["digs"]], crs="EPSG:4326"
+    ).to_crs(crs)
+    fl = gpd.GeoDataFrame(
+        [f["properties"] for f in flags],
+        geometry=[shape(f["geometry"]) for f in flags],
+        crs="EPSG:4326",
+    )
     fl = fl.to_crs(crs) if len(fl) else fl
     detected, correct, latency, area_err = 0, 0, [], []
     matched_flags: set[str] = set()
@@ -70,13 +79,22 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
         best = hits.loc[hits.geometry.intersection(dig.geometry).area.idxmax()]
         ok = best["violation"] == dig["violation"]
         correct += ok
-        lat = (date.fromisoformat(min(hits["first_detected"])) - date.fromisoformat(dig["start"])).days
+        lat = (
+            date.fromisoformat(min(hits["first_detected"])) - date.fromisoformat(dig["start"])
+        ).days
         latency.append(lat)
         err = abs(hits["area_m2"].sum() - dig["area_m2"]) / dig["area_m2"]
         area_err.append(err)
-        per_dig.append({"dig_id": dig["dig_id"], "violation": dig["violation"], "found": True,
-                        "flag_violation": best["violation"], "latency_days": lat,
-                        "area_error": round(err, 3)})
+        per_dig.append(
+            {
+                "dig_id": dig["dig_id"],
+                "violation": dig["violation"],
+                "found": True,
+                "flag_violation": best["violation"],
+                "latency_days": lat,
+                "area_error": round(err, 3),
+            }
+        )
     enforce = fl[fl["violation"] != "within_permit"] if len(fl) else fl
     true_enforce = int(enforce["flag_id"].isin(matched_flags).sum()) if len(enforce) else 0
     status = pd.read_csv(status_path)
@@ -84,11 +102,20 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
     status["truth"] = status["site_id"].map(truth_cls)
     classes = list(schema.RECOVERY_CLASSES)
     confusion = pd.crosstab(status["truth"], status["recovery_class"]).reindex(
-        index=classes, columns=classes, fill_value=0)
-    recall = {c: (float((status[status.truth == c].recovery_class == c).mean())
-                  if (status.truth == c).any() else None) for c in classes}
+        index=classes, columns=classes, fill_value=0
+    )
+    recall = {
+        c: (
+            float((status[status.truth == c].recovery_class == c).mean())
+            if (status.truth == c).any()
+            else None
+        )
+        for c in classes
+    }
     return {
-        "digs": len(digs), "flags": len(fl), "enforcement_flags": len(enforce),
+        "digs": len(digs),
+        "flags": len(fl),
+        "enforcement_flags": len(enforce),
         "recall": detected / len(digs) if len(digs) else None,
         "precision": true_enforce / len(enforce) if len(enforce) else None,
         "violation_correct": correct / detected if detected else None,
@@ -99,13 +126,21 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
         "confusion": confusion.to_dict(),
         "per_dig": per_dig,
         "false_flags": enforce[~enforce["flag_id"].isin(matched_flags)][
-            ["flag_id", "first_detected", "area_m2", "violation", "level"]].to_dict("records")
-        if len(enforce) else [],
+            ["flag_id", "first_detected", "area_m2", "violation", "level"]
+        ].to_dict("records")
+        if len(enforce)
+        else [],
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
     parser.add_argument("--cloud-scale", type=float, default=1.0)
     parser.add_argument("--json", type=Path, help="write all figures here")
@@ -119,26 +154,44 @@ def main() -> int:
         out = ROOT / "runs" / "evaluate" / f"seed{seed}"
         if (out / "ledger.sqlite").exists():
             (out / "ledger.sqlite").unlink()
-        cfg = load_config(None, {"provider.catalog": str(paths.catalog), "inputs.sites": str(paths.sites),
-                                 "inputs.permits": str(paths.permits), "inputs.zones": str(paths.zones),
-                                 "aoi": str(paths.aoi), "grid.chunk_size": 256})
+        cfg = load_config(
+            None,
+            {
+                "provider.catalog": str(paths.catalog),
+                "inputs.sites": str(paths.sites),
+                "inputs.permits": str(paths.permits),
+                "inputs.zones": str(paths.zones),
+                "aoi": str(paths.aoi),
+                "grid.chunk_size": 256,
+            },
+        )
         run_pipeline(cfg, out)
         res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         results[seed] = res
-        print(f"seed {seed}: digs {res['digs']} flags {res['flags']} recall {res['recall']:.2f} "
-              f"precision {res['precision'] if res['precision'] is None else round(res['precision'], 2)} "
-              f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
-              f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
-              f"({res['seconds']} s)")
+        print(
+            f"seed {seed}: digs {res['digs']} flags {res['flags']} recall {res['recall']:.2f} "
+            f"precision {_fmt(res['precision'])} "
+            f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
+            f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
+            f"({res['seconds']} s)"
+        )
         for d in res["per_dig"]:
             print("   ", d)
         for f in res["false_flags"][:15]:
             print("    false:", f)
-    keys = ["recall", "precision", "violation_correct", "median_latency_days", "median_area_error",
-            "site_accuracy"]
-    print("median over scenarios:",
-          {k: float(np.median([r[k] for r in results.values() if r[k] is not None])) for k in keys})
+    keys = [
+        "recall",
+        "precision",
+        "violation_correct",
+        "median_latency_days",
+        "median_area_error",
+        "site_accuracy",
+    ]
+    print(
+        "median over scenarios:",
+        {k: float(np.median([r[k] for r in results.values() if r[k] is not None])) for k in keys},
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -123,9 +123,7 @@ def site_features(
     by_site = dict(iter(clear.groupby("site_id", sort=False)))
 
     rows = []
-    for site_id, start in zip(
-        site_frame["site_id"], site_frame["restoration_start"], strict=True
-    ):
+    for site_id, start in zip(site_frame["site_id"], site_frame["restoration_start"], strict=True):
         looks = by_site.get(site_id, clear.iloc[0:0])
         row = _describe_site(looks, end=end, days=cfg.assessment_days)
         row["days_since_restoration_start"] = _days_since(start, end)

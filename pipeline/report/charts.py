@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import matplotlib.dates as mdates
 import numpy as np
-import PIL.Image
 import pandas as pd
+import PIL.Image
 import shapely.geometry
 from matplotlib import font_manager, patheffects, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -209,8 +209,10 @@ def render_map_png(
         ):
             path = _geometry_path(geoms_)
             # A ring around each polygon flag too: at city scale a flag is a few pixels.
-            pts = [*pts, *((g.representative_point().x, g.representative_point().y)
-                           for g in geoms_)]
+            pts = [
+                *pts,
+                *((g.representative_point().x, g.representative_point().y) for g in geoms_),
+            ]
             if path is not None:
                 patch = PathPatch(path, facecolor="none", edgecolor=colour, lw=lw, ls=ls, zorder=3)
                 patch.set_path_effects(halo)
@@ -218,12 +220,20 @@ def render_map_png(
                 bounds.append((*path.vertices.min(axis=0), *path.vertices.max(axis=0)))
             if pts:
                 xy = np.asarray(pts)
-                ax.scatter(xy[:, 0], xy[:, 1], s=36, facecolors="none", edgecolors=colour,
-                           linewidths=lw, zorder=3)
+                ax.scatter(
+                    xy[:, 0],
+                    xy[:, 1],
+                    s=36,
+                    facecolors="none",
+                    edgecolors=colour,
+                    linewidths=lw,
+                    zorder=3,
+                )
                 bounds.append((*xy.min(axis=0), *xy.max(axis=0)))
             if path is not None or pts:
-                handles.append(Line2D([], [], color=colour, lw=lw, ls=ls, marker="o",
-                                      mfc="none", label=label))
+                handles.append(
+                    Line2D([], [], color=colour, lw=lw, ls=ls, marker="o", mfc="none", label=label)
+                )
 
         if bounds:
             b = np.asarray(bounds)
@@ -234,15 +244,19 @@ def render_map_png(
             # Equal ground distance on both axes at the map's latitude.
             ax.set_aspect(1.0 / max(np.cos(np.deg2rad((y0 + y1) / 2)), 0.1), adjustable="box")
         else:
-            ax.text(0.5, 0.5, labels["no_sites"], ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, labels["no_sites"], ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(labels["lon"])
         ax.set_ylabel(labels["lat"])
         ax.ticklabel_format(useOffset=False, style="plain")
         ax.grid(True, lw=0.3, color="#999999", alpha=0.6)
         if handles:
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      frameon=False, fontsize=7)
+            ax.legend(
+                handles=handles,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                frameon=False,
+                fontsize=7,
+            )
         fig.subplots_adjust(left=0.1, right=0.72, bottom=0.09, top=0.97)
         return _to_png(fig, MAP_DPI)
 
@@ -289,27 +303,35 @@ class SparklineRenderer:
                     Line2D([], [], color=NDVI_COLOUR, lw=1.2, label="NDVI"),
                     Line2D([], [], color=BSI_COLOUR, lw=1.1, ls="--", label="BSI"),
                 ],
-                loc="upper left", ncol=2, frameon=False, handlelength=1.8, borderaxespad=0.1,
+                loc="upper left",
+                ncol=2,
+                frameon=False,
+                handlelength=1.8,
+                borderaxespad=0.1,
             )
             fig.subplots_adjust(left=0.19, right=0.97, bottom=0.25, top=0.97)
-            (self._ndvi,) = ax.plot([], [], color=NDVI_COLOUR, lw=1.2, marker="o", ms=2.0,
-                                    animated=True)
+            (self._ndvi,) = ax.plot(
+                [], [], color=NDVI_COLOUR, lw=1.2, marker="o", ms=2.0, animated=True
+            )
             (self._bsi,) = ax.plot([], [], color=BSI_COLOUR, lw=1.1, ls="--", animated=True)
             self._start = ax.axvline(self._x0, color="black", lw=1.0, animated=True)
-            self._note = ax.text(0.01, 0.03, "", transform=ax.transAxes, ha="left",
-                                 va="bottom", animated=True)
+            self._note = ax.text(
+                0.01, 0.03, "", transform=ax.transAxes, ha="left", va="bottom", animated=True
+            )
             self._canvas.draw()
             self._background = self._canvas.copy_from_bbox(fig.bbox)
         self._fig = fig
         self._ax = ax
 
-    def render(self, dates: pd.Series, ndvi: np.ndarray, bsi: np.ndarray,
-               restoration_start: date | pd.Timestamp | None) -> bytes:
+    def render(
+        self,
+        dates: pd.Series,
+        ndvi: np.ndarray,
+        bsi: np.ndarray,
+        restoration_start: date | pd.Timestamp | None,
+    ) -> bytes:
         """One PNG; NaN values (cloudy dates) drop out of the lines."""
-        x = (
-            mdates.date2num(pd.DatetimeIndex(dates).to_pydatetime())
-            if len(dates) else np.array([])
-        )
+        x = mdates.date2num(pd.DatetimeIndex(dates).to_pydatetime()) if len(dates) else np.array([])
         for line, values in ((self._ndvi, ndvi), (self._bsi, bsi)):
             y = np.asarray(values, dtype=float)
             ok = np.isfinite(y)
@@ -373,7 +395,9 @@ def render_sparklines(
     dates_all = ts["date"]
     for site_id, idx in ts.groupby("site_id", sort=False).indices.items():
         out[str(site_id)] = renderer.render(
-            dates_all.iloc[idx], ndvi_all[idx], bsi_all[idx],
+            dates_all.iloc[idx],
+            ndvi_all[idx],
+            bsi_all[idx],
             restoration_starts.get(str(site_id)),
         )
     return out

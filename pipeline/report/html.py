@@ -51,11 +51,15 @@ def render_report(
     t = i18n.text(lang)
     page_title = title if title else t["title"]
     site_info = _site_info(sites)
-    recovery = {
-        str(sid): str(cls)
-        for sid, cls in zip(site_status["site_id"], site_status["recovery_class"], strict=True)
-        if _present(cls)
-    } if len(site_status) else {}
+    recovery = (
+        {
+            str(sid): str(cls)
+            for sid, cls in zip(site_status["site_id"], site_status["recovery_class"], strict=True)
+            if _present(cls)
+        }
+        if len(site_status)
+        else {}
+    )
     start, end = _period(manifest, timeseries)
 
     map_png = charts.render_map_png(sites, recovery, flags, language=lang)
@@ -157,8 +161,11 @@ def _site_info(sites: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """site_id -> its attribute dict (no geometry)."""
     if sites is None or len(sites) == 0 or "site_id" not in sites:
         return {}
-    cols = [c for c in ("name", "county", "category", "status", "target", "restoration_start")
-            if c in sites]
+    cols = [
+        c
+        for c in ("name", "county", "category", "status", "target", "restoration_start")
+        if c in sites
+    ]
     frame = pd.DataFrame(sites[["site_id", *cols]])
     return {str(r["site_id"]): r for r in frame.to_dict("records")}
 
@@ -224,8 +231,10 @@ _PROGRESS_NUMBERS = (
 
 def _sum_progress(rows: pd.DataFrame) -> dict[str, float]:
     """A total row made from finer rows, when progress.csv lacks it."""
-    total = {c: float(pd.to_numeric(rows[c], errors="coerce").sum())
-             for c in ("sites", "sites_restored", "area_mu", "restored_area_mu")}
+    total = {
+        c: float(pd.to_numeric(rows[c], errors="coerce").sum())
+        for c in ("sites", "sites_restored", "area_mu", "restored_area_mu")
+    }
     total["restoration_rate_by_count_pct"] = (
         100 * total["sites_restored"] / total["sites"] if total["sites"] else math.nan
     )
@@ -259,8 +268,14 @@ def _progress_section(progress: pd.DataFrame, lang: str) -> str:
     p["county"] = p["county"].astype(str)
     number_heads = "".join(
         f'<th scope="col">{_e(t[k])}</th>'
-        for k in ("sites", "sites_restored", "area_mu", "restored_area_mu", "rate_by_count",
-                  "rate_by_area")
+        for k in (
+            "sites",
+            "sites_restored",
+            "area_mu",
+            "restored_area_mu",
+            "rate_by_count",
+            "rate_by_area",
+        )
     )
     extra = [c for c in dict.fromkeys(p["category"]) if c not in CATEGORIES and c != ALL]
     categories = [c for c in (*CATEGORIES, *extra) if (p["category"] == c).any()]
@@ -272,21 +287,25 @@ def _progress_section(progress: pd.DataFrame, lang: str) -> str:
     body = []
     for cat in categories:
         rows = p[p["category"] == cat]
-        body.append(_progress_row(
-            f'<th scope="row">{_category_label(cat, lang)}</th>',
-            total_of(rows[rows["county"] == ALL], rows[rows["county"] != ALL]),
-        ))
+        body.append(
+            _progress_row(
+                f'<th scope="row">{_category_label(cat, lang)}</th>',
+                total_of(rows[rows["county"] == ALL], rows[rows["county"] != ALL]),
+            )
+        )
     overall = p[(p["category"] == ALL) & (p["county"] == ALL)]
     cat_totals = p[(p["category"] != ALL) & (p["county"] == ALL)]
-    body.append(_progress_row(
-        f'<th scope="row">{_e(t["total"])}</th>',
-        total_of(overall, cat_totals if len(cat_totals) else p[p["category"] != ALL]),
-        "total",
-    ))
+    body.append(
+        _progress_row(
+            f'<th scope="row">{_e(t["total"])}</th>',
+            total_of(overall, cat_totals if len(cat_totals) else p[p["category"] != ALL]),
+            "total",
+        )
+    )
     by_category = (
         f'<h3>{_e(t["progress_by_category"])}</h3><table class="progress">'
         f'<thead><tr><th scope="col">{_e(t["category"])}</th>{number_heads}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
 
     # By county: a subtotal row per county, then its categories.
@@ -294,22 +313,26 @@ def _progress_section(progress: pd.DataFrame, lang: str) -> str:
     for county in sorted(c for c in dict.fromkeys(p["county"]) if c != ALL):
         rows = p[p["county"] == county]
         detail = rows[rows["category"] != ALL]
-        body.append(_progress_row(
-            f'<th scope="row">{_e(county)}</th><td>{_e(t["subtotal"])}</td>',
-            total_of(rows[rows["category"] == ALL], detail),
-            "total",
-        ))
+        body.append(
+            _progress_row(
+                f'<th scope="row">{_e(county)}</th><td>{_e(t["subtotal"])}</td>',
+                total_of(rows[rows["category"] == ALL], detail),
+                "total",
+            )
+        )
         for cat in categories:
             for _, row in detail[detail["category"] == cat].iterrows():
-                body.append(_progress_row(
-                    f'<th scope="row">{_e(county)}</th><td>{_category_label(cat, lang)}</td>',
-                    row.to_dict(),
-                ))
+                body.append(
+                    _progress_row(
+                        f'<th scope="row">{_e(county)}</th><td>{_category_label(cat, lang)}</td>',
+                        row.to_dict(),
+                    )
+                )
     by_county = (
         f'<h3>{_e(t["progress_by_county"])}</h3><table class="progress">'
         f'<thead><tr><th scope="col">{_e(t["county"])}</th><th scope="col">'
-        f'{_e(t["category"])}</th>{number_heads}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>'
+        f"{_e(t['category'])}</th>{number_heads}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
     return head + by_category + by_county + "</section>\n"
 
@@ -318,8 +341,8 @@ def _map_section(png: bytes, lang: str) -> str:
     t = i18n.text(lang)
     return (
         f'<section id="map"><h2>{_e(t["map"])}</h2><figure>'
-        f'{_img(png, t["map_alt"], "map")}'
-        f'<figcaption>{_e(t["map_caption"])}</figcaption></figure></section>\n'
+        f"{_img(png, t['map_alt'], 'map')}"
+        f"<figcaption>{_e(t['map_caption'])}</figcaption></figure></section>\n"
     )
 
 
@@ -332,8 +355,7 @@ def _flag_sort_key(props: Mapping[str, Any]) -> tuple[int, int, str, str]:
     )
 
 
-def _flags_section(flags: list[dict], site_info: Mapping[str, Mapping[str, Any]],
-                   lang: str) -> str:
+def _flags_section(flags: list[dict], site_info: Mapping[str, Mapping[str, Any]], lang: str) -> str:
     t = i18n.text(lang)
     head = f'<section id="flags"><h2>{_e(t["flags"])}</h2>'
     if not flags:
@@ -341,8 +363,20 @@ def _flags_section(flags: list[dict], site_info: Mapping[str, Mapping[str, Any]]
     props_list = sorted(((f.get("properties") or {}) for f in flags), key=_flag_sort_key)
     n_record = sum(p.get("violation") == "within_permit" for p in props_list)
     has_status = any(_present(p.get("status")) for p in props_list)
-    cols = ["flag_id", "violation", "county", "site", "area_m2", "area_mu", "first_detected",
-            "confirmed", "last_seen", "level", *(["enforcement"] if has_status else []), "note"]
+    cols = [
+        "flag_id",
+        "violation",
+        "county",
+        "site",
+        "area_m2",
+        "area_mu",
+        "first_detected",
+        "confirmed",
+        "last_seen",
+        "level",
+        *(["enforcement"] if has_status else []),
+        "note",
+    ]
     rows = []
     for p in props_list:
         record_only = p.get("violation") == "within_permit"
@@ -350,20 +384,26 @@ def _flags_section(flags: list[dict], site_info: Mapping[str, Mapping[str, Any]]
         site_html = DASH
         if _present(site_id):
             name = (site_info.get(str(site_id)) or {}).get("name")
-            site_html = (f"{_e(name)} <code>{_e(site_id)}</code>" if _present(name)
-                         else f"<code>{_e(site_id)}</code>")
+            site_html = (
+                f"{_e(name)} <code>{_e(site_id)}</code>"
+                if _present(name)
+                else f"<code>{_e(site_id)}</code>"
+            )
         touches = [_e(p.get("permit_id"))] if _present(p.get("permit_id")) else []
         zone_ids = p.get("zone_ids") or []
         touches += [_e(z) for z in (zone_ids if isinstance(zone_ids, list) else [zone_ids])]
         if touches:
-            site_html += f'<br><small>{", ".join(touches)}</small>'
+            site_html += f"<br><small>{', '.join(touches)}</small>"
         area_mu = p.get("area_mu")
         if not _present(area_mu) and _present(p.get("area_m2")):
             area_mu = float(p["area_m2"]) / M2_PER_MU
         confidence = _num(p.get("confidence"), 2)
         level = i18n.term(i18n.LEVEL_NAMES, p.get("level"), lang)
-        confirmed = _date(p.get("confirmed")) if _present(p.get("confirmed")) else (
-            f'<span class="muted">{_e(t["unconfirmed"])}</span>')
+        confirmed = (
+            _date(p.get("confirmed"))
+            if _present(p.get("confirmed"))
+            else (f'<span class="muted">{_e(t["unconfirmed"])}</span>')
+        )
         cells = [
             f"<td><code>{_e(p.get('flag_id'))}</code></td>",
             f"<td>{_e(i18n.term(i18n.VIOLATION_NAMES, p.get('violation'), lang))}</td>",
@@ -378,17 +418,16 @@ def _flags_section(flags: list[dict], site_info: Mapping[str, Mapping[str, Any]]
         ]
         if has_status:
             cells.append(f"<td>{_e(i18n.term(i18n.ENFORCEMENT_NAMES, p.get('status'), lang))}</td>")
-        note = f'<strong>{_e(t["not_for_enforcement"])}</strong>' if record_only else ""
+        note = f"<strong>{_e(t['not_for_enforcement'])}</strong>" if record_only else ""
         cells.append(f"<td>{note}</td>")
         cls = ' class="within-permit"' if record_only else ""
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    summary = t["flags_summary"].format(n=len(props_list), m=len(props_list) - n_record,
-                                        k=n_record)
+    summary = t["flags_summary"].format(n=len(props_list), m=len(props_list) - n_record, k=n_record)
     header = "".join(f'<th scope="col">{_e(t[c])}</th>' for c in cols)
     return (
         head + f"<p>{_e(summary)}</p>"
         f'<div class="scroll"><table class="flags"><thead><tr>{header}</tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div></section>\n'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>\n"
     )
 
 
@@ -401,8 +440,13 @@ def _open_flag_counts(flags: Iterable[dict]) -> Counter[str]:
     return counts
 
 
-def _sites_section(status: pd.DataFrame, site_info: Mapping[str, Mapping[str, Any]],
-                   flags: list[dict], sparklines: Mapping[str, bytes], lang: str) -> str:
+def _sites_section(
+    status: pd.DataFrame,
+    site_info: Mapping[str, Mapping[str, Any]],
+    flags: list[dict],
+    sparklines: Mapping[str, bytes],
+    lang: str,
+) -> str:
     t = i18n.text(lang)
     head = f'<section id="sites"><h2>{_e(t["site_table"])}</h2>'
     records = {str(r["site_id"]): r for r in status.to_dict("records")} if len(status) else {}
@@ -411,13 +455,27 @@ def _sites_section(status: pd.DataFrame, site_info: Mapping[str, Mapping[str, An
         return head + f'<p class="empty">{_e(t["no_sites"])}</p></section>\n'
     open_flags = _open_flag_counts(flags)
     # (label key, sort type or None)
-    cols = [("site_id", "text"), ("name", "text"), ("county", "text"), ("category", "text"),
-            ("status", "text"), ("target", "text"), ("recovery_class", "text"),
-            ("probability", "num"), ("vegetated", "num"), ("bare", "num"), ("water", "num"),
-            ("restored_area_mu", "num"), ("meets_target", "text"), ("assessed_until", "text"),
-            ("open_flags", "num"), ("trajectory", None)]
+    cols = [
+        ("site_id", "text"),
+        ("name", "text"),
+        ("county", "text"),
+        ("category", "text"),
+        ("status", "text"),
+        ("target", "text"),
+        ("recovery_class", "text"),
+        ("probability", "num"),
+        ("vegetated", "num"),
+        ("bare", "num"),
+        ("water", "num"),
+        ("restored_area_mu", "num"),
+        ("meets_target", "text"),
+        ("assessed_until", "text"),
+        ("open_flags", "num"),
+        ("trajectory", None),
+    ]
     header = "".join(
-        f'<th scope="col" data-type="{kind}">{_e(t[key])}</th>' if kind
+        f'<th scope="col" data-type="{kind}">{_e(t[key])}</th>'
+        if kind
         else f'<th scope="col">{_e(t[key])}</th>'
         for key, kind in cols
     )
@@ -433,13 +491,21 @@ def _sites_section(status: pd.DataFrame, site_info: Mapping[str, Mapping[str, An
         cls = r.get("recovery_class")
         cls_html = DASH
         if _present(cls):
-            cls_html = (f'<span class="swatch cls-{_e(cls)}" aria-hidden="true"></span>'
-                        f"{_e(i18n.term(i18n.RECOVERY_CLASS_NAMES, cls, lang))}")
+            cls_html = (
+                f'<span class="swatch cls-{_e(cls)}" aria-hidden="true"></span>'
+                f"{_e(i18n.term(i18n.RECOVERY_CLASS_NAMES, cls, lang))}"
+            )
         meets = r.get("meets_target")
-        meets_text = t["yes"] if meets is True or str(meets).lower() == "true" else (
-            t["no"] if _present(meets) else "")
-        chart = (_img(sparklines[sid], f"{t['trajectory']} {sid}", "spark")
-                 if sid in sparklines else DASH)
+        meets_text = (
+            t["yes"]
+            if meets is True or str(meets).lower() == "true"
+            else (t["no"] if _present(meets) else "")
+        )
+        chart = (
+            _img(sparklines[sid], f"{t['trajectory']} {sid}", "spark")
+            if sid in sparklines
+            else DASH
+        )
         cells = [
             f"<td><code>{_e(sid)}</code></td>",
             f"<td>{_e(info.get('name'))}</td>",
@@ -448,13 +514,16 @@ def _sites_section(status: pd.DataFrame, site_info: Mapping[str, Mapping[str, An
             f"<td>{_e(i18n.term(i18n.STATUS_NAMES, info.get('status'), lang))}</td>",
             f"<td>{_e(i18n.term(i18n.TARGET_NAMES, pick('target'), lang))}</td>",
             f'<td data-v="{_e(cls)}">{cls_html}</td>',
-            *(f'<td class="n" data-v="{_raw(r.get(k))}">{fmt}</td>' for k, fmt in (
-                ("probability", _num(r.get("probability"), 2)),
-                ("vegetated_fraction", _pct(r.get("vegetated_fraction"))),
-                ("bare_fraction", _pct(r.get("bare_fraction"))),
-                ("water_fraction", _pct(r.get("water_fraction"))),
-                ("restored_area_mu", _num(r.get("restored_area_mu"), 1)),
-            )),
+            *(
+                f'<td class="n" data-v="{_raw(r.get(k))}">{fmt}</td>'
+                for k, fmt in (
+                    ("probability", _num(r.get("probability"), 2)),
+                    ("vegetated_fraction", _pct(r.get("vegetated_fraction"))),
+                    ("bare_fraction", _pct(r.get("bare_fraction"))),
+                    ("water_fraction", _pct(r.get("water_fraction"))),
+                    ("restored_area_mu", _num(r.get("restored_area_mu"), 1)),
+                )
+            ),
             f"<td>{_e(meets_text)}</td>",
             f"<td>{_date(r.get('assessed_until')) if r else DASH}</td>",
             f'<td class="n" data-v="{open_flags[sid]}">{open_flags[sid]}</td>',
@@ -469,7 +538,7 @@ def _sites_section(status: pd.DataFrame, site_info: Mapping[str, Mapping[str, An
     return (
         head + controls + f'<p class="muted">{_e(t["trajectory_caption"])}</p>'
         f'<div class="scroll"><table id="site-table" class="sites"><thead><tr>{header}</tr>'
-        f'</thead><tbody>{"".join(rows)}</tbody></table></div></section>\n'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div></section>\n"
     )
 
 

@@ -7,7 +7,6 @@ its assets are already resolved to absolute paths with their scale and offset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
 import numpy as np

@@ -69,8 +69,9 @@ def _asset_ref(item: pystac.Item, key: str, asset: pystac.Asset) -> AssetRef:
         ) from None
     if key == schema.SCL:
         scale, offset = 1.0, 0.0
-    return AssetRef(href=asset.get_absolute_href() or asset.href, scale=scale, offset=offset,
-                    nodata=nodata)
+    return AssetRef(
+        href=asset.get_absolute_href() or asset.href, scale=scale, offset=offset, nodata=nodata
+    )
 
 
 def _item_epsg(item: pystac.Item) -> int | None:
@@ -88,7 +89,9 @@ def _item_bounds(item: pystac.Item, refs: dict[str, AssetRef]) -> tuple[float, .
         asset = item.assets.get(key)
         if asset is None:
             continue
-        transform = asset.extra_fields.get("proj:transform") or item.properties.get("proj:transform")
+        transform = asset.extra_fields.get("proj:transform") or item.properties.get(
+            "proj:transform"
+        )
         shape = asset.extra_fields.get("proj:shape") or item.properties.get("proj:shape")
         if transform and shape:
             aff = Affine(*transform[:6])
@@ -140,8 +143,12 @@ def read_catalog(
     for item in items:
         n_items += 1
         if item.datetime is None:
-            raise InputError("item has no datetime", file=item.get_self_href() or path,
-                             record=f"item {item.id}", field="datetime")
+            raise InputError(
+                "item has no datetime",
+                file=item.get_self_href() or path,
+                record=f"item {item.id}",
+                field="datetime",
+            )
         when = np.datetime64(item.datetime.replace(tzinfo=None), "ns")
         day = when.astype("datetime64[D]")
         if start is not None and day < start.astype("datetime64[D]"):
@@ -167,8 +174,12 @@ def read_catalog(
         bounds = [b for it, refs in group if (b := _item_bounds(it, refs)) is not None]
         union = None
         if bounds:
-            union = (min(b[0] for b in bounds), min(b[1] for b in bounds),
-                     max(b[2] for b in bounds), max(b[3] for b in bounds))
+            union = (
+                min(b[0] for b in bounds),
+                min(b[1] for b in bounds),
+                max(b[2] for b in bounds),
+                max(b[3] for b in bounds),
+            )
         covers = [it.properties.get("eo:cloud_cover") for it, _ in group]
         covers = [float(c) for c in covers if c is not None]
         first_time = min(np.datetime64(it.datetime.replace(tzinfo=None), "ns") for it, _ in group)
@@ -210,20 +221,23 @@ def analysis_grid(
         known = [s.bounds for s in scenes if s.bounds is not None]
         if not known:
             raise InputError("cannot tell the catalog's extent", field="proj:transform")
-        bounds = (min(b[0] for b in known), min(b[1] for b in known),
-                  max(b[2] for b in known), max(b[3] for b in known))
+        bounds = (
+            min(b[0] for b in known),
+            min(b[1] for b in known),
+            max(b[2] for b in known),
+            max(b[3] for b in known),
+        )
     left = math.floor(bounds[0] / resolution) * resolution
     bottom = math.floor(bounds[1] / resolution) * resolution
     right = math.ceil(bounds[2] / resolution) * resolution
     top = math.ceil(bounds[3] / resolution) * resolution
     shape = (round((top - bottom) / resolution), round((right - left) / resolution))
-    return GridSpec(crs=crs, transform=Affine(resolution, 0, left, 0, -resolution, top),
-                    shape=shape)
+    return GridSpec(
+        crs=crs, transform=Affine(resolution, 0, left, 0, -resolution, top), shape=shape
+    )
 
 
-def _read_window(
-    refs: Sequence[AssetRef], grid: GridSpec, window: Window, band: str
-) -> np.ndarray:
+def _read_window(refs: Sequence[AssetRef], grid: GridSpec, window: Window, band: str) -> np.ndarray:
     """Read one band of one acquisition over one grid window (mosaicking its items)."""
     rows, cols = int(window.height), int(window.width)
     is_scl = band == schema.SCL
@@ -233,15 +247,30 @@ def _read_window(
     right, bottom = left + cols * grid.resolution, top - rows * grid.resolution
     for ref in refs:
         try:
-            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(ref.href) as src:
+            with (
+                rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
+                rasterio.open(ref.href) as src,
+            ):
                 if src.crs == grid.crs and src.transform.b == 0 and src.transform.d == 0:
                     src_win = from_bounds(left, bottom, right, top, transform=src.transform)
-                    data = src.read(1, window=src_win, out_shape=(rows, cols), boundless=True,
-                                    fill_value=ref.nodata or 0, resampling=Resampling.nearest)
+                    data = src.read(
+                        1,
+                        window=src_win,
+                        out_shape=(rows, cols),
+                        boundless=True,
+                        fill_value=ref.nodata or 0,
+                        resampling=Resampling.nearest,
+                    )
                 else:
-                    with WarpedVRT(src, crs=grid.crs, transform=win_transform, width=cols,
-                                   height=rows, resampling=Resampling.nearest,
-                                   nodata=ref.nodata or 0) as vrt:
+                    with WarpedVRT(
+                        src,
+                        crs=grid.crs,
+                        transform=win_transform,
+                        width=cols,
+                        height=rows,
+                        resampling=Resampling.nearest,
+                        nodata=ref.nodata or 0,
+                    ) as vrt:
                         data = vrt.read(1)
         except RasterioError as exc:
             log.warning("scene asset %s (%s) unreadable, skipped: %s", ref.href, band, exc)
@@ -252,7 +281,9 @@ def _read_window(
             out[fill] = data[fill]
         else:
             fill = valid & np.isnan(out)
-            out[fill] = data[fill].astype(np.float32) * np.float32(ref.scale) + np.float32(ref.offset)
+            out[fill] = data[fill].astype(np.float32) * np.float32(ref.scale) + np.float32(
+                ref.offset
+            )
     return out
 
 
@@ -279,7 +310,8 @@ def load_cube(
             log.warning("no scene carries band %s; indices that need it will be NaN", band)
             continue
         dtype = np.uint8 if band == schema.SCL else np.float32
-        name = f"read-{band}-{tokenize(per_scene, grid.crs.to_wkt(), tuple(grid.transform), grid.shape, chunk_size)}"
+        token = tokenize(per_scene, grid.crs.to_wkt(), tuple(grid.transform), grid.shape)
+        name = f"read-{band}-{token}-{chunk_size}"
         dsk = {}
         for t, refs in enumerate(per_scene):
             y0 = 0
@@ -299,7 +331,8 @@ def load_cube(
     return ds
 
 
-def _read_block(refs: Sequence[AssetRef], grid: GridSpec, box: tuple[int, int, int, int],
-                band: str) -> np.ndarray:
+def _read_block(
+    refs: Sequence[AssetRef], grid: GridSpec, box: tuple[int, int, int, int], band: str
+) -> np.ndarray:
     y0, x0, h, w = box
     return _read_window(refs, grid, Window(x0, y0, w, h), band)[np.newaxis]

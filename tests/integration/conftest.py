@@ -17,14 +17,30 @@ SCENARIO_SEED = 7  # not the demo's seed
 @pytest.fixture(scope="session")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPaths:
     root = tmp_path_factory.mktemp("scenario")
-    return generate_scenario(root, seed=SCENARIO_SEED, shape=(160, 200), start=date(2021, 3, 1),
-                             end=date(2023, 4, 30))
+    return generate_scenario(
+        root, seed=SCENARIO_SEED, shape=(160, 200), start=date(2021, 3, 1), end=date(2023, 4, 30)
+    )
 
 
 def run_args(paths: ScenarioPaths, out: Path, *extra: str) -> list[str]:
-    return ["run", "--catalog", str(paths.catalog), "--sites", str(paths.sites),
-            "--permits", str(paths.permits), "--zones", str(paths.zones), "--aoi", str(paths.aoi),
-            "--out", str(out), "--language", "en", *extra]
+    return [
+        "run",
+        "--catalog",
+        str(paths.catalog),
+        "--sites",
+        str(paths.sites),
+        "--permits",
+        str(paths.permits),
+        "--zones",
+        str(paths.zones),
+        "--aoi",
+        str(paths.aoi),
+        "--out",
+        str(out),
+        "--language",
+        "en",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")

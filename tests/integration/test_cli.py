@@ -37,12 +37,17 @@ def _bad_sites(kind: str):
     def geometry(d):
         d["features"][3]["geometry"] = None
 
-    return {"duplicate": (duplicate, "site_id"), "category": (category, "category"),
-            "geometry": (geometry, "geometry")}[kind]
+    return {
+        "duplicate": (duplicate, "site_id"),
+        "category": (category, "category"),
+        "geometry": (geometry, "geometry"),
+    }[kind]
 
 
 @pytest.mark.parametrize("kind", ["duplicate", "category", "geometry"])
-def test_run__bad_sites_exit_2_naming_record_and_field(scenario, fresh_copy, tmp_path, capsys, kind):
+def test_run__bad_sites_exit_2_naming_record_and_field(
+    scenario, fresh_copy, tmp_path, capsys, kind
+):
     change, field = _bad_sites(kind)
     sites = _edit_sites(scenario, tmp_path, change)
     before = _snapshot(fresh_copy)
@@ -87,8 +92,11 @@ def test_run__missing_catalog_exit_2(scenario, tmp_path, capsys):
 def test_run__sites_outside_the_imagery_exit_2(scenario, tmp_path, capsys):
     def move(d):
         for f in d["features"]:
-            f["geometry"] = {"type": "Polygon", "coordinates": [[[10, 10], [10.01, 10],
-                                                                  [10.01, 10.01], [10, 10]]]}
+            f["geometry"] = {
+                "type": "Polygon",
+                "coordinates": [[[10, 10], [10.01, 10], [10.01, 10.01], [10, 10]]],
+            }
+
     sites = _edit_sites(scenario, tmp_path, move)
     args = run_args(scenario, tmp_path / "out")
     args[args.index("--sites") + 1] = str(sites)
@@ -98,9 +106,21 @@ def test_run__sites_outside_the_imagery_exit_2(scenario, tmp_path, capsys):
 
 def test_console_script__no_traceback_and_status_2(tmp_path):
     exe = Path(sys.executable).with_name("minewatch")
-    proc = subprocess.run([str(exe), "run", "--out", str(tmp_path / "o"), "--sites",
-                           str(tmp_path / "missing.geojson"), "--catalog", str(tmp_path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--out",
+            str(tmp_path / "o"),
+            "--sites",
+            str(tmp_path / "missing.geojson"),
+            "--catalog",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "missing.geojson" in proc.stderr

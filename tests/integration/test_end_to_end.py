@@ -78,20 +78,37 @@ def test_run__finds_the_scenario_digs_with_the_right_violation(scenario, scenari
             right += any(p["violation"] == dig["violation"] for p in hits)
     assert found / len(truth["digs"]) >= 0.75
     assert right == found
-    false = [p for g, p in flags
-             if not any(g.intersects(shape(d["geometry"])) for d in truth["digs"])]
+    false = [
+        p for g, p in flags if not any(g.intersects(shape(d["geometry"])) for d in truth["digs"])
+    ]
     assert len(false) <= 2
 
 
 def test_run__rerun_keeps_ids_and_a_person_status(scenario, fresh_copy):
     before = json.loads((fresh_copy / schema.FLAGS_FILE).read_text())["features"]
     target = before[0]["properties"]["flag_id"]
-    assert main(["flags", "set-status", "--out", str(fresh_copy), target, "dispatched",
-                 "--by", "county team", "--comment", "inspection booked"]) == 0
+    assert (
+        main(
+            [
+                "flags",
+                "set-status",
+                "--out",
+                str(fresh_copy),
+                target,
+                "dispatched",
+                "--by",
+                "county team",
+                "--comment",
+                "inspection booked",
+            ]
+        )
+        == 0
+    )
     assert main(run_args(scenario, fresh_copy)) == 0
     after = json.loads((fresh_copy / schema.FLAGS_FILE).read_text())["features"]
     assert sorted(f["properties"]["flag_id"] for f in after) == sorted(
-        f["properties"]["flag_id"] for f in before)
+        f["properties"]["flag_id"] for f in before
+    )
     status = {f["properties"]["flag_id"]: f["properties"]["status"] for f in after}
     assert status[target] == "dispatched"
     with open_ledger(fresh_copy) as con:
@@ -108,10 +125,14 @@ def test_run__catalog_order_does_not_change_flag_ids(scenario, scenario_run, tmp
     args = run_args(scenario, out)
     args[args.index("--catalog") + 1] = str(shuffled / "catalog.json")
     assert main(args) == 0
-    ids = sorted(f["properties"]["flag_id"]
-                 for f in json.loads((out / schema.FLAGS_FILE).read_text())["features"])
-    ref = sorted(f["properties"]["flag_id"]
-                 for f in json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"])
+    ids = sorted(
+        f["properties"]["flag_id"]
+        for f in json.loads((out / schema.FLAGS_FILE).read_text())["features"]
+    )
+    ref = sorted(
+        f["properties"]["flag_id"]
+        for f in json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"]
+    )
     assert ids == ref
 
 

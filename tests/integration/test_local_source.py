@@ -77,4 +77,6 @@ def test_add_indices__ndvi_of_vegetation_and_bright_patch(tiny_catalog):
     assert ndvi[0, 0, 0] == pytest.approx((0.40 - 0.04) / 0.44, abs=1e-3)
     assert ndvi[0, 15, 15] == pytest.approx((0.40 - 0.20) / 0.60, abs=1e-3)
     bsi = ds["bsi"].values
-    assert bsi[0, 0, 0] == pytest.approx((0.18 + 0.04 - 0.40 - 0.03) / (0.18 + 0.04 + 0.40 + 0.03), abs=1e-3)
+    assert bsi[0, 0, 0] == pytest.approx(
+        (0.18 + 0.04 - 0.40 - 0.03) / (0.18 + 0.04 + 0.40 + 0.03), abs=1e-3
+    )

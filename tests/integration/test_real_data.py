@@ -27,8 +27,9 @@ def _match_reference_dates(ours: np.ndarray, ref: np.ndarray) -> list[int]:
     """For each of our scenes, the reference date whose NDVI it reproduces (atol 1e-5)."""
     matches = []
     for scene in ours:
-        agree = [j for j in range(ref.shape[0])
-                 if np.allclose(scene, ref[j], atol=1e-5, equal_nan=True)]
+        agree = [
+            j for j in range(ref.shape[0]) if np.allclose(scene, ref[j], atol=1e-5, equal_nan=True)
+        ]
         assert len(agree) == 1, f"scene matches reference dates {agree}"
         matches.append(agree[0])
     return matches

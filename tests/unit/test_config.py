@@ -21,8 +21,10 @@ def test_load_config__defaults_match_the_shipped_default_yaml():
 
 def test_load_config__file_overrides_defaults_and_cli_overrides_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("detection:\n  min_mapping_unit_ha: 0.2\nperiod:\n  end: 2023-12-31\n"
-                    "inputs:\n  sites: sites.geojson\n")
+    path.write_text(
+        "detection:\n  min_mapping_unit_ha: 0.2\nperiod:\n  end: 2023-12-31\n"
+        "inputs:\n  sites: sites.geojson\n"
+    )
     cfg = load_config(path, {"period.end": "2023-06-30", "report.language": None})
     assert cfg.detection.min_mapping_unit_ha == 0.2
     assert str(cfg.period.end) == "2023-06-30"
@@ -42,10 +44,10 @@ def test_load_config__unknown_key_names_file_and_field(tmp_path):
 def test_load_config__wrong_type_and_range(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("detection:\n  min_mapping_unit_ha: -1\n")
-    with pytest.raises(InputError, match="detection.min_mapping_unit_ha"):
+    with pytest.raises(InputError, match=r"detection\.min_mapping_unit_ha"):
         load_config(path)
     path.write_text("report:\n  language: fr\n")
-    with pytest.raises(InputError, match="report.language"):
+    with pytest.raises(InputError, match=r"report\.language"):
         load_config(path)
 
 

@@ -167,8 +167,10 @@ def test_truth__default_scenario_has_every_violation_and_class() -> None:
     assert {s["target"] for s in w.sites} == set(schema.TARGETS)
     assert len({s["county"] for s in w.sites}) == 2
     assert 20 <= len(w.sites) <= 26
-    assert {d["landcover_before"] for d in w.truth["digs"] if d["violation"] == "unregistered"} \
-        >= {"forest", "farmland"}
+    assert {d["landcover_before"] for d in w.truth["digs"] if d["violation"] == "unregistered"} >= {
+        "forest",
+        "farmland",
+    }
 
 
 def test_render__scl_misses_cloud_edges(small) -> None:
@@ -188,7 +190,8 @@ def test_ensure_demo_data__no_regeneration_when_complete(tmp_path, monkeypatch) 
     def fake(out_dir, **kw):
         calls.append(out_dir)
         (Path(out_dir) / demo.MARKER).write_text(
-            json.dumps({"generator_version": demo.GENERATOR_VERSION, "seed": demo.DEMO_SEED}))
+            json.dumps({"generator_version": demo.GENERATOR_VERSION, "seed": demo.DEMO_SEED})
+        )
         return demo.ScenarioPaths.under(out_dir)
 
     monkeypatch.setattr(demo, "generate_scenario", fake)

@@ -61,8 +61,9 @@ def _fold(kinds: list[str], clear: np.ndarray | None = None, cfg: DetectionConfi
     clear = np.ones((N, len(kinds)), bool) if clear is None else clear
     for t in range(N):
         nd, bs, rd = (series[t, :, i].reshape(shape).astype(np.float32) for i in range(3))
-        state = fold_step(state, t, int(DAYS[t].astype(np.int64)), clear[t].reshape(shape),
-                          nd, bs, rd, cfg)
+        state = fold_step(
+            state, t, int(DAYS[t].astype(np.int64)), clear[t].reshape(shape), nd, bs, rd, cfg
+        )
     return change_layers(state)[:, 0, :]
 
 
@@ -102,8 +103,9 @@ def test_fold__first_year_harvest_candidate_has_no_history():
     onsets = []
     for t in range(40):
         nd, bs, rd = (np.float32(series[t, i]).reshape(1, 1) for i in range(3))
-        state = fold_step(state, t, int(DAYS[t].astype(np.int64)), np.ones((1, 1), bool),
-                          nd, bs, rd, cfg)
+        state = fold_step(
+            state, t, int(DAYS[t].astype(np.int64)), np.ones((1, 1), bool), nd, bs, rd, cfg
+        )
         onsets.append((int(state.onset[0, 0]), bool(state.has_history[0, 0])))
     started = [(t, o, h) for t, (o, h) in enumerate(onsets) if o >= 0]
     assert started, "a first-year harvest looks like a change and is reported"
@@ -118,8 +120,9 @@ def test_fold__dig_on_farmland_after_a_harvest_is_still_found():
     state = new_state((1, 1), cfg.prior_observations)
     for t in range(N):
         nd, bs, rd = (np.float32(series[t, i]).reshape(1, 1) for i in range(3))
-        state = fold_step(state, t, int(DAYS[t].astype(np.int64)), np.ones((1, 1), bool),
-                          nd, bs, rd, cfg)
+        state = fold_step(
+            state, t, int(DAYS[t].astype(np.int64)), np.ones((1, 1), bool), nd, bs, rd, cfg
+        )
     assert state.onset[0, 0] == 75
     assert state.has_history[0, 0]
 
@@ -127,8 +130,9 @@ def test_fold__dig_on_farmland_after_a_harvest_is_still_found():
 def test_detect_excavation_tasks__dask_tiles_match_numpy_fold():
     kinds = ["dig", "burn", "pit", "harvest", "dig", "cloud_spike", "leaf_off", "dig"]
     series = np.stack([_series(k) for k in kinds], axis=1)  # (N, 8, 3)
-    cube = np.broadcast_to(series.transpose(2, 0, 1)[:, :, np.newaxis, :],
-                           (3, N, 2, len(kinds))).astype(np.float32)
+    cube = np.broadcast_to(
+        series.transpose(2, 0, 1)[:, :, np.newaxis, :], (3, N, 2, len(kinds))
+    ).astype(np.float32)
     ds = xr.Dataset(
         {name: (("time", "y", "x"), cube[i]) for i, name in enumerate(["ndvi", "bsi", "red"])},
         coords={"time": DAYS.astype("datetime64[ns]")},

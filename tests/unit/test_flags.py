@@ -90,34 +90,60 @@ def test_build_flags__not_persistent_is_dropped_and_unconfirmed_is_low():
 
 def _frames():
     crs = GRID.crs
-    sites = gpd.GeoDataFrame({
-        "site_id": ["LIC", "ILL", "SUS", "RES"],
-        "county": ["A", "A", "B", "B"],
-        "category": ["licensed", "illegal", "licensed", "orphaned"],
-        "status": ["producing", "closed", "suspended", "restoring"],
-        "restoration_start": [None, None, None, date(2021, 3, 1)],
-    }, geometry=[_pix_box(0, 30, 0, 30), _pix_box(0, 30, 40, 70), _pix_box(40, 70, 0, 30),
-                 _pix_box(40, 70, 40, 70)], crs=crs)
-    permits = gpd.GeoDataFrame({
-        "permit_id": ["P-LIC", "P-SUS"], "site_id": ["LIC", "SUS"],
-        "valid_from": [date(2020, 1, 1), date(2020, 1, 1)], "valid_to": [date(2030, 1, 1)] * 2,
-    }, geometry=[_pix_box(0, 20, 0, 20), _pix_box(40, 60, 0, 20)], crs=crs)
-    zones = gpd.GeoDataFrame({"zone_id": ["Z1"], "kind": ["nature_reserve"]},
-                             geometry=[_pix_box(80, 100, 80, 100)], crs=crs)
+    sites = gpd.GeoDataFrame(
+        {
+            "site_id": ["LIC", "ILL", "SUS", "RES"],
+            "county": ["A", "A", "B", "B"],
+            "category": ["licensed", "illegal", "licensed", "orphaned"],
+            "status": ["producing", "closed", "suspended", "restoring"],
+            "restoration_start": [None, None, None, date(2021, 3, 1)],
+        },
+        geometry=[
+            _pix_box(0, 30, 0, 30),
+            _pix_box(0, 30, 40, 70),
+            _pix_box(40, 70, 0, 30),
+            _pix_box(40, 70, 40, 70),
+        ],
+        crs=crs,
+    )
+    permits = gpd.GeoDataFrame(
+        {
+            "permit_id": ["P-LIC", "P-SUS"],
+            "site_id": ["LIC", "SUS"],
+            "valid_from": [date(2020, 1, 1), date(2020, 1, 1)],
+            "valid_to": [date(2030, 1, 1)] * 2,
+        },
+        geometry=[_pix_box(0, 20, 0, 20), _pix_box(40, 60, 0, 20)],
+        crs=crs,
+    )
+    zones = gpd.GeoDataFrame(
+        {"zone_id": ["Z1"], "kind": ["nature_reserve"]},
+        geometry=[_pix_box(80, 100, 80, 100)],
+        crs=crs,
+    )
     counties = None
     return sites, permits, zones, counties
 
 
-@pytest.mark.parametrize(("rows", "cols", "violation", "site", "permit"), [
-    ((5, 10), (5, 10), "within_permit", "LIC", "P-LIC"),
-    ((5, 10), (22, 28), "outside_permit", "LIC", "P-LIC"),
-    ((5, 10), (31, 36), "outside_permit", "LIC", "P-LIC"),  # just outside the site, near the permit
-    ((5, 10), (50, 55), "illegal_site", "ILL", None),
-    ((45, 50), (5, 10), "suspended_site", "SUS", "P-SUS"),
-    ((45, 50), (50, 55), "restored_land", "RES", None),
-    ((85, 90), (85, 90), "no_mining_zone", None, None),
-    ((85, 90), (5, 10), "unregistered", None, None),
-])
+@pytest.mark.parametrize(
+    ("rows", "cols", "violation", "site", "permit"),
+    [
+        ((5, 10), (5, 10), "within_permit", "LIC", "P-LIC"),
+        ((5, 10), (22, 28), "outside_permit", "LIC", "P-LIC"),
+        (
+            (5, 10),
+            (31, 36),
+            "outside_permit",
+            "LIC",
+            "P-LIC",
+        ),  # just outside the site, near the permit
+        ((5, 10), (50, 55), "illegal_site", "ILL", None),
+        ((45, 50), (5, 10), "suspended_site", "SUS", "P-SUS"),
+        ((45, 50), (50, 55), "restored_land", "RES", None),
+        ((85, 90), (85, 90), "no_mining_zone", None, None),
+        ((85, 90), (5, 10), "unregistered", None, None),
+    ],
+)
 def test_attribute_violations__each_kind(rows, cols, violation, site, permit):
     layers = _layers()
     _dig(layers, slice(*rows), slice(*cols), 20)
@@ -135,15 +161,34 @@ def test_attribute_violations__precedence_is_configurable():
     layers = _layers()
     _dig(layers, slice(85, 90), slice(85, 90), 20)
     sites, permits, zones, _ = _frames()
-    sites.loc[len(sites)] = {"site_id": "ILL2", "county": "C", "category": "illegal",
-                             "status": "closed", "restoration_start": None,
-                             "geometry": _pix_box(80, 100, 80, 100)}
-    default = attribute_violations(build_flags(layers, GRID, DATES, DetectionConfig()), sites,
-                                   permits, zones, DetectionConfig())
+    sites.loc[len(sites)] = {
+        "site_id": "ILL2",
+        "county": "C",
+        "category": "illegal",
+        "status": "closed",
+        "restoration_start": None,
+        "geometry": _pix_box(80, 100, 80, 100),
+    }
+    default = attribute_violations(
+        build_flags(layers, GRID, DATES, DetectionConfig()),
+        sites,
+        permits,
+        zones,
+        DetectionConfig(),
+    )
     assert default[0].violation == "illegal_site"
-    order = ("no_mining_zone", "illegal_site", "suspended_site", "restored_land",
-             "outside_permit", "within_permit", "unregistered")
+    order = (
+        "no_mining_zone",
+        "illegal_site",
+        "suspended_site",
+        "restored_land",
+        "outside_permit",
+        "within_permit",
+        "unregistered",
+    )
     cfg = DetectionConfig(violation_precedence=order)
-    swapped = attribute_violations(build_flags(layers, GRID, DATES, cfg), sites, permits, zones, cfg)
+    swapped = attribute_violations(
+        build_flags(layers, GRID, DATES, cfg), sites, permits, zones, cfg
+    )
     assert swapped[0].violation == "no_mining_zone"
     assert swapped[0].zone_ids == ["Z1"]

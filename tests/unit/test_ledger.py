@@ -13,10 +13,20 @@ from pipeline.ledger import flag_history, list_flags, open_ledger, reconcile, se
 
 
 def _flag(fid: str, geom, area: float = 2000.0) -> Flag:
-    return Flag(flag_id=fid, geometry=geom, first_detected=date(2023, 5, 1),
-                confirmed=date(2023, 5, 11), last_seen=date(2023, 9, 1), area_m2=area,
-                confidence=0.9, level="high", has_history=True, prior_ndvi=0.7,
-                violation="unregistered", county="A")
+    return Flag(
+        flag_id=fid,
+        geometry=geom,
+        first_detected=date(2023, 5, 1),
+        confirmed=date(2023, 5, 11),
+        last_seen=date(2023, 9, 1),
+        area_m2=area,
+        confidence=0.9,
+        level="high",
+        has_history=True,
+        prior_ndvi=0.7,
+        violation="unregistered",
+        county="A",
+    )
 
 
 def test_reconcile__overlapping_detection_keeps_the_issued_id(tmp_path):
@@ -56,8 +66,12 @@ def test_reconcile__false_alarm_stays_closed_unless_it_grows(tmp_path):
 
 def test_reconcile__distinct_digs_with_the_same_seed_id_get_distinct_ids(tmp_path):
     with open_ledger(tmp_path) as con:
-        out = reconcile(con, [_flag("F1", box(0, 0, 1, 1)), _flag("F1", box(5, 5, 6, 6))],
-                        [box(0, 0, 1, 1), box(5, 5, 6, 6)], "run1")
+        out = reconcile(
+            con,
+            [_flag("F1", box(0, 0, 1, 1)), _flag("F1", box(5, 5, 6, 6))],
+            [box(0, 0, 1, 1), box(5, 5, 6, 6)],
+            "run1",
+        )
     assert [p["flag_id"] for p in out] == ["F1", "F1-2"]
 
 

@@ -115,7 +115,7 @@ def test_progress_table__from_site_status_table():
     from pipeline.config import RecoveryConfig
     from pipeline.recovery import classify_sites, site_features, site_status_table
 
-    status_in, sites = _inputs()
+    _, sites = _inputs()
     sites["restoration_start"] = date(2021, 1, 1)
     days = pd.date_range("2021-01-15", "2023-12-15", freq="MS") + pd.Timedelta(days=14)
     frames = []
@@ -142,9 +142,7 @@ def test_progress_table__from_site_status_table():
             )
         )
     cfg = RecoveryConfig()
-    features = site_features(
-        pd.concat(frames), sites, assessed_until=date(2023, 12, 31), cfg=cfg
-    )
+    features = site_features(pd.concat(frames), sites, assessed_until=date(2023, 12, 31), cfg=cfg)
     status = site_status_table(classify_sites(features, sites, {}, cfg=cfg), sites)
     assert list(status["recovery_class"]) == [
         "restored",

@@ -215,9 +215,7 @@ def test_classify_sites__probability_falls_with_fewer_clear_looks():
     sparse = full[~full["date"].dt.month.isin([4, 5, 8, 10])].assign(site_id="b")
     cfg = RecoveryConfig()
     sites = _sites({"a": "forest", "b": "forest"})
-    features = site_features(
-        pd.concat([full, sparse]), sites, assessed_until=ASSESSED, cfg=cfg
-    )
+    features = site_features(pd.concat([full, sparse]), sites, assessed_until=ASSESSED, cfg=cfg)
     classes = classify_sites(features, sites, {}, cfg=cfg)
     assert list(classes["recovery_class"]) == ["restored", "restored"]
     assert 0 < classes.loc["b", "probability"] < classes.loc["a", "probability"] <= 1

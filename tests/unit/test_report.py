@@ -214,15 +214,28 @@ def test_render_report__is_self_contained(page_zh: str) -> None:
 
 
 def test_render_report__contains_progress_numbers(page_zh: str) -> None:
-    for text in ("1,234.5", "678.9", "58.3", "55.0", "456.7", "123.4", "1,691.2", "802.3",
-                 "52.4", "47.4", ">21<", ">11<"):
+    for text in (
+        "1,234.5",
+        "678.9",
+        "58.3",
+        "55.0",
+        "456.7",
+        "123.4",
+        "1,691.2",
+        "802.3",
+        "52.4",
+        "47.4",
+        ">21<",
+        ">11<",
+    ):
         assert text in page_zh, text
     assert "Baofeng" in page_zh
     assert "Lushan" in page_zh
 
 
-def test_render_report__progress_rows_carry_official_category_names(page_zh: str,
-                                                                   page_en: str) -> None:
+def test_render_report__progress_rows_carry_official_category_names(
+    page_zh: str, page_en: str
+) -> None:
     assert "持证露天矿山" in page_zh
     assert "责任主体灭失矿山" in page_zh
     assert "修复面积（亩）" in page_zh
@@ -245,7 +258,7 @@ def test_render_report__escapes_flag_and_manifest_fields() -> None:
     inputs["flags"][0]["properties"]["flag_id"] = "F-<b>9</b>"
     inputs["manifest"]["model_version"] = "<i>m</i>"
     page = render_report(**inputs, title="<u>Report</u>")
-    assert "onerror=\"alert(2)\"" not in page
+    assert 'onerror="alert(2)"' not in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
     assert "F-&lt;b&gt;9&lt;/b&gt;" in page
     assert "&lt;i&gt;m&lt;/i&gt;" in page
@@ -267,7 +280,7 @@ def test_render_report__switches_language(page_zh: str, page_en: str) -> None:
 
 
 def test_render_report__rejects_unknown_language() -> None:
-    with pytest.raises(InputError, match="report.language"):
+    with pytest.raises(InputError, match=r"report\.language"):
         render_report(**_inputs(), language="fr")
 
 
@@ -279,7 +292,7 @@ def test_render_report__images_are_inline_pngs(page_zh: str) -> None:
         src = attrs["src"] or ""
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
-        png = base64.b64decode(src[len(prefix):], validate=True)
+        png = base64.b64decode(src[len(prefix) :], validate=True)
         assert png.startswith(PNG_MAGIC)
         assert attrs.get("alt")
 
@@ -290,14 +303,16 @@ def test_render_report__lists_every_flag_id(page_zh: str) -> None:
 
 
 def _flag_row(page: str, flag_id: str) -> str:
-    match = re.search(rf"<tr[^>]*>(?:(?!</tr>).)*{re.escape(flag_id)}(?:(?!</tr>).)*</tr>",
-                      page, flags=re.S)
+    match = re.search(
+        rf"<tr[^>]*>(?:(?!</tr>).)*{re.escape(flag_id)}(?:(?!</tr>).)*</tr>", page, flags=re.S
+    )
     assert match, flag_id
     return match.group(0)
 
 
-def test_render_report__marks_within_permit_as_not_for_enforcement(page_zh: str,
-                                                                  page_en: str) -> None:
+def test_render_report__marks_within_permit_as_not_for_enforcement(
+    page_zh: str, page_en: str
+) -> None:
     for page, lang in ((page_zh, "zh-CN"), (page_en, "en")):
         marker = i18n.TEXT[lang]["not_for_enforcement"]
         recorded = _flag_row(page, "F-0002")

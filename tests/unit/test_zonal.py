@@ -22,12 +22,17 @@ GRID = GridSpec(CRS.from_epsg(32649), Affine(10, 0, 0, 0, -10, 500), (50, 70))
 def _dataset(seed: int, chunk: int, n_times: int = 3) -> xr.Dataset:
     rng = np.random.default_rng(seed)
     shape = (n_times, *GRID.shape)
-    ds = xr.Dataset({
-        "ndvi": (("time", "y", "x"), rng.uniform(-0.2, 0.9, shape).astype(np.float32)),
-        "bsi": (("time", "y", "x"), rng.uniform(-0.4, 0.4, shape).astype(np.float32)),
-        "ndwi": (("time", "y", "x"), rng.uniform(-0.6, 0.5, shape).astype(np.float32)),
-        "clear": (("time", "y", "x"), rng.random(shape) > 0.3),
-    }, coords={"time": np.datetime64("2023-05-01", "ns") + np.arange(n_times) * np.timedelta64(10, "D")})
+    ds = xr.Dataset(
+        {
+            "ndvi": (("time", "y", "x"), rng.uniform(-0.2, 0.9, shape).astype(np.float32)),
+            "bsi": (("time", "y", "x"), rng.uniform(-0.4, 0.4, shape).astype(np.float32)),
+            "ndwi": (("time", "y", "x"), rng.uniform(-0.6, 0.5, shape).astype(np.float32)),
+            "clear": (("time", "y", "x"), rng.random(shape) > 0.3),
+        },
+        coords={
+            "time": np.datetime64("2023-05-01", "ns") + np.arange(n_times) * np.timedelta64(10, "D")
+        },
+    )
     ds["ndvi"] = ds["ndvi"].where(ds["clear"])
     return ds.chunk({"time": 1, "y": chunk, "x": chunk})
 
@@ -37,16 +42,21 @@ def _run(ds: xr.Dataset, geoms, chunk: int):
     pixels = site_pixel_index(ids, geoms, GRID, chunk_size=chunk)
     tasks = site_timeseries_tasks(ds, pixels, SurfaceConfig())
     (results,) = dask.compute([t for _, t in tasks])
-    table = assemble_timeseries(list(zip([t for t, _ in tasks], results, strict=True)), pixels,
-                                ds["time"].values)
+    table = assemble_timeseries(
+        list(zip([t for t, _ in tasks], results, strict=True)), pixels, ds["time"].values
+    )
     return pixels, table
 
 
 def _brute(ds: xr.Dataset, rows: slice, cols: slice, t: int) -> dict[str, float]:
     nd = ds["ndvi"].values[t, rows, cols].ravel()
     ok = ds["clear"].values[t, rows, cols].ravel() & np.isfinite(nd)
-    return {"n": ok.sum(), "mean": nd[ok].mean(), "median": np.median(nd[ok]),
-            "bsi": ds["bsi"].values[t, rows, cols].ravel()[ok].mean()}
+    return {
+        "n": ok.sum(),
+        "mean": nd[ok].mean(),
+        "median": np.median(nd[ok]),
+        "bsi": ds["bsi"].values[t, rows, cols].ravel()[ok].mean(),
+    }
 
 
 def test_site_timeseries__overlapping_sites_each_get_their_pixels():
@@ -56,11 +66,16 @@ def test_site_timeseries__overlapping_sites_each_get_their_pixels():
     b = box(150, 500 - 400, 450, 500 - 200)
     pixels, table = _run(ds, [a, b], chunk=16)
     assert list(pixels.n_inside) == [400, 600]
-    for sid, rows, cols in (("S0", slice(10, 30), slice(5, 25)), ("S1", slice(20, 40), slice(15, 45))):
+    for sid, rows, cols in (
+        ("S0", slice(10, 30), slice(5, 25)),
+        ("S1", slice(20, 40), slice(15, 45)),
+    ):
         for t in range(3):
             row = table[(table.site_id == sid)].iloc[t]
             ref = _brute(ds, rows, cols, t)
-            assert row.n_pixels == rows.stop * 0 + (rows.stop - rows.start) * (cols.stop - cols.start)
+            assert row.n_pixels == rows.stop * 0 + (rows.stop - rows.start) * (
+                cols.stop - cols.start
+            )
             assert row.valid_fraction == pytest.approx(ref["n"] / row.n_pixels)
             assert row.ndvi_mean == pytest.approx(ref["mean"], rel=1e-5)
             assert row.ndvi_median == pytest.approx(ref["median"], rel=1e-5)
@@ -104,7 +119,10 @@ def test_site_timeseries__fractions_follow_surface_thresholds():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    x0=st.integers(0, 60), y0=st.integers(0, 40), w=st.integers(1, 30), h=st.integers(1, 30),
+    x0=st.integers(0, 60),
+    y0=st.integers(0, 40),
+    w=st.integers(1, 30),
+    h=st.integers(1, 30),
     chunk=st.sampled_from([7, 16, 64]),
 )
 def test_site_timeseries__tile_size_never_changes_results(x0, y0, w, h, chunk):
@@ -114,5 +132,8 @@ def test_site_timeseries__tile_size_never_changes_results(x0, y0, w, h, chunk):
     p1, t1 = _run(ds_small, [geom], chunk=chunk)
     p2, t2 = _run(ds_big, [geom], chunk=128)
     assert p1.n_inside[0] == p2.n_inside[0] == min(w, 70 - x0) * min(h, 50 - y0)
-    np.testing.assert_allclose(t1.drop(columns=["site_id", "date"]).to_numpy(float),
-                               t2.drop(columns=["site_id", "date"]).to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(
+        t1.drop(columns=["site_id", "date"]).to_numpy(float),
+        t2.drop(columns=["site_id", "date"]).to_numpy(float),
+        rtol=1e-6,
+    )
