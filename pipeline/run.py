@@ -21,7 +21,8 @@ import dask
 import geopandas as gpd
 import numpy as np
 from rasterio.features import geometry_mask
-from shapely.geometry import mapping
+from shapely.geometry import box, mapping
+from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
@@ -39,11 +40,15 @@ from pipeline.progress import progress_table
 from pipeline.recovery.classify import classify_sites, site_status_table
 from pipeline.recovery.features import site_features
 from pipeline.report.html import render_report
-from pipeline.sources.base import GridSpec
+from pipeline.sources.base import GridSpec, Scene
 from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.workspace import workspace_lock
 from pipeline.zonal import PIXEL_RULE, assemble_timeseries, site_pixel_index, site_timeseries_tasks
 
 log = logging.getLogger(__name__)
+
+# The recovery classifier in use: the rule set of ``pipeline.recovery.classify``.
+MODEL_VERSION = "rules-0.1"
 
 
 @dataclass
@@ -155,53 +160,122 @@ def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dic
     return out
 
 
+@dataclass
+class _Prepared:
+    """Everything checked and read before the workspace is touched."""
+
+    inputs: _Inputs
+    catalog: str
+    scenes: list[Scene]
+    grid: GridSpec
+    aoi_grid: BaseGeometry | None
+    sites_grid: gpd.GeoDataFrame
+    permits_grid: gpd.GeoDataFrame
+    zones_grid: gpd.GeoDataFrame
+    dates: list[date]
+
+
+def _prepare(cfg: RunConfig) -> _Prepared:
+    """Read and check every input; raise ``InputError`` before anything is written."""
+    inputs = _read_inputs(cfg)
+    catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
+    start = np.datetime64(cfg.period.start) if cfg.period.start else None
+    end = np.datetime64(cfg.period.end) if cfg.period.end else None
+    scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
+    if not scenes:
+        raise InputError("no acquisition in the selected period", file=catalog, field="period")
+    grid = analysis_grid(scenes, resolution=cfg.grid.resolution)
+    aoi_grid = None
+    if inputs.aoi is not None:
+        aoi_grid = gpd.GeoSeries([inputs.aoi], crs="EPSG:4326").to_crs(grid.crs).iloc[0]
+        ab, gb = aoi_grid.bounds, grid.bounds
+        bounds = (max(ab[0], gb[0]), max(ab[1], gb[1]), min(ab[2], gb[2]), min(ab[3], gb[3]))
+        if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
+            raise InputError(
+                "the area of interest does not overlap the imagery", file=cfg.aoi, field="geometry"
+            )
+        grid = analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=grid.crs)
+    sites_grid = _to_grid(inputs.sites, grid)
+    if not sites_grid.intersects(box(*grid.bounds)).any():
+        raise InputError("no site overlaps the imagery", file=cfg.inputs.sites, field="geometry")
+    return _Prepared(
+        inputs=inputs,
+        catalog=catalog,
+        scenes=scenes,
+        grid=grid,
+        aoi_grid=aoi_grid,
+        sites_grid=sites_grid,
+        permits_grid=_to_grid(inputs.permits, grid),
+        zones_grid=_to_grid(inputs.zones, grid),
+        dates=[np.datetime64(s.date, "D").item() for s in scenes],
+    )
+
+
+def _manifest(
+    cfg: RunConfig, prep: _Prepared, run_id: str, coverage: dict[str, float], n_flags: int
+) -> dict[str, Any]:
+    warnings = list(prep.inputs.warnings)
+    for sid, cov in coverage.items():
+        if cov < 0.999:
+            warnings.append(
+                {
+                    "file": cfg.inputs.sites,
+                    "record": f"site_id={sid}",
+                    "field": "geometry",
+                    "message": f"site only {cov:.0%} inside the imagery; figures cover that part",
+                }
+            )
+    grid = prep.grid
+    return {
+        "run_id": run_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+        "config_hash": cfg.config_hash(),
+        "config": cfg.public_dict(),
+        "model_version": MODEL_VERSION,
+        "inputs": {
+            "catalog": str(prep.catalog),
+            "sites": cfg.inputs.sites,
+            "permits": cfg.inputs.permits,
+            "zones": cfg.inputs.zones,
+            "aoi": cfg.aoi,
+            "items": [iid for s in prep.scenes for iid in s.item_ids],
+        },
+        "period": {
+            "start": prep.dates[0].isoformat(),
+            "end": prep.dates[-1].isoformat(),
+            "n_dates": len(prep.dates),
+        },
+        "grid": {
+            "crs": grid.crs.to_string(),
+            "transform": list(grid.transform)[:6],
+            "shape": list(grid.shape),
+            "chunk_size": cfg.grid.chunk_size,
+        },
+        "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
+        "counts": {"sites": len(prep.sites_grid), "flags": n_flags, "dates": len(prep.dates)},
+        "warnings": warnings,
+    }
+
+
 def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
-    """Run every stage for ``cfg`` and write the six outputs into ``out``."""
+    """Run every stage for ``cfg`` and write the six outputs into ``out``.
+
+    Inputs are read and checked first: bad input raises ``InputError`` with ``out``
+    untouched. The workspace lock is held from the first write to the last.
+    """
     timer = _Timer()
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     with timer.stage("inputs"):
-        inputs = _read_inputs(cfg)
-        catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
-        start = np.datetime64(cfg.period.start) if cfg.period.start else None
-        end = np.datetime64(cfg.period.end) if cfg.period.end else None
-        scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
-        if not scenes:
-            raise InputError("no acquisition in the selected period", file=catalog, field="period")
-        crs = None
-        bounds = None
-        grid0 = analysis_grid(scenes, resolution=cfg.grid.resolution)
-        aoi_grid = None
-        if inputs.aoi is not None:
-            aoi_grid = gpd.GeoSeries([inputs.aoi], crs="EPSG:4326").to_crs(grid0.crs).iloc[0]
-            ab, gb = aoi_grid.bounds, grid0.bounds
-            bounds = (max(ab[0], gb[0]), max(ab[1], gb[1]), min(ab[2], gb[2]), min(ab[3], gb[3]))
-            if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
-                raise InputError(
-                    "the area of interest does not overlap the imagery",
-                    file=cfg.aoi,
-                    field="geometry",
-                )
-            crs = grid0.crs
-        grid = (
-            analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=crs)
-            if bounds
-            else grid0
-        )
-        sites_grid = _to_grid(inputs.sites, grid)
-        gl, gb_, gr, gt = grid.bounds
-        from shapely.geometry import box
+        prep = _prepare(cfg)
+    with workspace_lock(out):
+        return _execute(cfg, prep, out, timer, run_id)
 
-        extent = box(gl, gb_, gr, gt)
-        if not sites_grid.intersects(extent).any():
-            raise InputError(
-                "no site overlaps the imagery", file=cfg.inputs.sites, field="geometry"
-            )
-        permits_grid = _to_grid(inputs.permits, grid)
-        zones_grid = _to_grid(inputs.zones, grid)
-        dates = [np.datetime64(s.date, "D").item() for s in scenes]
 
+def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: str) -> RunResult:
+    grid, sites_grid, dates = prep.grid, prep.sites_grid, prep.dates
     with timer.stage("graph"):
-        cube = load_cube(scenes, grid, chunk_size=cfg.grid.chunk_size)
+        cube = load_cube(prep.scenes, grid, chunk_size=cfg.grid.chunk_size)
         ds = add_indices(mask_clouds(cube, cfg.masking))
         pixels = site_pixel_index(
             list(sites_grid["site_id"]),
@@ -224,27 +298,26 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         timeseries = assemble_timeseries(
             list(zip([t for t, _ in ts_tasks], ts_results, strict=True)),
             pixels,
-            np.array([s.date for s in scenes]),
+            np.array([s.date for s in prep.scenes]),
         )
         layers = assemble_layers(det_results, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
 
     with timer.stage("flags"):
         aoi_mask = None
-        if aoi_grid is not None:
-            aoi_mask = ~geometry_mask([aoi_grid], out_shape=grid.shape, transform=grid.transform)
-        closed = [
-            g
-            for g, c, s in zip(
-                sites_grid.geometry, sites_grid["category"], sites_grid["status"], strict=True
+        if prep.aoi_grid is not None:
+            aoi_mask = ~geometry_mask(
+                [prep.aoi_grid], out_shape=grid.shape, transform=grid.transform
             )
-            if c == "illegal" and s == "closed"
-        ]
+        closed = list(
+            sites_grid.geometry[
+                (sites_grid["category"] == "illegal") & (sites_grid["status"] == "closed")
+            ]
+        )
         flags = build_flags(
             layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed
         )
-        attribute_violations(flags, sites_grid, permits_grid, zones_grid, cfg.detection)
-        to_wgs84 = gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326")
-        geoms = list(to_wgs84)
+        attribute_violations(flags, sites_grid, prep.permits_grid, prep.zones_grid, cfg.detection)
+        geoms = list(gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326"))
         with open_ledger(out) as con:
             published = reconcile(con, flags, geoms, run_id)
         status = {p["flag_id"]: p["status"] for p in published}
@@ -255,11 +328,10 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         ]
 
     with timer.stage("recovery"):
-        sites_frame = inputs.sites.copy()
+        sites_frame = prep.inputs.sites.copy()
         sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
-        assessed_until = dates[-1]
         features_frame = site_features(
-            timeseries, sites_frame, assessed_until=assessed_until, cfg=cfg.recovery
+            timeseries, sites_frame, assessed_until=dates[-1], cfg=cfg.recovery
         )
         disturbed = _disturbed_fractions([f for f in flags if f.flag_id in status], sites_grid)
         classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
@@ -267,47 +339,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         progress = progress_table(site_status, sites_frame)
 
     coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))
-    warnings = list(inputs.warnings)
-    for sid, cov in coverage.items():
-        if cov < 0.999:
-            warnings.append(
-                {
-                    "file": cfg.inputs.sites,
-                    "record": f"site_id={sid}",
-                    "field": "geometry",
-                    "message": f"site only {cov:.0%} inside the imagery; figures cover that part",
-                }
-            )
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "version": __version__,
-        "config_hash": cfg.config_hash(),
-        "config": cfg.public_dict(),
-        "model_version": "rules-0.1",
-        "inputs": {
-            "catalog": str(catalog),
-            "sites": cfg.inputs.sites,
-            "permits": cfg.inputs.permits,
-            "zones": cfg.inputs.zones,
-            "aoi": cfg.aoi,
-            "items": [iid for s in scenes for iid in s.item_ids],
-        },
-        "period": {
-            "start": dates[0].isoformat(),
-            "end": dates[-1].isoformat(),
-            "n_dates": len(dates),
-        },
-        "grid": {
-            "crs": grid.crs.to_string(),
-            "transform": list(grid.transform)[:6],
-            "shape": list(grid.shape),
-            "chunk_size": cfg.grid.chunk_size,
-        },
-        "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
-        "counts": {"sites": len(sites_frame), "flags": len(features), "dates": len(dates)},
-        "warnings": warnings,
-    }
+    manifest = _manifest(cfg, prep, run_id, coverage, len(features))
 
     with timer.stage("report"):
         html = render_report(
@@ -315,7 +347,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
             progress=progress,
             flags=features,
             timeseries=timeseries,
-            sites=inputs.sites,
+            sites=prep.inputs.sites,
             manifest=manifest,
             language=cfg.report.language,
             title=cfg.report.title,
@@ -335,7 +367,3 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     manifest["timings_s"] = timer.timings
     write_json(outputs[schema.MANIFEST_FILE], manifest)
     return RunResult(out=out, outputs=outputs, timings=timer.timings, n_flags=len(features))
-
-
-def today() -> date:
-    return datetime.now(UTC).date()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,19 @@ def test_demo_config__loads_with_paths_relative_to_it():
     cfg = load_config(root / "configs" / "demo.yaml")
     assert cfg.inputs.sites == str(root / "data" / "demo" / "sites.geojson")
     assert cfg.grid.chunk_size == 256
+
+
+def test_run__workspace_held_by_a_live_run_exits_3(scenario, fresh_copy, capsys):
+    from pipeline.workspace import LOCK_FILE
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"host": socket.gethostname(), "pid": holder.pid}
+        (fresh_copy / LOCK_FILE).write_text(json.dumps(lock))
+        before = _snapshot(fresh_copy)
+        assert main(run_args(scenario, fresh_copy)) == 3
+        assert "locked" in capsys.readouterr().err
+        assert _snapshot(fresh_copy) == before
+    finally:
+        holder.kill()
+        holder.wait()
