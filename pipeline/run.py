@@ -20,6 +20,7 @@ from typing import Any
 import dask
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from rasterio.features import geometry_mask
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
@@ -148,15 +149,25 @@ def _flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
 
 
 def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dict[str, float]:
+    """Share of each site newly dug after its restoration began.
+
+    ``disturbed`` is a recovery class: it says a restoration was dug up. Digging in a
+    producing mine's permit is its business, and digging on a closed or suspended site
+    that was never restored is reported by its flag's violation, not as a lost
+    restoration.
+    """
     out: dict[str, float] = {}
-    if not flags:
-        return out
-    dug = unary_union([f.geometry for f in flags])
+    dug = [f for f in flags if f.violation != "within_permit"]
     for _, site in sites_grid.iterrows():
+        start = site.get("restoration_start")
         area = site.geometry.area
-        out[str(site["site_id"])] = (
-            float(site.geometry.intersection(dug).area / area) if area else 0.0
-        )
+        if start is None or pd.isna(start) or not area:
+            continue
+        after = [f.geometry for f in dug if f.first_detected >= start]
+        if after:
+            out[str(site["site_id"])] = float(
+                site.geometry.intersection(unary_union(after)).area / area
+            )
     return out
 
 

@@ -125,6 +125,10 @@ CLASSIFIED_COLUMNS = (
 )
 
 
+# Classes that only a site whose restoration has begun can have.
+NEEDS_RESTORATION = ("revegetating", "regressed")
+
+
 def classify_sites(
     features: pd.DataFrame,
     sites: pd.DataFrame,
@@ -153,6 +157,13 @@ def classify_sites(
             )
         dug = float(disturbed.get(site_id, 0.0) or 0.0)
         row = _classify_one(feat, target, cfg.targets[target], dug, cfg)
+        since = feat.get("days_since_restoration_start", np.nan)
+        if row["recovery_class"] in NEEDS_RESTORATION and not (since >= 0):
+            # Greening and regression describe a restoration; a site whose restoration
+            # has not begun (a working pit losing its green margins, weeds on a
+            # suspended site) is unrestored.
+            row["recovery_class"] = "unrestored"
+            row["rule"] = "no_restoration_yet"
         logger.debug(
             "site %s: %s by %s (probability %.2f)",
             site_id,

@@ -326,3 +326,18 @@ def test_site_status_table__columns_and_order_follow_the_contract():
     restored = table["recovery_class"] == "restored"
     assert (table.loc[~restored, "restored_area_m2"] == 0).all()
     assert (table.loc[restored, "restored_area_m2"] == 20_000.0).all()
+
+
+def test_classify_sites__no_restoration_begun_is_unrestored_not_regressed():
+    # a working pit eating its green margins looks like greening lost, but nothing was
+    # restored there: it is unrestored
+    timeseries = _series("pit", SERIES["regressed"])
+    sites = _sites({"pit": "grassland"})
+    sites["restoration_start"] = [None]
+    sites["category"], sites["status"] = "licensed", "producing"
+    out = assess_sites(
+        timeseries, sites, {}, assessed_until=ASSESSED, cfg=RecoveryConfig()
+    ).set_index("site_id")
+    assert out.loc["pit", "recovery_class"] == "unrestored"
+    restoring = _status({"pit": SERIES["regressed"]}, {"pit": "grassland"})
+    assert restoring.loc["pit", "recovery_class"] == "regressed"
