@@ -29,27 +29,18 @@ from shapely.geometry import shape
 
 from pipeline import schema
 from pipeline.config import load_config
-from pipeline.demo import generate_scenario
+from pipeline.demo import ScenarioPaths, generate_scenario
 from pipeline.run import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _scenario(seed: int, cloud_scale: float) -> object:
+def _scenario(seed: int, cloud_scale: float) -> ScenarioPaths:
+    """The scenario for a seed, generated once and cached under data/scenarios/."""
     folder = ROOT / "data" / "scenarios" / f"seed{seed}-c{cloud_scale:g}"
-    marker = folder / "truth.json"
-    if marker.exists() and (folder / "catalog" / "catalog.json").exists():
-        from pipeline.demo import ScenarioPaths
-
-        return ScenarioPaths(
-            root=folder,
-            catalog=folder / "catalog" / "catalog.json",
-            sites=folder / "sites.geojson",
-            permits=folder / "permits.geojson",
-            zones=folder / "zones.geojson",
-            aoi=folder / "aoi.geojson",
-            truth=marker,
-        )
+    paths = ScenarioPaths.under(folder)
+    if (folder / ".complete").exists():  # the generator writes this marker last
+        return paths
     return generate_scenario(folder, seed=seed, cloud_scale=cloud_scale)
 
 

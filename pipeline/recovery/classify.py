@@ -308,6 +308,25 @@ def _classify_one(
     if not feat["n_clear_latest"] > 0:
         return decide("unrestored", "no_clear_data", np.nan, 0.0)
 
+    # 2b. Greened before, and dying back now: the recent looks sit well below the same
+    # time last year, although this season's peak (reached before the die-back) may
+    # still meet the target.
+    greened = _any_of(
+        [
+            (
+                feat["best_earlier_peak_ndvi"]
+                - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)
+            )
+            / NDVI_MARGIN_SCALE,
+            (feat["previous_peak_ndvi"] - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI))
+            / NDVI_MARGIN_SCALE,
+        ]
+    )
+    dying = (-feat["recent_ndvi_change"] - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
+    lake = target in WATER_TARGETS and feat["water_fraction"] >= FRACTION_RISE_MIN
+    if greened >= 0 and dying >= 0 and not lake:
+        return decide("regressed", "recent_die_back", _all_of([greened, dying]))
+
     # 3. Meets the target now and (nearly) did over the previous season.
     previous = target_margin(
         feat,

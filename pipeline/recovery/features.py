@@ -97,7 +97,10 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "water_fraction_change",
     "bsi_mean",  # mean BSI over the latest window's clear looks
     "days_since_restoration_start",  # NaN when restoration has not started
+    "recent_ndvi_change",  # median NDVI of the last RECENT_DAYS minus the same days a year before
 )
+
+RECENT_DAYS = 90  # the "now" of recent_ndvi_change: one season's worth of looks
 
 # Bookkeeping columns returned beside the features (not model inputs).
 LAST_CLEAR_DATE = "last_clear_date"
@@ -220,8 +223,24 @@ def _describe_site(looks: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict
         "vegetated_fraction_change": latest["vegetated"] - previous["vegetated"],
         "water_fraction_change": latest["water"] - previous["water"],
         "bsi_mean": float(latest["bsi"]),
+        "recent_ndvi_change": _recent_change(looks, end=end),
         LAST_CLEAR_DATE: looks["day"].max() if len(looks) else pd.NaT,
     }
+
+
+def _recent_change(looks: pd.DataFrame, *, end: pd.Timestamp) -> float:
+    """How the last ``RECENT_DAYS`` compare with the same days one year earlier.
+
+    A die-back in the current season hides in a season peak reached before it began;
+    the recent level against last year's at the same time of year shows it.
+    """
+    recent_start = end - pd.Timedelta(days=RECENT_DAYS)
+    year = pd.Timedelta(days=365)
+    recent = looks[looks["day"] > recent_start]["ndvi_median"]
+    before = looks[(looks["day"] > recent_start - year) & (looks["day"] <= end - year)]
+    if len(recent) < 2 or len(before) < 2:
+        return np.nan
+    return float(recent.median() - before["ndvi_median"].median())
 
 
 def _summarise_window(looks: pd.DataFrame) -> dict[str, Any]:

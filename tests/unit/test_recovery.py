@@ -341,3 +341,28 @@ def test_classify_sites__no_restoration_begun_is_unrestored_not_regressed():
     assert out.loc["pit", "recovery_class"] == "unrestored"
     restoring = _status({"pit": SERIES["regressed"]}, {"pit": "grassland"})
     assert restoring.loc["pit", "recovery_class"] == "regressed"
+
+
+def test_classify_sites__die_back_late_in_the_season_is_regressed():
+    # green for three seasons, then from August of the last year the cover dies back:
+    # the season peak (June/July) still meets the target, the recent looks do not
+    ts = _series("dieback", {y: _green() for y in YEARS})
+    late = pd.to_datetime(ts["date"]) >= pd.Timestamp(2023, 8, 1)
+    ts.loc[late, ["ndvi_mean", "ndvi_median"]] = 0.15
+    ts.loc[late, "vegetated_fraction"] = 0.05
+    out = _status_from(ts, {"dieback": "forest"})
+    feat = site_features(
+        ts, _sites({"dieback": "forest"}), assessed_until=ASSESSED, cfg=RecoveryConfig()
+    ).loc["dieback"]
+    # Oct-Dec 2023 at 0.15 against Oct-Dec 2022 of the healthy seasonal curve
+    expected = 0.15 - float(np.median([0.3 + 0.55 * _shape(m) for m in (10, 11, 12)]))
+    assert feat["recent_ndvi_change"] == pytest.approx(expected, abs=1e-6)
+    assert out.loc["dieback", "recovery_class"] == "regressed"
+    healthy = _status_from(_series("ok", {y: _green() for y in YEARS}), {"ok": "forest"})
+    assert healthy.loc["ok", "recovery_class"] == "restored"
+
+
+def _status_from(ts: pd.DataFrame, targets: dict[str, str]) -> pd.DataFrame:
+    return assess_sites(
+        ts, _sites(targets), {}, assessed_until=ASSESSED, cfg=RecoveryConfig()
+    ).set_index("site_id")
