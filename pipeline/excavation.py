@@ -136,10 +136,16 @@ def _season_bin(day: int) -> int:
 
 
 def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Median over the stored looks; NaN where a pixel has had no clear look yet."""
-    none = n == 0
-    out = np.nanmedian(np.where(none[np.newaxis], 0, values), axis=0)
-    return np.where(none, np.nan, out).astype(np.float32)
+    """Median over the stored looks (the first ``n`` of each pixel); NaN where ``n`` is 0.
+
+    Unfilled slots are NaN, which ``np.sort`` puts last, so the median of a pixel's
+    ``n`` looks sits at positions (n-1)//2 and n//2 of the sorted stack.
+    """
+    ordered = np.sort(values, axis=0)
+    n = n.astype(np.intp)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[np.newaxis], axis=0)[0]
+    hi = np.take_along_axis(ordered, (n // 2)[np.newaxis], axis=0)[0]
+    return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
 
 
 def fresh_bare(
@@ -320,7 +326,10 @@ def detect_excavation_tasks(
     ``ds`` holds ``clear``, ``ndvi``, ``bsi`` and ``red`` chunked (1, tile, tile); the
     blocks are the same tasks the per-site statistics read, so each pixel is read once.
     """
-    blocks = {name: ds[name].data.to_delayed() for name in ("clear", "ndvi", "bsi", "red")}
+    blocks = {
+        name: ds[name].data.to_delayed(optimize_graph=False)
+        for name in ("clear", "ndvi", "bsi", "red")
+    }
     days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
     y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
     out = {}

@@ -141,7 +141,10 @@ def site_timeseries_tasks(
 
     ``ds`` holds ``ndvi``, ``bsi``, ``ndwi`` and ``clear`` chunked (1, tile, tile).
     """
-    blocks = {name: ds[name].data.to_delayed() for name in ("ndvi", "bsi", "ndwi", "clear")}
+    blocks = {
+        name: ds[name].data.to_delayed(optimize_graph=False)
+        for name in ("ndvi", "bsi", "ndwi", "clear")
+    }
     tasks = []
     gather = dask.delayed(_tile_stats, pure=True)
     for t in range(ds.sizes[schema.TIME]):

@@ -253,11 +253,19 @@ def _read_window(refs: Sequence[AssetRef], grid: GridSpec, window: Window, band:
             ):
                 if src.crs == grid.crs and src.transform.b == 0 and src.transform.d == 0:
                     src_win = from_bounds(left, bottom, right, top, transform=src.transform)
+                    inside = (
+                        src_win.col_off >= 0
+                        and src_win.row_off >= 0
+                        and src_win.col_off + src_win.width <= src.width + 1e-6
+                        and src_win.row_off + src_win.height <= src.height + 1e-6
+                    )
+                    # A window inside the asset reads directly; only edges need the
+                    # (much slower) boundless read through a VRT.
                     data = src.read(
                         1,
                         window=src_win,
                         out_shape=(rows, cols),
-                        boundless=True,
+                        boundless=not inside,
                         fill_value=ref.nodata or 0,
                         resampling=Resampling.nearest,
                     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import DetectionConfig
 from pipeline.excavation import (
     CHANGE_LAYERS,
+    _median_of_looks,
     assemble_layers,
     change_layers,
     detect_excavation_tasks,
@@ -149,3 +152,19 @@ def test_detect_excavation_tasks__dask_tiles_match_numpy_fold():
     np.testing.assert_array_equal(layers[:, 0, :], expected)
     np.testing.assert_array_equal(layers[:, 1, :], expected)
     assert [int(v) for v in layers[L["onset"], 0]] == [60, -1, -1, -1, 60, -1, -1, 60]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_median_of_looks__equals_nanmedian_of_the_filled_looks(k, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(k, 7, 9)).astype(np.float32)
+    n = rng.integers(0, k + 1, size=(7, 9))
+    for slot in range(k):
+        values[slot][n <= slot] = np.nan
+    ours = _median_of_looks(values, n)
+    for r, c in np.ndindex(n.shape):
+        if n[r, c] == 0:
+            assert np.isnan(ours[r, c])
+        else:
+            assert ours[r, c] == pytest.approx(float(np.median(values[: n[r, c], r, c])), abs=1e-6)
