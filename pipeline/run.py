@@ -171,6 +171,32 @@ def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dic
     return out
 
 
+def add_quiet_time(
+    site_status: pd.DataFrame, sites: pd.DataFrame, flags: list[Flag], dates: list[date]
+) -> pd.DataFrame:
+    """Append ``quiet_since`` and ``quiet_days`` for closed illegal sites.
+
+    A closed illegal site must stay closed; a county may write it off its list once it
+    has stayed quiet long enough. Quiet since the last look that still showed a flag
+    on it, or, with none, since the start of the imagery (the closure itself is not in
+    the inputs). Other sites leave both columns empty.
+    """
+    closed = sites[(sites["category"] == "illegal") & (sites["status"] == "closed")]
+    last_dug: dict[str, date] = {}
+    for flag in flags:
+        if flag.site_id is not None:
+            last_dug[flag.site_id] = max(last_dug.get(flag.site_id, flag.last_seen), flag.last_seen)
+    since = {str(sid): last_dug.get(str(sid), dates[0]) for sid in closed["site_id"]}
+    out = site_status.copy()
+    out["quiet_since"] = out["site_id"].map(lambda s: since[s].isoformat() if s in since else None)
+    out["quiet_days"] = (
+        out["site_id"]
+        .map(lambda s: (dates[-1] - since[s]).days if s in since else None)
+        .astype("Int64")
+    )
+    return out
+
+
 @dataclass
 class _Prepared:
     """Everything checked and read before the workspace is touched."""
@@ -347,6 +373,9 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
         disturbed = _disturbed_fractions([f for f in flags if f.flag_id in status], sites_grid)
         classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
         site_status = site_status_table(classes, sites_frame)
+        site_status = add_quiet_time(
+            site_status, sites_frame, [f for f in flags if f.flag_id in status], dates
+        )
         progress = progress_table(site_status, sites_frame)
 
     coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))

@@ -89,6 +89,9 @@ SITE_STATUS_COLUMNS = (
     "assessed_until",
 )
 
+# Added after the contract's columns: how long a closed illegal site has stayed quiet.
+SITE_STATUS_EXTRA_COLUMNS = ("quiet_since", "quiet_days")
+
 PROGRESS_COLUMNS = (
     "category",
     "county",

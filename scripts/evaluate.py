@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -35,13 +35,30 @@ from pipeline.run import run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _scenario(seed: int, cloud_scale: float) -> ScenarioPaths:
+def scenario_settings(seed: int) -> dict:
+    """Dates and cloudiness drawn from the seed, so each scenario differs in all of them."""
+    rng = np.random.default_rng(seed)
+    start = date(2020 + int(rng.integers(0, 2)), int(rng.integers(1, 13)), 1)
+    years = float(rng.uniform(3.2, 4.0))
+    end = start + timedelta(days=round(365.25 * years))
+    return {"start": start, "end": end, "cloud_scale": round(float(rng.uniform(0.8, 1.4)), 2)}
+
+
+def _scenario(seed: int) -> ScenarioPaths:
     """The scenario for a seed, generated once and cached under data/scenarios/."""
-    folder = ROOT / "data" / "scenarios" / f"seed{seed}-c{cloud_scale:g}"
+    settings = scenario_settings(seed)
+    folder = (
+        ROOT
+        / "data"
+        / "scenarios"
+        / (
+            f"seed{seed}-{settings['start']:%Y%m}-{settings['end']:%Y%m}-c{settings['cloud_scale']:g}"
+        )
+    )
     paths = ScenarioPaths.under(folder)
     if (folder / ".complete").exists():  # the generator writes this marker last
         return paths
-    return generate_scenario(folder, seed=seed, cloud_scale=cloud_scale)
+    return generate_scenario(folder, seed=seed, **settings)
 
 
 def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
@@ -133,7 +150,6 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
-    parser.add_argument("--cloud-scale", type=float, default=1.0)
     parser.add_argument("--json", type=Path, help="write all figures here")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
@@ -141,7 +157,7 @@ def main() -> int:
     results = {}
     for seed in args.seeds:
         t0 = time.perf_counter()
-        paths = _scenario(seed, args.cloud_scale)
+        paths = _scenario(seed)
         out = ROOT / "runs" / "evaluate" / f"seed{seed}"
         if (out / "ledger.sqlite").exists():
             (out / "ledger.sqlite").unlink()
@@ -159,9 +175,11 @@ def main() -> int:
         run_pipeline(cfg, out)
         res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth)
         res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["scenario"] = {k: str(v) for k, v in scenario_settings(seed).items()}
         results[seed] = res
         print(
-            f"seed {seed}: digs {res['digs']} flags {res['flags']} recall {res['recall']:.2f} "
+            f"seed {seed} {res['scenario']}: digs {res['digs']} flags {res['flags']} "
+            f"recall {res['recall']:.2f} "
             f"precision {_fmt(res['precision'])} "
             f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
             f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "

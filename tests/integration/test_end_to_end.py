@@ -22,7 +22,7 @@ def test_run__writes_the_six_outputs_with_contract_columns(scenario_run):
     ts = pd.read_parquet(scenario_run / schema.TIMESERIES_FILE)
     assert list(ts.columns) == list(schema.TIMESERIES_COLUMNS)
     status = pd.read_csv(scenario_run / schema.SITE_STATUS_FILE)
-    assert list(status.columns) == list(schema.SITE_STATUS_COLUMNS)
+    assert list(status.columns) == [*schema.SITE_STATUS_COLUMNS, *schema.SITE_STATUS_EXTRA_COLUMNS]
     assert set(status.recovery_class) <= set(schema.RECOVERY_CLASSES)
     progress = pd.read_csv(scenario_run / schema.PROGRESS_FILE)
     assert list(progress.columns) == list(schema.PROGRESS_COLUMNS)
@@ -144,3 +144,60 @@ def test_run__period_end_limits_the_dates(scenario, tmp_path):
     manifest = json.loads((out / schema.MANIFEST_FILE).read_text())
     assert manifest["period"]["end"] <= "2022-06-30"
     assert manifest["config"]["period"]["end"] == "2022-06-30"
+
+
+def test_run__confounders_are_not_flagged(scenario, scenario_run):
+    truth = json.loads(scenario.truth.read_text())
+    features = json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"]
+    digs = [shape(d["geometry"]) for d in truth["digs"]]
+    # flags on a real dig may share ground with a cloud puff of some date; the others
+    # must not sit on a confounder
+    flags = [shape(f["geometry"]) for f in features]
+    flags = [f for f in flags if not any(f.intersects(d) for d in digs)]
+    kinds = {"burn_scar", "limestone", "red_soil", "netting", "missed_cloud_edge"}
+    checked = 0
+    for item in truth["confounders"]:
+        if item["kind"] not in kinds or not item.get("geometry"):
+            continue
+        area = shape(item["geometry"])
+        checked += 1
+        assert not any(f.intersects(area) for f in flags), item["kind"]
+    assert checked >= 3
+
+
+def test_run__closed_illegal_sites_report_how_long_they_stayed_quiet(scenario, scenario_run):
+    status = pd.read_csv(scenario_run / schema.SITE_STATUS_FILE)
+    sites = {
+        f["properties"]["site_id"]: f["properties"]
+        for f in json.loads(scenario.sites.read_text())["features"]
+    }
+    features = json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"]
+    end = json.loads((scenario_run / schema.MANIFEST_FILE).read_text())["period"]["end"]
+    closed = [s for s, p in sites.items() if p["category"] == "illegal" and p["status"] == "closed"]
+    assert closed
+    for sid in closed:
+        row = status[status.site_id == sid].iloc[0]
+        last = [f["properties"]["last_seen"] for f in features if f["properties"]["site_id"] == sid]
+        if last:
+            assert row.quiet_since == max(last)
+        expected = (pd.Timestamp(end) - pd.Timestamp(row.quiet_since)).days
+        assert row.quiet_days == expected
+    others = status[~status.site_id.isin(closed)]
+    assert others.quiet_days.isna().all()
+
+
+def test_run__incremental_run_keeps_the_ids_of_a_full_run(scenario, scenario_run, tmp_path):
+    out = tmp_path / "incremental"
+    assert main(run_args(scenario, out, "--end", "2022-09-30")) == 0
+    early = {
+        f["properties"]["flag_id"]: f["properties"]["first_detected"]
+        for f in json.loads((out / schema.FLAGS_FILE).read_text())["features"]
+    }
+    assert main(run_args(scenario, out)) == 0
+    later = json.loads((out / schema.FLAGS_FILE).read_text())["features"]
+    full = json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"]
+    assert sorted(f["properties"]["flag_id"] for f in later) == sorted(
+        f["properties"]["flag_id"] for f in full
+    )
+    later_ids = {f["properties"]["flag_id"] for f in later}
+    assert set(early) <= later_ids, "a flag of the early run vanished or was renamed"
