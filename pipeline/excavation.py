@@ -64,6 +64,7 @@ class FoldState:
 
     recent_ndvi: np.ndarray  # (K, h, w) NDVI of the last K clear looks, newest first
     recent_bsi: np.ndarray  # (K, h, w)
+    recent_red: np.ndarray  # (K, h, w)
     recent_bare: np.ndarray  # (K, h, w) bool: those looks were fresh bare
     recent_n: np.ndarray  # (h, w) clear looks seen so far, capped at K
     last_clear: np.ndarray  # (B, h, w) clear looks per season bin, the previous year's visit
@@ -100,6 +101,7 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
     return FoldState(
         recent_ndvi=np.full((k, h, w), np.nan, np.float32),
         recent_bsi=np.full((k, h, w), np.nan, np.float32),
+        recent_red=np.full((k, h, w), np.nan, np.float32),
         recent_bare=np.zeros((k, h, w), bool),
         recent_n=np.zeros(shape, np.uint8),
         last_clear=np.zeros((b, h, w), np.uint8),
@@ -206,8 +208,13 @@ def fold_step(
     full_prior = s.recent_n >= k
     prior_nd = _median_of_looks(s.recent_ndvi, s.recent_n)
     prior_bs = _median_of_looks(s.recent_bsi, s.recent_n)
+    prior_red = _median_of_looks(s.recent_red, s.recent_n)
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
-    abrupt = ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop) | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
+    abrupt = (
+        ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop)
+        | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
+        | ((red - prior_red) >= cfg.abrupt_red_rise)
+    )
 
     # Pixels already carrying a candidate take this look as evidence. A fresh look the
     # season explains (harvest time) is neutral: it neither supports nor contradicts a
@@ -264,7 +271,13 @@ def fold_step(
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
-    for name, new in (("recent_ndvi", ndvi), ("recent_bsi", bsi), ("recent_bare", fresh)):
+    looks = (
+        ("recent_ndvi", ndvi),
+        ("recent_bsi", bsi),
+        ("recent_red", red),
+        ("recent_bare", fresh),
+    )
+    for name, new in looks:
         old = getattr(s, name)
         shifted = np.concatenate([new[np.newaxis].astype(old.dtype), old[:-1]], axis=0)
         setattr(s, name, np.where(clear[np.newaxis], shifted, old))

@@ -37,6 +37,9 @@ def _series(kind: str) -> np.ndarray:
     elif kind == "harvest":  # bare 20 days after early June and after early October, every year
         bare = ((doy >= 155) & (doy < 175)) | ((doy >= 280) & (doy < 300))
         out[bare] = FRESH
+    elif kind == "ploughed_dig":  # a dig into a freshly ploughed field: NDVI barely moves
+        out[40:50] = (0.20, 0.21, 0.12)
+        out[50:] = (0.09, 0.15, 0.17)
     elif kind == "burn":
         out[60:] = DARK_BURN
     elif kind == "pit":
@@ -76,6 +79,12 @@ def test_fold__dig_found_at_first_clear_look_and_confirmed_by_the_next():
     assert layers[L["confirm"], 0] == 61
     assert layers[L["last"], 0] == N - 1
     assert layers[L["n_bare"], 0] == N - 60
+
+
+def test_fold__dig_into_a_ploughed_field_is_found_by_its_brightness():
+    layers = _fold(["ploughed_dig"])
+    assert layers[L["onset"], 0] == 50
+    assert layers[L["confirm"], 0] == 51
 
 
 def test_fold__dig_under_cloud_is_found_at_the_next_clear_look():
