@@ -1,8 +1,7 @@
 """The exceptions MineWatch raises.
 
-One base, ``MineWatchError``; the CLI maps ``InputError`` to exit status 2 and any
-other ``MineWatchError`` to exit status 1. ``NoDataInSite`` and ``SceneSkipped``
-are warnings a batch can catch and carry on from.
+One base, ``MineWatchError``; the CLI maps ``InputError`` to exit status 2,
+``WorkspaceLocked`` to 3 and any other ``MineWatchError`` to exit status 1.
 """
 
 from __future__ import annotations
@@ -45,11 +44,3 @@ class InputError(MineWatchError):
 
 class WorkspaceLocked(MineWatchError):
     """Another live run holds the workspace lock (exit status 3)."""
-
-
-class NoDataInSite(MineWatchError):
-    """A site has no clear pixel in the imagery; a batch skips it with a warning."""
-
-
-class SceneSkipped(MineWatchError):
-    """A scene could not be read (corrupt or truncated asset); it is skipped and named."""

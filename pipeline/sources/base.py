@@ -6,11 +6,9 @@ its assets are already resolved to absolute paths with their scale and offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -73,18 +71,3 @@ class GridSpec:
         x = self.transform.c + (np.arange(cols) + 0.5) * self.transform.a
         y = self.transform.f + (np.arange(rows) + 0.5) * self.transform.e
         return {"y": y, "x": x}
-
-
-@dataclass
-class SourceReport:
-    """What a source noticed while preparing scenes (goes to manifest.json)."""
-
-    warnings: list[str] = field(default_factory=list)
-
-
-class ImagerySource(Protocol):
-    """Anything that yields scenes and loads them as a lazy cube."""
-
-    def scenes(self) -> list[Scene]: ...
-
-    def load(self, scenes: list[Scene], grid: GridSpec, *, chunk_size: int) -> xr.Dataset: ...
