@@ -72,18 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     flags = sub.add_parser("flags", help="read and update the flag ledger of a workspace")
     fsub = flags.add_subparsers(dest="flags_command", required=True)
     fl = fsub.add_parser("list", help="list flags")
-    fl.add_argument("--out", type=Path, required=True, help="the run's workspace folder")
+    fl.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
     fl.add_argument("--county", help="only this county's flags")
     fl.add_argument("--json", action="store_true", help="machine-readable output")
     fs = fsub.add_parser("show", help="one flag and its history")
-    fs.add_argument("--out", type=Path, required=True)
+    fs.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
     fs.add_argument("flag_id")
     fst = fsub.add_parser("set-status", help="record an enforcement unit's answer")
-    fst.add_argument("--out", type=Path, required=True)
+    fst.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
     fst.add_argument("flag_id")
     fst.add_argument("status", choices=schema.ENFORCEMENT_STATUSES)
     fst.add_argument("--by", required=True, help="who answers (name or unit)")
     fst.add_argument("--comment", help="free text kept with the status")
+    fe = fsub.add_parser(
+        "export",
+        help="write a county's enforcement package: open flags, image chips, plots, a page",
+    )
+    fe.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
+    fe.add_argument("--county", required=True, help="the county whose open flags are exported")
+    fe.add_argument("--out", type=Path, required=True, help="package folder to write (created)")
+    fe.add_argument(
+        "--language", choices=["zh-CN", "en"], help="page language (default: the run's)"
+    )
     return parser
 
 
@@ -150,11 +160,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_flags(args: argparse.Namespace) -> int:
     from pipeline.ledger import LEDGER_FILE, flag_history, list_flags, open_ledger, set_status
 
-    if not (args.out / LEDGER_FILE).exists():
+    if not (args.workspace / LEDGER_FILE).exists():
         raise InputError(
-            "no flag ledger here; run `minewatch run` first", file=args.out / LEDGER_FILE
+            "no flag ledger here; run `minewatch run` first", file=args.workspace / LEDGER_FILE
         )
-    with open_ledger(args.out) as con:
+    with open_ledger(args.workspace) as con:
         if args.flags_command == "list":
             rows = list_flags(con, county=args.county)
             if args.json:
@@ -172,6 +182,13 @@ def _cmd_flags(args: argparse.Namespace) -> int:
             row = {k: v for k, v in rows[0].items() if k != "geometry_wkt"}
             row["history"] = flag_history(con, args.flag_id)
             print(json.dumps(row, ensure_ascii=False, indent=1))
+        elif args.flags_command == "export":
+            from pipeline.report.package import export_county_package
+
+            result = export_county_package(
+                args.workspace, args.out, county=args.county, language=args.language, ledger=con
+            )
+            print(f"{result.n_flags} flags for {result.county}; package in {result.dest.resolve()}")
         else:
             set_status(con, args.flag_id, args.status, who=args.by, comment=args.comment)
             print(f"{args.flag_id}: {args.status}")

@@ -128,14 +128,14 @@ def test_console_script__no_traceback_and_status_2(tmp_path):
 
 
 def test_flags_cli__list_show_and_unknown_flag(scenario_run, capsys):
-    assert main(["flags", "list", "--out", str(scenario_run), "--json"]) == 0
+    assert main(["flags", "list", "--workspace", str(scenario_run), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     flags = json.loads((scenario_run / schema.FLAGS_FILE).read_text())["features"]
     assert {r["flag_id"] for r in rows} == {f["properties"]["flag_id"] for f in flags}
-    assert main(["flags", "show", "--out", str(scenario_run), rows[0]["flag_id"]]) == 0
+    assert main(["flags", "show", "--workspace", str(scenario_run), rows[0]["flag_id"]]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["history"][0]["event"] == "detected"
-    assert main(["flags", "show", "--out", str(scenario_run), "F00000000-nope"]) == 2
+    assert main(["flags", "show", "--workspace", str(scenario_run), "F00000000-nope"]) == 2
 
 
 def test_demo_config__loads_with_paths_relative_to_it():

@@ -92,7 +92,7 @@ def test_run__rerun_keeps_ids_and_a_person_status(scenario, fresh_copy):
             [
                 "flags",
                 "set-status",
-                "--out",
+                "--workspace",
                 str(fresh_copy),
                 target,
                 "dispatched",
