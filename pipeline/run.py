@@ -363,6 +363,7 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
             for f, g in zip(flags, geoms, strict=True)
             if f.flag_id in status
         ]
+        open_flags = [f for f in flags if f.flag_id in status]  # false alarms left out
 
     with timer.stage("recovery"):
         sites_frame = prep.inputs.sites.copy()
@@ -370,12 +371,10 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
         features_frame = site_features(
             timeseries, sites_frame, assessed_until=dates[-1], cfg=cfg.recovery
         )
-        disturbed = _disturbed_fractions([f for f in flags if f.flag_id in status], sites_grid)
+        disturbed = _disturbed_fractions(open_flags, sites_grid)
         classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
         site_status = site_status_table(classes, sites_frame)
-        site_status = add_quiet_time(
-            site_status, sites_frame, [f for f in flags if f.flag_id in status], dates
-        )
+        site_status = add_quiet_time(site_status, sites_frame, open_flags, dates)
         progress = progress_table(site_status, sites_frame)
 
     coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))

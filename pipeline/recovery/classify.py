@@ -311,16 +311,12 @@ def _classify_one(
     # 2b. Greened before, and dying back now: the recent looks sit well below the same
     # time last year, although this season's peak (reached before the die-back) may
     # still meet the target.
+    def near_target(peak: float) -> float:
+        """Margin of a season peak over the target's peak NDVI, less the stability slack."""
+        return (peak - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE
+
     greened = _any_of(
-        [
-            (
-                feat["best_earlier_peak_ndvi"]
-                - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)
-            )
-            / NDVI_MARGIN_SCALE,
-            (feat["previous_peak_ndvi"] - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI))
-            / NDVI_MARGIN_SCALE,
-        ]
+        [near_target(feat["best_earlier_peak_ndvi"]), near_target(feat["previous_peak_ndvi"])]
     )
     dying = (-feat["recent_ndvi_change"] - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
     lake = target in WATER_TARGETS and feat["water_fraction"] >= FRACTION_RISE_MIN
@@ -347,7 +343,7 @@ def _classify_one(
     )
     reached = _any_of(
         [
-            (best - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE,
+            near_target(best),
             (best - (first + cfg.greening_gain_min)) / NDVI_MARGIN_SCALE,
         ]
     )
