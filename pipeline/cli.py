@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline import __version__, schema
 from pipeline.errors import InputError, MineWatchError, WorkspaceLocked
+from pipeline.logs import setup_logging
 
 log = logging.getLogger("pipeline")
 
@@ -39,9 +40,21 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aoi", help="area-of-interest polygon file; default the catalog's extent")
     p.add_argument("--start", type=_date, help="first acquisition date used (YYYY-MM-DD)")
     p.add_argument("--end", type=_date, help="last acquisition date used (YYYY-MM-DD)")
-    p.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask cluster")
-    p.add_argument("--workers", type=int, help="local threads (default: all cores)")
+    _add_compute_options(p)
     p.add_argument("--language", choices=["zh-CN", "en"], help="report language; report.language")
+
+
+def _add_compute_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of an existing Dask cluster; default: Dask threads on this machine",
+    )
+    p.add_argument("--workers", type=int, help="local threads (default: one per core)")
+    p.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line on stderr (no progress bar)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,11 +76,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the demo data is generated (once)",
     )
     demo.add_argument("--language", choices=["zh-CN", "en"], help="report language")
-    demo.add_argument("--workers", type=int, help="local threads (default: all cores)")
+    _add_compute_options(demo)
 
     run = sub.add_parser("run", help="run the pipeline; CLI flags override the config file")
     run.add_argument("--out", type=Path, required=True, help="the run's workspace folder")
     _add_run_options(run)
+
+    fetch = sub.add_parser(
+        "fetch",
+        help="fetch Sentinel-2 L2A over the sites into a local archive (STAC catalog of COGs)",
+        epilog="Credentials for Sentinel Hub: SH_CLIENT_ID and SH_CLIENT_SECRET. Rerunning "
+        "with the same --out fetches only what is missing. Exit status: 0 all fetched, "
+        "2 bad input, config or credentials, 1 some items failed (the rest is archived).",
+    )
+    fetch.add_argument(
+        "--provider", choices=["sentinelhub", "stac"], help="provider.kind (stac: a STAC API)"
+    )
+    fetch.add_argument("--out", type=Path, help="archive folder; provider.archive")
+    fetch.add_argument("--config", type=Path, help="YAML config merged over the packaged defaults")
+    fetch.add_argument("--sites", help="sites.geojson or sites.gpkg; inputs.sites")
+    fetch.add_argument("--aoi", help="also cover this area-of-interest polygon; aoi")
+    fetch.add_argument("--start", type=_date, help="first acquisition date (YYYY-MM-DD)")
+    fetch.add_argument("--end", type=_date, help="last acquisition date (YYYY-MM-DD)")
+
+    validate = sub.add_parser(
+        "validate",
+        help="check the config and every input without running; list every problem at once",
+        epilog="Exit status: 0 no error (warnings are listed), 2 at least one error.",
+    )
+    validate.add_argument("--config", type=Path, help="YAML config merged over the defaults")
+    validate.add_argument("--catalog", help="local STAC catalog (path or file:// URL)")
+    validate.add_argument("--sites", help="sites.geojson or sites.gpkg; inputs.sites")
+    validate.add_argument("--permits", help="permits.geojson (optional); inputs.permits")
+    validate.add_argument("--zones", help="zones.geojson (optional); inputs.zones")
+    validate.add_argument("--aoi", help="area-of-interest polygon file; aoi")
+    validate.add_argument("--start", type=_date, help="first acquisition date (YYYY-MM-DD)")
+    validate.add_argument("--end", type=_date, help="last acquisition date (YYYY-MM-DD)")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
 
     flags = sub.add_parser("flags", help="read and update the flag ledger of a workspace")
     fsub = flags.add_subparsers(dest="flags_command", required=True)
@@ -94,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument(
         "--language", choices=["zh-CN", "en"], help="page language (default: the run's)"
     )
+
+    train = sub.add_parser(
+        "train",
+        help="retrain the recovery model from labelled sites (grouped cross-validation)",
+        description="Run the pipeline on the catalog and sites (or read --workspace), compute "
+        "each labelled site's features as of its assessed_until, cross-validate grouped by "
+        "site, fit, and write model.skops and model_card.json into --out.",
+    )
+    train.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="CSV of site_id, assessed_until (YYYY-MM-DD), recovery_class",
+    )
+    train.add_argument("--out", type=Path, required=True, help="model folder, e.g. models/NAME")
+    train.add_argument(
+        "--workspace", type=Path, help="read this finished run instead of running the pipeline"
+    )
+    train.add_argument("--model-version", help="version in the card (default: from the data)")
+    _add_run_options(train)
     return parser
 
 
@@ -132,6 +197,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.fetch import fetch_archive
+
+    kind = {"stac": "stac_api"}.get(args.provider, args.provider)
+    overrides = {
+        "provider.kind": kind,
+        "provider.archive": _resolve(str(args.out)) if args.out else None,
+        "inputs.sites": _resolve(args.sites),
+        "aoi": _resolve(args.aoi),
+        "period.start": args.start.isoformat() if args.start else None,
+        "period.end": args.end.isoformat() if args.end else None,
+    }
+    cfg = load_config(args.config, overrides)
+    result = fetch_archive(cfg)
+    print(
+        f"{len(result.fetched)} items fetched, {len(result.reused)} already archived, "
+        f"{len(result.empty)} empty, {len(result.failed)} failed; catalog: {result.catalog}"
+    )
+    for item, reason in sorted(result.failed.items()):
+        print(f"failed: {item}: {reason}", file=sys.stderr)
+    return EXIT_FAILURE if result.failed else EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.demo import ensure_demo_data
@@ -149,12 +238,69 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "grid.chunk_size": 256,
             "report.language": args.language,
             "compute.workers": args.workers,
+            "compute.scheduler": args.scheduler,
         },
     )
     result = run_pipeline(cfg, args.out)
     print(f"demo: {result.n_flags} flags; outputs in {result.out.resolve()}")
     print(f"report: {result.outputs[schema.REPORT_FILE].resolve()}")
     return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.recovery.training import train_from_labels
+
+    overrides = _run_overrides(args)
+    for key in ("provider.catalog", "inputs.sites", "inputs.permits", "inputs.zones", "aoi"):
+        overrides[key] = _resolve(overrides[key])
+    cfg = load_config(args.config, overrides)
+    model = train_from_labels(
+        cfg, args.labels, args.out, workspace=args.workspace, version=args.model_version
+    )
+    cv = model.card["cross_validation"]
+    print(f"model {model.version} written to {args.out.resolve()}")
+    print(f"cross-validation grouped by site: accuracy {cv['accuracy']}")
+    for name, figures in cv["per_class"].items():
+        print(
+            f"  {name}: precision {figures['precision']} recall {figures['recall']} "
+            f"(n={figures['support']})"
+        )
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.validate import validate_inputs
+
+    overrides = {
+        "provider.catalog": _resolve(args.catalog),
+        "inputs.sites": _resolve(args.sites),
+        "inputs.permits": _resolve(args.permits),
+        "inputs.zones": _resolve(args.zones),
+        "aoi": _resolve(args.aoi),
+        "period.start": args.start.isoformat() if args.start else None,
+        "period.end": args.end.isoformat() if args.end else None,
+    }
+    quiet = logging.getLogger("pipeline")
+    level = quiet.level
+    if not args.verbose:  # the problems are listed below; no need to log them as well
+        quiet.setLevel(logging.ERROR)
+    try:
+        result = validate_inputs(args.config, overrides)
+    finally:
+        quiet.setLevel(level)
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        for name, path in result.inputs.items():
+            if path is not None:
+                print(f"{name}: {path}")
+        for problem in result.problems:
+            print(problem)
+        n_err, n_warn = len(result.errors), len(result.warnings)
+        verdict = "inputs are valid" if result.ok else "inputs are not valid"
+        print(f"{verdict}: {n_err} error(s), {n_warn} warning(s)")
+    return EXIT_OK if result.ok else EXIT_INPUT
 
 
 def _cmd_flags(args: argparse.Namespace) -> int:
@@ -197,13 +343,15 @@ def _cmd_flags(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    handlers = {"run": _cmd_run, "demo": _cmd_demo, "flags": _cmd_flags}
+    setup_logging(verbose=args.verbose, json_lines=getattr(args, "log_json", False))
+    handlers = {
+        "run": _cmd_run,
+        "demo": _cmd_demo,
+        "flags": _cmd_flags,
+        "validate": _cmd_validate,
+        "train": _cmd_train,
+        "fetch": _cmd_fetch,
+    }
     try:
         return handlers[args.command](args)
     except InputError as exc:

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import InputError
 from pipeline.schema import DEFAULT_INVALID_SCL, VIOLATIONS
@@ -32,13 +40,30 @@ class SentinelHubConfig(_Model):
     token_url: str = (
         "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
     )
-    client_id: str | None = Field(default=None, repr=False)
-    client_secret: str | None = Field(default=None, repr=False)
+    # Credentials: the SH_CLIENT_ID / SH_CLIENT_SECRET environment variables win over these.
+    client_id: SecretStr | None = Field(default=None, repr=False)
+    client_secret: SecretStr | None = Field(default=None, repr=False)
+    # The Process API returns at most 2500 x 2500 pixels per request.
+    max_tile_px: int = Field(2500, ge=16, le=2500)
+    page_size: int = Field(100, ge=1, le=100)
 
 
 class StacApiConfig(_Model):
     url: str = "https://earth-search.aws.element84.com/v1"
     collection: str = "sentinel-2-l2a"
+    page_size: int = Field(100, ge=1, le=1000)
+    # Fetched tiles are cut at this many 10 m pixels per side.
+    max_tile_px: int = Field(2500, ge=16, le=10000)
+
+
+class RetryConfig(_Model):
+    attempts: int = Field(4, ge=1, le=20)
+    """Tries per request on HTTP 429, 5xx and dropped connections."""
+    backoff_s: float = Field(5.0, ge=0, le=600)
+    """Wait before the second try; tripled for each further try. A ``Retry-After``
+    header from the service overrides it."""
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Give up on one request after this long."""
 
 
 class ProviderConfig(_Model):
@@ -46,6 +71,13 @@ class ProviderConfig(_Model):
     catalog: str | None = None
     archive: str | None = None
     band_aliases: dict[str, str] = Field(default_factory=dict)
+    # Scene-level cloud cover (percent) above which an acquisition is not fetched: a
+    # scene that cloudy rarely has a clear look at a site and costs the same to fetch.
+    max_cloud_cover: float = Field(80.0, ge=0, le=100)
+    # Metres added around each site's bounding box: room for digging just outside a
+    # boundary and for the cloud-edge buffer.
+    buffer_m: float = Field(200.0, ge=0, le=10000)
+    retry: RetryConfig = RetryConfig()
     sentinelhub: SentinelHubConfig = SentinelHubConfig()
     stac_api: StacApiConfig = StacApiConfig()
 
@@ -148,6 +180,9 @@ class RecoveryConfig(_Model):
     disturbed_fraction_min: float = Field(0.05, ge=0, le=1)
     min_clear_fraction: float = Field(0.3, ge=0, le=1)
     targets: dict[str, TargetThresholds] = Field(default_factory=_default_targets)
+    # Folder of a trained recovery model (model.skops + model_card.json); null: the
+    # shipped default (models/recovery-default); "rules": the rule set, no model.
+    model: str | None = None
 
 
 class ReportConfig(_Model):
@@ -249,20 +284,17 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
         fix(provider, "catalog")
         fix(provider, "archive")
     fix(data, "aoi")
+    recovery = data.get("recovery")
+    if isinstance(recovery, dict) and recovery.get("model") != "rules":
+        fix(recovery, "model")
     inputs = data.get("inputs")
     if isinstance(inputs, dict):
         for key in ("sites", "permits", "zones"):
             fix(inputs, key)
 
 
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> RunConfig:
-    """Load the packaged defaults, merge a YAML file over them, then dotted-key overrides.
-
-    ``overrides`` maps dotted keys (``"period.end"``) to values; ``None`` values are
-    ignored so that absent CLI flags leave the file's value alone.
-    """
+def _config_data(path: str | Path | None, overrides: dict[str, Any] | None) -> tuple[dict, str]:
+    """The merged raw config (defaults < file < overrides) and the name of its source."""
     data = yaml.safe_load(default_config_text()) or {}
     source = "default config"
     if path is not None:
@@ -274,12 +306,50 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, dotted, value)
+    return data, source
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
+    """Load the packaged defaults, merge a YAML file over them, then dotted-key overrides.
+
+    ``overrides`` maps dotted keys (``"period.end"``) to values; ``None`` values are
+    ignored so that absent CLI flags leave the file's value alone.
+    """
+    data, source = _config_data(path, overrides)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        raise config_errors(exc, source, overrides)[0] from None
+
+
+def config_errors(
+    exc: ValidationError, source: str, overrides: dict[str, Any] | None = None
+) -> list[InputError]:
+    """Every problem pydantic found, each naming the dotted key and where it was set:
+    the config file, or the command line for a key (or section) an override set."""
+    given = [k for k, v in (overrides or {}).items() if v is not None]
+    out = []
+    for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or None
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown config key"
-        raise InputError(msg, file=source, field=field) from None
+        msg = "unknown config key" if err["type"] == "extra_forbidden" else err["msg"]
+        from_cli = field is not None and any(
+            k == field or k.startswith(field + ".") or field.startswith(k + ".") for k in given
+        )
+        out.append(InputError(msg, file="command line" if from_cli else source, field=field))
+    return out
+
+
+def check_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[RunConfig | None, list[InputError]]:
+    """Like ``load_config``, but returns every problem instead of raising the first."""
+    try:
+        data, source = _config_data(path, overrides)
+    except InputError as exc:
+        return None, [exc]
+    try:
+        return RunConfig.model_validate(data), []
+    except ValidationError as exc:
+        return None, config_errors(exc, source, overrides)

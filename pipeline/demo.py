@@ -49,6 +49,20 @@ Digs (new excavation) turn their pixels into fresh bright bare soil/rock (red
 spreading outward from a seed point over 1-4 months, and stay bare. At least one dig
 of each violation is drawn; see ``truth.json``.
 
+Climate (``climate`` > 0, off by default): each calendar year gets a vegetation vigour
+``v = clip(1 + climate * N(0, 1), 0.55, 1.3)`` that multiplies every green cover, natural
+and restored alike (``fc * v``): a drought year (v < 1) lowers the whole landscape's
+summer NDVI, a wet year raises it. Restoration is judged against that background (the
+recovery ratio), so a drought must not read as a failed restoration. The yearly values
+are in ``truth.json`` (``climate``).
+
+Training cast (``extra_sites`` > 0, 0 by default): that many more sites, drawn from
+``_training_plans``: every recovery class on every target. For ``landscape`` the
+restoration is a pit lake: filled (restored), still filling with only its deepest part
+under water (revegetating), filled and then drained back to mud in the last season
+(regressed), or filled and then dug again (disturbed). Green netting and bare or waste
+ground on any target. The default cast is unchanged.
+
 Atmosphere: scene cloud fraction is drawn from a Beta distribution whose mean follows
 the season (25 % in winter to 60 % in the July monsoon, times ``cloud_scale``), so
 many scenes are clear and some nearly all cloud. Clouds are smooth random blobs
@@ -224,6 +238,7 @@ class _World:
     counties: list[tuple[str, Polygon]] = field(default_factory=list)
     truth: dict = field(default_factory=dict)
     phen_index: dict = field(default_factory=dict)
+    vigour: dict[int, float] = field(default_factory=dict)  # calendar year -> green cover factor
 
 
 # --------------------------------------------------------------------------- geometry
@@ -303,8 +318,11 @@ class _Plan:
     site_id: str = ""
 
 
-def _site_plans(rng: np.random.Generator) -> list[_Plan]:
-    """The cast of sites: every category, status, target and recovery class, shuffled."""
+def _site_plans(rng: np.random.Generator, extra_sites: int = 0) -> list[_Plan]:
+    """The cast of sites: every category, status, target and recovery class, shuffled.
+
+    ``extra_sites`` more come from ``_training_plans`` (none by default).
+    """
     greens = [str(t) for t in rng.permutation(["forest", "farmland", "grassland"])]
 
     def any_target() -> str:
@@ -357,7 +375,45 @@ def _site_plans(rng: np.random.Generator) -> list[_Plan]:
     ]  # fmt: skip
     for k in rng.integers(0, len(pool), int(rng.integers(2, 8))):
         plans.append(pool[int(k)]())
+    if extra_sites:
+        plans += _training_plans(rng, extra_sites)
     return [plans[int(i)] for i in rng.permutation(len(plans))]
+
+
+def _training_plans(rng: np.random.Generator, n: int) -> list[_Plan]:
+    """``n`` small sites for training the recovery model (see the module docstring).
+
+    Weighted towards the classes a model finds hard (revegetating, restored,
+    regressed); categories are drawn at random, so no class hides behind a category.
+    """
+    targets = ["forest", "farmland", "grassland", "landscape"]
+    greens = targets[:3]
+
+    def category() -> str:
+        return str(rng.choice(["orphaned", "illegal", "licensed", "waste_pile"]))
+
+    def pick(options: list[str]) -> str:
+        return str(rng.choice(options))
+
+    pool = [
+        (3, lambda: _Plan(category(), "restoring", "restored", pick(greens), "restore", (1, 5))),
+        (3, lambda: _Plan(category(), "restoring", "revegetating", pick(greens), "restore",
+                          (1, 5), substrate=pick(["weathered", "waste"]))),
+        (3, lambda: _Plan(category(), "restoring", "regressed", pick(greens), "restore", (1, 5))),
+        (1, lambda: _Plan(category(), "restoring", "disturbed", pick(greens), "restore", (3, 6),
+                          dig="restored_land")),
+        (2, lambda: _Plan(category(), "restoring", "unrestored", pick(targets), "netting", (1, 4))),
+        (1, lambda: _Plan(category(), "restoring", "restored", "landscape", "lake", (1, 5))),
+        (1, lambda: _Plan(category(), "restoring", "revegetating", "landscape", "lake", (1, 5))),
+        (1, lambda: _Plan(category(), "restoring", "regressed", "landscape", "lake", (1, 5))),
+        (1, lambda: _Plan(category(), "restoring", "disturbed", "landscape", "lake", (3, 6),
+                          dig="restored_land")),
+        (1, lambda: _Plan(category(), "closed", "unrestored", pick(targets), "bare", (1, 4))),
+        (1, lambda: _Plan("waste_pile", "closed", "unrestored", pick(targets), "waste", (1, 3))),
+    ]  # fmt: skip
+    weights = np.array([w for w, _ in pool], float)
+    picks = rng.choice(len(pool), size=n, p=weights / weights.sum())
+    return [pool[int(k)][1]() for k in picks]
 
 
 def _names(rng: np.random.Generator, plans: list[_Plan]) -> list[str]:
@@ -591,13 +647,21 @@ class _Layout:
         raise ValueError(f"cannot place a dig in a scene of shape {self.shape}")
 
 
-def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _World:
+def _build_world(
+    seed: int,
+    shape: tuple[int, int],
+    start: date,
+    end: date,
+    *,
+    climate: float = 0.0,
+    extra_sites: int = 0,
+) -> _World:
     """Draw land cover, sites, permits, zones, digs, surfaces and truth of one scenario."""
     lay = _Layout(seed, shape, start, end)
     rng, T, n = lay.rng, lay.T, shape[0] * shape[1]
     lay.landscape()
     zones = lay.zones()
-    plans = _site_plans(rng)
+    plans = _site_plans(rng, extra_sites)
     lay.place_sites(plans)
     names = _names(rng, plans)
 
@@ -681,10 +745,17 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
             restoration_start = start + timedelta(days=r0)
             idx = np.flatnonzero(m)
             bare = _em(p.substrate)[:, None] * tex[idx]
+            if p.kind == "lake" and p.klass == "revegetating":
+                # Still filling: only the deepest part of the pit is under water yet.
+                deep = lay.mask(lay.sub_blob(p.geom, rng.uniform(0.3, 0.45), shrink=5)).ravel()
+                idx = np.flatnonzero(m & deep)
+                bare = _em(p.substrate)[:, None] * tex[idx]
             if p.kind == "lake":
                 tgt = _em("water")[:, None] * np.ones(len(idx), np.float32)
                 ph, ca, so = 0, tgt, tgt
                 notes = f"pit fills with water from {restoration_start} (landscape lake)"
+                if p.klass != "restored":
+                    notes = f"{p.klass} landscape lake: water cover trajectory {knots}"
             else:
                 ph, can, soi = TARGET_PHEN[p.target]
                 ca, so = _em(can)[:, None] * tex[idx], _em(soi)[:, None] * tex[idx]
@@ -718,6 +789,13 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
                                     np.ones(len(bidx), np.float32)))  # fmt: skip
     world.canopy, world.soil = canopy * tex, soil * tex
     world.phen_index = {p: np.flatnonzero(phen == p) for p in PHEN}
+    if climate > 0:
+        years = range(start.year, end.year + 1)
+        draws = np.random.default_rng([seed, 11]).standard_normal(len(years))
+        world.vigour = {
+            y: round(float(np.clip(1 + climate * d, 0.55, 1.3)), 3)
+            for y, d in zip(years, draws, strict=True)
+        }
 
     digs = _place_digs(lay, plans, world, tex, green_by, lo, hi, county_of)
     zone_feats = [{"zone_id": f"Z{i + 1:02d}", "kind": k, "geometry": g}
@@ -735,6 +813,7 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
         "seed": seed, "start": start.isoformat(), "end": end.isoformat(),
         "sites": [t for _, t in sorted_sites],
         "digs": digs,
+        "climate": {str(y): v for y, v in world.vigour.items()},
         "confounders": [
             {"kind": "harvest", "geometry": None, "date": None,
              "notes": "all farmland bare ~early June (2-4 weeks) and Oct-Nov every year"},
@@ -755,6 +834,18 @@ def _build_world(seed: int, shape: tuple[int, int], start: date, end: date) -> _
 
 def _trajectory(rng: np.random.Generator, p: _Plan, T: int) -> tuple[int, tuple]:
     """Restoration start (days since start) and cover knots (days, cover) for a site."""
+    if p.kind == "lake" and p.klass == "revegetating":
+        r0 = int(rng.uniform(0.6, 0.8) * T)
+        return r0, ((r0, T), (0.0, 1.0))
+    if p.kind == "lake" and p.klass == "regressed":
+        # Filled, then drained or leaking away during the last season: back to mud.
+        r0 = int(rng.uniform(0.02, 0.12) * T)
+        fill = int(min(rng.uniform(150, 240), 0.3 * T))
+        d0 = int(max(r0 + fill + 30, T - min(150, 0.25 * T)))
+        return r0, ((r0, r0 + fill, d0, d0 + int(min(90, 0.7 * (T - d0)))), (0, 1, 1, 0.1))
+    if p.kind == "lake" and p.klass == "disturbed":
+        r0 = int(rng.uniform(0.02, 0.08) * T)
+        return r0, ((r0, r0 + int(min(rng.uniform(150, 240), 0.3 * T))), (0.0, 1.0))
     if p.kind == "lake":
         r0 = int(rng.uniform(0.05, 0.4) * T)
         return r0, ((r0, r0 + int(min(rng.uniform(150, 240), 0.3 * T))), (0.0, 1.0))
@@ -885,15 +976,20 @@ class _Scene:
 def _surface(world: _World, day: int, doy: int) -> np.ndarray:
     """Cloud-free surface reflectance (6, H*W) on ``day`` (days since start)."""
     fc = np.zeros(world.phen.size, np.float32)
+    vigour = world.vigour.get((world.start + timedelta(days=day)).year, 1.0)
     for p, (kx, ky) in PHEN.items():
         idx = world.phen_index[p]
         fc[idx] = np.interp((doy - world.offset[idx]) % 365, kx, ky) * world.fcscale[idx]
+        if vigour != 1.0:
+            fc[idx] = np.minimum(fc[idx] * np.float32(vigour), 1.0)
     r = world.soil + fc * (world.canopy - world.soil)
     for reg in world.regions:
         c = np.interp(day, *reg.knots) * reg.jitter
         veg = reg.canopy
         if reg.phen:
             f = np.interp((doy - reg.offset) % 365, *PHEN[reg.phen]).astype(np.float32)
+            if vigour != 1.0:
+                f = np.minimum(f * np.float32(vigour), 1.0)
             veg = reg.soil + f * (reg.canopy - reg.soil)
         r[:, reg.idx] = reg.bare + c * (veg - reg.bare)
     for dig in world.digs:
@@ -1087,8 +1183,14 @@ def generate_scenario(
     revisit_days: int = 10,
     cloud_scale: float = 1.0,
     shape: tuple[int, int] = (400, 480),
+    climate: float = 0.0,
+    extra_sites: int = 0,
 ) -> ScenarioPaths:
     """Write a synthetic scenario (STAC catalog of COGs, vectors, truth) under ``out_dir``.
+
+    ``climate`` (yearly vegetation vigour spread, 0 = every year alike) and
+    ``extra_sites`` (more sites for training the recovery model) are described in the
+    module docstring; their defaults leave the scenario as it always was.
 
     Deterministic: the same arguments give byte-identical files. The ``.complete``
     marker is removed first and written last, so a crash leaves an incomplete folder.
@@ -1105,7 +1207,7 @@ def generate_scenario(
     cat_dir = paths.catalog.parent
     if cat_dir.exists():
         shutil.rmtree(cat_dir)
-    world = _build_world(seed, shape, start, end)
+    world = _build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites)
     dates = _dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
     x0, y1 = ORIGIN
     box = shapely.box(x0, y1 - h * PIXEL, x0 + w * PIXEL, y1)
@@ -1172,6 +1274,8 @@ def generate_scenario(
         "start": start.isoformat(),
         "end": end.isoformat(),
         "n_items": len(dates),
+        "climate": climate,
+        "extra_sites": extra_sites,
     }
     (out / MARKER).write_text(json.dumps(marker))
     log.info("scenario seed %d: %d items written to %s", seed, len(dates), out)

@@ -6,6 +6,10 @@ with the ledger: a detection overlapping a flag already issued keeps that flag's
 person (``dispatched``, ``confirmed``, ``false_alarm``, ``resolved``) is never
 changed by a run; a ``false_alarm`` that shows up again stays closed unless it has
 grown past ``REOPEN_GROWTH`` times the area it had when it was closed.
+
+Reconciling is idempotent: a second reconcile of the same detections (a run killed
+after the ledger was written and started again) gives every flag the same id and
+adds no event, so a resumed run neither duplicates nor loses a flag.
 """
 
 from __future__ import annotations
@@ -86,9 +90,7 @@ def reconcile(
     taken: set[str] = set()
     published = []
     for flag, geom in zip(flags, geometries_wgs84, strict=True):
-        match = next(
-            (row for fid, g, row in existing if fid not in taken and g.intersects(geom)), None
-        )
+        match = _best_match(existing, taken, geom)
         if match is not None:
             flag.flag_id = match["flag_id"]
         else:
@@ -141,6 +143,24 @@ def reconcile(
     for fid in gone:
         con.execute("UPDATE flags SET present=0 WHERE flag_id=?", (fid,))
     return published
+
+
+def _best_match(
+    existing: list[tuple[str, BaseGeometry, sqlite3.Row]], taken: set[str], geom: BaseGeometry
+) -> sqlite3.Row | None:
+    """The issued flag this detection overlaps most (the earliest issued on a tie).
+
+    Largest overlap, not first hit: a flag that only touches a neighbour's corner
+    must not take the neighbour's id, so a rerun gives every flag its own id back.
+    """
+    best, best_area = None, -1.0
+    for fid, g, row in existing:
+        if fid in taken or not g.intersects(geom):
+            continue
+        area = g.intersection(geom).area
+        if area > best_area:
+            best, best_area = row, area
+    return best
 
 
 def _event(

@@ -3,9 +3,13 @@
 The Sentinel-2 scene classification (SCL) marks cloud, shadow, cirrus and snow,
 but it misses cloud edges: the 1-3 pixels around a cloud are a blend of cloud and
 ground that SCL calls clear. We therefore grow the invalid set by
-``masking.buffer_pixels`` (a binary dilation per date, computed tile by tile with a
-halo so tile edges are exact). What the mask still misses (thin haze, small puffs)
-is left to the detection stage, which never trusts a single look.
+``masking.buffer_pixels`` (a square dilation per date). What the mask still misses
+(thin haze, small puffs) is left to the detection stage, which never trusts a
+single look.
+
+Tile edges are exact: a cube from ``load_cube`` reads SCL with a halo around each
+tile, so each tile's mask is grown from its own read (``clear_tile``); any other
+cube is grown through a dask overlap. Pixels beyond the grid count as not invalid.
 """
 
 from __future__ import annotations
@@ -13,35 +17,119 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import xarray as xr
-from scipy import ndimage
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import schema
 from pipeline.config import MaskingConfig
+from pipeline.sources.base import TileRead
+from pipeline.sources.local import tile_reads
 
 
-def _dilate(block: np.ndarray, iterations: int) -> np.ndarray:
-    out = np.empty_like(block)
-    structure = ndimage.generate_binary_structure(2, 2)  # 8-connected: a square halo
-    for t in range(block.shape[0]):
-        out[t] = ndimage.binary_dilation(block[t], structure=structure, iterations=iterations)
+def invalid_classes(cfg: MaskingConfig) -> np.ndarray:
+    """Lookup table over the 256 SCL codes: True for the classes treated as invalid."""
+    table = np.zeros(256, bool)
+    table[list(cfg.invalid_scl)] = True
+    return table
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Square (8-connected) dilation of the last two axes by ``pixels``; no wrap at edges."""
+    if pixels <= 0:
+        return mask
+    rows = mask.copy()
+    for s in range(1, pixels + 1):  # along rows, then along columns of that result
+        rows[..., s:, :] |= mask[..., :-s, :]
+        rows[..., :-s, :] |= mask[..., s:, :]
+    out = rows.copy()
+    for s in range(1, pixels + 1):
+        out[..., :, s:] |= rows[..., :, :-s]
+        out[..., :, :-s] |= rows[..., :, s:]
     return out
+
+
+def _scl_invalid(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
+    """Invalid SCL grown by the buffer, over the read's halo'd window."""
+    if read.halo < cfg.buffer_pixels:
+        raise ValueError(f"SCL halo {read.halo} < masking buffer {cfg.buffer_pixels}")
+    assert read.scl is not None
+    invalid = invalid_classes(cfg)[read.scl]
+    if read.inside is not None:
+        invalid &= read.inside
+    return grow(invalid, cfg.buffer_pixels)
+
+
+def scl_clear(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
+    """(rows, cols) True where one tile read's SCL, grown by the buffer, is not invalid."""
+    h, w = read.box[2], read.box[3]
+    if read.scl is None:
+        return np.ones((h, w), bool)
+    b = read.halo
+    return ~_scl_invalid(read, cfg)[b : b + h, b : b + w]
+
+
+def scl_invalid_at(
+    read: TileRead, cfg: MaskingConfig, flat: np.ndarray, row: np.ndarray
+) -> np.ndarray:
+    """``~scl_clear(read, cfg)`` at the tile's flat pixel indices ``flat`` (in rows ``row``)."""
+    if read.scl is None:
+        return np.zeros(flat.shape, bool)
+    w, b = read.box[3], read.halo
+    if b:  # the same pixels in the halo'd window: (row + b) * (w + 2b) + col + b
+        flat = flat + 2 * b * row + b * (w + 2 * b + 1)
+    return _scl_invalid(read, cfg).reshape(-1)[flat]
+
+
+def clear_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
+    """(rows, cols) True where one tile read is clear and every band has data."""
+    clear = scl_clear(read, cfg)
+    if read.missing:
+        return np.zeros_like(clear)
+    for band in read.bands.values():
+        clear &= band.has_data()
+    return clear
+
+
+def _clear_block(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
+    return clear_tile(read, cfg)[np.newaxis]
+
+
+def _grow_block(block: np.ndarray, pixels: int) -> np.ndarray:
+    return grow(block, pixels)
 
 
 def clear_mask(cube: xr.Dataset, cfg: MaskingConfig) -> xr.DataArray:
     """Lazy boolean (time, y, x): True where the pixel is clear and every band has data."""
+    reads = tile_reads(cube)
+    template = next(iter(cube.data_vars.values()))
+    if reads is not None and reads.halo >= cfg.buffer_pixels:
+        chunks = template.data.chunks
+        name = "clear-" + tokenize(reads.name, cfg.buffer_pixels, cfg.invalid_scl)
+        layer = {
+            (name, t, i, j): (_clear_block, (reads.name, t, i, j), cfg)
+            for t in range(len(chunks[0]))
+            for i in range(len(chunks[1]))
+            for j in range(len(chunks[2]))
+        }
+        graph = HighLevelGraph(
+            {**reads.graph.layers, name: layer},
+            {**reads.graph.dependencies, name: {reads.name}},
+        )
+        data = da.Array(graph, name, chunks=chunks, dtype=bool)
+        return xr.DataArray(data, coords=template.coords, dims=template.dims, name="clear")
     invalid = (
-        xr.zeros_like(cube[schema.SCL], dtype=bool)
+        xr.zeros_like(template, dtype=bool)
         if schema.SCL not in cube
         else (cube[schema.SCL].isin(list(cfg.invalid_scl)))
     )
     if cfg.buffer_pixels > 0:
         grown = da.map_overlap(
-            _dilate,
+            _grow_block,
             invalid.data,
             depth={0: 0, 1: cfg.buffer_pixels, 2: cfg.buffer_pixels},
             boundary=False,
             dtype=bool,
-            iterations=cfg.buffer_pixels,
+            pixels=cfg.buffer_pixels,
         )
         invalid = invalid.copy(data=grown)
     has_data = xr.ones_like(invalid, dtype=bool)
@@ -59,4 +147,23 @@ def mask_clouds(cube: xr.Dataset, cfg: MaskingConfig) -> xr.Dataset:
         if band in out:
             out[band] = out[band].where(clear)
     out["clear"] = clear
+    out.attrs[CLEAR_RULE] = {
+        "invalid_scl": [int(c) for c in cfg.invalid_scl],
+        "buffer_pixels": cfg.buffer_pixels,
+    }
     return out
+
+
+CLEAR_RULE = "minewatch:clear_rule"
+"""Attribute naming the masking rule ``mask_clouds`` applied, so that later stages
+reading the tile reads directly apply the same one."""
+
+
+def clear_rule(ds: xr.Dataset) -> MaskingConfig | None:
+    """The masking rule ``mask_clouds`` applied to ``ds``, or ``None``."""
+    rule = ds.attrs.get(CLEAR_RULE)
+    if rule is None:
+        return None
+    return MaskingConfig(
+        invalid_scl=tuple(rule["invalid_scl"]), buffer_pixels=rule["buffer_pixels"]
+    )

@@ -1,11 +1,13 @@
 """Writing run outputs safely: each file goes to a temporary name and is renamed into place.
 
-A run that fails half-way leaves every earlier output whole: either the old file or
-the new one, never a truncated mix.
+A run that fails half-way, or is killed, leaves every earlier output whole: either the
+old file or the new one, never a truncated mix. The file and then its folder are
+synced, so a rename survives a power cut.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -15,6 +17,19 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.errors import MineWatchError
+
+
+def _file_mode() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+# A full disk, a full quota, or a file-size limit: the write cannot finish.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp)`` then rename ``tmp`` over ``path`` (same folder, same filesystem)."""
@@ -23,12 +38,36 @@ def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        writer(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; outputs are for others to read
+        try:
+            writer(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            raise MineWatchError(
+                f"cannot write {path}: {os.strerror(exc.errno)} (disk or quota full); "
+                f"{path.name} was left as it was and every other output is whole"
+            ) from exc
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename durable: a power cut after it must not bring the old entry back."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -2,22 +2,24 @@
 
 ``run_pipeline`` reads and checks every input before touching the workspace, builds
 the lazy cube and both consumers of it (per-site statistics and the per-pixel
-excavation fold), computes them in one ``dask.compute`` so every pixel is read once,
-then turns the results into flags, site classes, progress figures and the report.
+excavation fold), computes the units of them that the workspace does not hold yet in
+one computation, so every pixel still needed is read once, saving each unit as it
+finishes (``checkpoint.py``), then turns the saved units into flags, site classes,
+progress figures and the report. A run killed at any point and started again
+continues from the saved units and ends with the same outputs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import dask
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -27,29 +29,38 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
-from pipeline import __version__, schema
+from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
-from pipeline.excavation import assemble_layers, detect_excavation_tasks
 from pipeline.flags import Flag, attribute_violations, build_flags
-from pipeline.indices import add_indices
+from pipeline.indices import INDEX_BANDS, add_indices
 from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
+from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
+from pipeline.inputs.imagery import check_assets, cloudy_scene_warnings, reprojection_warnings
 from pipeline.ledger import open_ledger, reconcile
+from pipeline.logs import Progress
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.progress import progress_table
-from pipeline.recovery.classify import classify_sites, site_status_table
-from pipeline.recovery.features import site_features
+from pipeline.recovery.classify import site_status_table
+from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
+from pipeline.recovery.relative import model_features
+from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
+from pipeline.report.charts import flag_is_open
+from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
+from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.base import GridSpec, Scene
 from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
-from pipeline.zonal import PIXEL_RULE, assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import PIXEL_RULE, site_pixel_index, site_timeseries_tasks
 
 log = logging.getLogger(__name__)
 
-# The recovery classifier in use: the rule set of ``pipeline.recovery.classify``.
-MODEL_VERSION = "rules-0.1"
+# The recovery classifier when ``recovery.model`` is "rules"; otherwise the manifest's
+# ``model_version`` is the loaded model's (its card's ``version``).
+MODEL_VERSION = RULES_VERSION
 
 
 @dataclass
@@ -70,16 +81,30 @@ class _Inputs:
 
 
 class _Timer:
+    """Wall time and counts of each stage, logged and kept for the manifest."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.counts: dict[str, dict[str, int]] = {}
 
     @contextmanager
-    def stage(self, name: str):  # type: ignore[no-untyped-def]
+    def stage(self, name: str) -> Iterator[dict[str, int]]:
+        """Time the block; what it puts in the yielded dict is the stage's counts."""
         start = time.perf_counter()
-        log.info("stage %s: start", name)
-        yield
+        log.info("stage %s: start", name, extra={"stage": name})
+        counts: dict[str, int] = {}
+        yield counts
         self.timings[name] = round(time.perf_counter() - start, 3)
-        log.info("stage %s: done in %.2f s", name, self.timings[name])
+        self.counts[name] = counts
+        log.info(
+            "stage %s: done in %.2f s",
+            name,
+            self.timings[name],
+            extra={"stage": name, "seconds": self.timings[name], "counts": counts},
+        )
+
+    def stages(self) -> dict[str, dict[str, Any]]:
+        return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}
 
 
 def _require(value: str | None, what: str, flag: str) -> str:
@@ -104,18 +129,6 @@ def _read_inputs(cfg: RunConfig) -> _Inputs:
 
 def _to_grid(frame: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
     return frame.to_crs(grid.crs) if len(frame) else frame.set_crs(grid.crs, allow_override=True)
-
-
-def _scheduler_kwargs(cfg: RunConfig) -> tuple[dict[str, Any], Any]:
-    if cfg.compute.scheduler:
-        from distributed import Client
-
-        client = Client(cfg.compute.scheduler)
-        return {}, client
-    kwargs: dict[str, Any] = {"scheduler": "threads"}
-    if cfg.compute.workers:
-        kwargs["num_workers"] = cfg.compute.workers
-    return kwargs, None
 
 
 def _flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
@@ -210,18 +223,36 @@ class _Prepared:
     permits_grid: gpd.GeoDataFrame
     zones_grid: gpd.GeoDataFrame
     dates: list[date]
+    recovery_model: Any = None  # loaded before the workspace is touched; None: the rules
 
 
 def _prepare(cfg: RunConfig) -> _Prepared:
     """Read and check every input; raise ``InputError`` before anything is written."""
     inputs = _read_inputs(cfg)
-    catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
+    if cfg.provider.kind == "catalog":
+        catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
+    else:  # a provider: fetch what the archive lacks, then read the archive's catalog
+        from pipeline.fetch import fetch_for_run
+
+        catalog = fetch_for_run(cfg)
+    if cfg.compute.scheduler and "://" not in cfg.compute.scheduler:
+        raise InputError(
+            f"not a scheduler address: {cfg.compute.scheduler!r} (expected tcp://HOST:PORT)",
+            field="--scheduler",
+        )
     start = np.datetime64(cfg.period.start) if cfg.period.start else None
     end = np.datetime64(cfg.period.end) if cfg.period.end else None
     scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
     if not scenes:
         raise InputError("no acquisition in the selected period", file=catalog, field="period")
+    scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog)
+    if not scenes:
+        raise InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
     grid = analysis_grid(scenes, resolution=cfg.grid.resolution)
+    require_sites_on_imagery(inputs.sites, grid)
+    imagery_warnings += reprojection_warnings(probes, grid, catalog=catalog)
+    imagery_warnings += sliver_warnings(inputs.sites, grid.crs, cfg.detection)
+    inputs.warnings.extend(w.as_dict() for w in imagery_warnings)
     aoi_grid = None
     if inputs.aoi is not None:
         aoi_grid = gpd.GeoSeries([inputs.aoi], crs="EPSG:4326").to_crs(grid.crs).iloc[0]
@@ -299,47 +330,83 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     """Run every stage for ``cfg`` and write the six outputs into ``out``.
 
     Inputs are read and checked first: bad input raises ``InputError`` with ``out``
-    untouched. The workspace lock is held from the first write to the last.
+    untouched. The workspace lock is held from the first write to the last. A run
+    with the same inputs as an interrupted one continues it, under its run id.
     """
     timer = _Timer()
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     with timer.stage("inputs"):
         prep = _prepare(cfg)
+        prep.recovery_model = recovery_model(cfg.recovery)
     with workspace_lock(out):
-        return _execute(cfg, prep, out, timer, run_id)
+        store = StateStore(out)
+        run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
+        if resumed:
+            log.info("workspace %s: continuing interrupted run %s", out, run_id)
+        result = _execute(cfg, prep, out, timer, run_id, store)
+        store.end_run()
+        return result
 
 
-def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: str) -> RunResult:
+def _fingerprint(cfg: RunConfig, prep: _Prepared) -> str:
+    """What a run computes: a rerun with the same fingerprint continues it (same run id).
+
+    Where it computes (``compute``: scheduler, workers) does not change the results.
+    """
+    files = [cfg.inputs.sites, cfg.inputs.permits, cfg.inputs.zones, cfg.aoi]
+    settings = {k: v for k, v in cfg.public_dict().items() if k != "compute"}
+    return fingerprint(
+        settings,
+        [scene_token(s) for s in prep.scenes],
+        *(Path(f).read_bytes() for f in files if f and Path(f).is_file()),
+    )
+
+
+def _execute(
+    cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
+) -> RunResult:
     grid, sites_grid, dates = prep.grid, prep.sites_grid, prep.dates
-    with timer.stage("graph"):
-        cube = load_cube(prep.scenes, grid, chunk_size=cfg.grid.chunk_size)
+    with timer.stage("graph") as counts:
+        cube = load_cube(
+            prep.scenes,
+            grid,
+            chunk_size=cfg.grid.chunk_size,
+            bands=(*INDEX_BANDS, schema.SCL),
+            halo=cfg.masking.buffer_pixels,
+        )
         ds = add_indices(mask_clouds(cube, cfg.masking))
+        # Each site's reference ring rides along as a pseudo-site (recovery/rings.py);
+        # split_rings takes the rings out again before anything is written.
+        ring_ids, rings = ring_geometries(list(sites_grid["site_id"]), list(sites_grid.geometry))
         pixels = site_pixel_index(
-            list(sites_grid["site_id"]),
-            list(sites_grid.geometry),
+            [*sites_grid["site_id"], *ring_ids],
+            [*sites_grid.geometry, *rings],
             grid,
             chunk_size=cfg.grid.chunk_size,
         )
         ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
-        det_tasks = detect_excavation_tasks(ds, cfg.detection)
+        # Units already saved in the workspace are reused; the graph holds the rest.
+        plan = checkpoint.plan_units(store, cfg, prep.scenes, grid, ds, pixels, ts_tasks)
+        counts.update(plan.counts)
 
-    with timer.stage("compute"):
-        kwargs, client = _scheduler_kwargs(cfg)
-        try:
-            ts_results, det_results = dask.compute(
-                [task for _, task in ts_tasks], det_tasks, **kwargs
+    with timer.stage("compute") as counts:
+        with connect(cfg.compute) as client:
+            compute_units(
+                plan.units,
+                lambda name, result: checkpoint.save(store, plan, name, result),
+                client=client,
+                workers=local_workers(cfg.compute),
+                progress=Progress("compute", len(plan.units), log),
             )
-        finally:
-            if client is not None:
-                client.close()
-        timeseries = assemble_timeseries(
-            list(zip([t for t, _ in ts_tasks], ts_results, strict=True)),
-            pixels,
-            np.array([s.date for s in prep.scenes]),
+        counts["units"] = len(plan.units)
+        timeseries = checkpoint.timeseries(plan, pixels.site_ids)
+        timeseries, ring_timeseries = split_rings(timeseries)
+        prep.inputs.warnings.extend(
+            w.as_dict()
+            for w in cloudy_scene_warnings(timeseries, prep.scenes, catalog=prep.catalog)
         )
-        layers = assemble_layers(det_results, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+        layers = checkpoint.layers(plan, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
 
-    with timer.stage("flags"):
+    with timer.stage("flags") as counts:
         aoi_mask = None
         if prep.aoi_grid is not None:
             aoi_mask = ~geometry_mask(
@@ -364,23 +431,39 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
             if f.flag_id in status
         ]
         open_flags = [f for f in flags if f.flag_id in status]  # false alarms left out
+        counts.update(detected=len(flags), published=len(features))
 
     with timer.stage("recovery"):
         sites_frame = prep.inputs.sites.copy()
         sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
-        features_frame = site_features(
-            timeseries, sites_frame, assessed_until=dates[-1], cfg=cfg.recovery
-        )
         disturbed = _disturbed_fractions(open_flags, sites_grid)
-        classes = classify_sites(features_frame, sites_frame, disturbed, cfg=cfg.recovery)
+        features_frame = model_features(
+            timeseries,
+            ring_timeseries,
+            sites_frame,
+            disturbed,
+            assessed_until=dates[-1],
+            cfg=cfg.recovery,
+        )
+        classes = classify_with(
+            prep.recovery_model, features_frame, sites_frame, disturbed, cfg=cfg.recovery
+        )
         site_status = site_status_table(classes, sites_frame)
         site_status = add_quiet_time(site_status, sites_frame, open_flags, dates)
         progress = progress_table(site_status, sites_frame)
 
     coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))
+    coverage = {sid: coverage[sid] for sid in sites_grid["site_id"]}  # rings left out
     manifest = _manifest(cfg, prep, run_id, coverage, len(features))
+    if prep.recovery_model is not None:
+        manifest["model_version"] = prep.recovery_model.version
+        manifest["model_sha256"] = prep.recovery_model.card.get("model_sha256")
 
     with timer.stage("report"):
+        # Before/after chips of the open flags: a small read of each flag's window.
+        evidence = load_flag_evidence(
+            prep.scenes, grid, [f for f in features if flag_is_open(f["properties"])], cfg.masking
+        )
         html = render_report(
             site_status=site_status,
             progress=progress,
@@ -390,6 +473,7 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
             manifest=manifest,
             language=cfg.report.language,
             title=cfg.report.title,
+            evidence=evidence,
         )
 
     with timer.stage("write"):
@@ -403,6 +487,11 @@ def _execute(cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: 
             {"minewatch:pixel_rule": PIXEL_RULE, "minewatch:run_id": run_id},
         )
         write_text(outputs[schema.REPORT_FILE], html)
+        # Not a contract output: the reference rings' series, for `minewatch train`.
+        write_parquet(out / RING_TIMESERIES_FILE, ring_timeseries, {"minewatch:run_id": run_id})
     manifest["timings_s"] = timer.timings
+    manifest["stages"] = timer.stages()
     write_json(outputs[schema.MANIFEST_FILE], manifest)
+    # Outputs are whole: keep only what a later run continues from.
+    store.prune(checkpoint.kept_files(plan))
     return RunResult(out=out, outputs=outputs, timings=timer.timings, n_flags=len(features))

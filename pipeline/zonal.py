@@ -2,10 +2,19 @@
 
 Each site is rasterised once onto the analysis grid (a pixel belongs to a site when
 its centre lies inside the polygon, the manifest records this rule). The pixel
-lists are split by tile, so each (date, tile) task gathers exactly the pixels of
-the sites it touches: overlapping sites each get their own pixels (a pixel in two
-sites counts in both) and a site crossing tile edges is assembled from its parts.
-Sums, counts and the values needed for medians come back per (site, date).
+lists are split by tile and packed site after site, so each (date, tile) task
+gathers exactly the pixels of the sites it touches: overlapping sites each get
+their own pixels (a pixel in two sites counts in both) and a site crossing tile
+edges is assembled from its parts. A task returns counts and sums per site, the
+median of each site lying wholly in its tile, and the sorted clear values of the
+others; one task per date merges the tiles of that date into the date's figures,
+so memory holds a date's shared-site values at most, never the whole series.
+
+On a cube from ``load_cube`` (after ``mask_clouds`` and ``add_indices``) the tasks
+read the tile reads themselves: they gather the stored integers of the site pixels
+and compute mask, reflectance and indices for those pixels only. Any other cube
+is gathered from its ``ndvi``, ``bsi``, ``ndwi`` and ``clear`` blocks; both give
+the same figures.
 
 Surface classes of a clear pixel (thresholds in ``surface:`` of the config):
 water when NDWI >= water_ndwi_min; vegetated when NDVI >= vegetated_ndvi_min;
@@ -16,24 +25,56 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import dask
 import numpy as np
 import pandas as pd
+import rasterio
 import xarray as xr
+from dask.sizeof import sizeof
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from pipeline import schema
-from pipeline.config import SurfaceConfig
-from pipeline.sources.base import GridSpec
+from pipeline.config import MaskingConfig, SurfaceConfig
+from pipeline.indices import bsi_values, ndvi_values, ndwi_values
+from pipeline.masking import clear_rule, scl_invalid_at
+from pipeline.sources.base import GridSpec, TileRead
+from pipeline.sources.local import tile_reads
 
 log = logging.getLogger(__name__)
 
 PIXEL_RULE = "centre"  # statistics over clear pixels whose centre lies inside the site
+
+
+@dataclass(frozen=True)
+class TileSites:
+    """The pixels of every site touching one tile, packed site after site."""
+
+    flat: np.ndarray
+    """Flat pixel indices within the tile (row * tile width + col), site after site."""
+    row: np.ndarray
+    """Each pixel's row within the tile."""
+    segment: np.ndarray
+    """int32, per pixel: which entry of ``sites`` it belongs to."""
+    sites: np.ndarray
+    """int32 site index (into ``SitePixels.site_ids``) of each segment."""
+    shared: np.ndarray
+    """bool per segment: the site also has pixels in other tiles."""
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(site index, its flat pixel indices in this tile), segment by segment."""
+        bounds = np.searchsorted(self.segment, np.arange(self.sites.size + 1))
+        for s, site in enumerate(self.sites.tolist()):
+            yield site, self.flat[bounds[s] : bounds[s + 1]]
+
+
+sizeof.register(TileSites)(
+    lambda sites: sum(a.nbytes for a in (sites.flat, sites.row, sites.segment, sites.sites))
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +86,8 @@ class SitePixels:
     """Pixels the whole polygon covers (inside or outside the imagery)."""
     n_inside: np.ndarray
     """Of those, pixels inside the analysis grid."""
-    tiles: dict[tuple[int, int], list[tuple[int, np.ndarray]]]
-    """(tile row, tile col) -> [(site index, flat pixel indices within the tile)]."""
+    tiles: dict[tuple[int, int], TileSites]
+    """(tile row, tile col) -> the sites' pixels in that tile."""
     chunk_size: int
 
     @property
@@ -61,132 +102,297 @@ def site_pixel_index(
     rows, cols = grid.shape
     res = grid.resolution
     left, top = grid.transform.c, grid.transform.f
-    tiles: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
+    parts: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
     n_expected = np.zeros(len(site_ids), np.int64)
     n_inside = np.zeros(len(site_ids), np.int64)
-    for k, geom in enumerate(geometries):
-        if geom is None or geom.is_empty:
-            continue
-        minx, miny, maxx, maxy = geom.bounds
-        c0 = int(np.floor((minx - left) / res))
-        c1 = int(np.ceil((maxx - left) / res))
-        r0 = int(np.floor((top - maxy) / res))
-        r1 = int(np.ceil((top - miny) / res))
-        window = Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
-        transform = grid.transform * grid.transform.translation(c0, r0)
-        inside = ~geometry_mask(
-            [geom],
-            out_shape=(int(window.height), int(window.width)),
-            transform=transform,
-            all_touched=False,
+    # one GDAL environment for all sites (rasterize would set one up per call)
+    with rasterio.Env():
+        for k, geom in enumerate(geometries):
+            if geom is None or geom.is_empty:
+                continue
+            minx, miny, maxx, maxy = geom.bounds
+            c0 = int(np.floor((minx - left) / res))
+            c1 = int(np.ceil((maxx - left) / res))
+            r0 = int(np.floor((top - maxy) / res))
+            r1 = int(np.ceil((top - miny) / res))
+            window = Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
+            transform = grid.transform * grid.transform.translation(c0, r0)
+            inside = ~geometry_mask(
+                [geom],
+                out_shape=(int(window.height), int(window.width)),
+                transform=transform,
+                all_touched=False,
+            )
+            rr, cc = np.nonzero(inside)
+            rr = rr + r0
+            cc = cc + c0
+            n_expected[k] = rr.size
+            keep = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+            rr, cc = rr[keep], cc[keep]
+            n_inside[k] = rr.size
+            if rr.size == 0:
+                continue
+            ti, tj = rr // chunk_size, cc // chunk_size
+            if ti[0] == ti[-1] and tj.min() == tj.max():  # most sites lie in one tile
+                keys = [(int(ti[0]), int(tj[0]))]
+            else:
+                keys = sorted(set(zip(ti.tolist(), tj.tolist(), strict=True)))
+            for key in keys:
+                sel = (ti == key[0]) & (tj == key[1]) if len(keys) > 1 else slice(None)
+                tile_w = min(chunk_size, cols - key[1] * chunk_size)
+                flat = (rr[sel] - key[0] * chunk_size) * tile_w + (cc[sel] - key[1] * chunk_size)
+                parts[key].append((k, flat.astype(np.int64)))
+    n_tiles = np.zeros(len(site_ids), np.int64)
+    for entries in parts.values():
+        for k, _ in entries:
+            n_tiles[k] += 1
+    tiles = {}
+    for key, entries in parts.items():
+        sites = np.array([k for k, _ in entries], np.int32)
+        sizes = [flat.size for _, flat in entries]
+        tile_w = min(chunk_size, cols - key[1] * chunk_size)
+        flat = np.concatenate([flat for _, flat in entries])
+        tiles[key] = TileSites(
+            flat=flat,
+            row=flat // tile_w,
+            segment=np.repeat(np.arange(len(entries), dtype=np.int32), sizes),
+            sites=sites,
+            shared=n_tiles[sites] > 1,
         )
-        rr, cc = np.nonzero(inside)
-        rr = rr + r0
-        cc = cc + c0
-        n_expected[k] = rr.size
-        keep = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
-        rr, cc = rr[keep], cc[keep]
-        n_inside[k] = rr.size
-        if rr.size == 0:
-            continue
-        ti, tj = rr // chunk_size, cc // chunk_size
-        for key in set(zip(ti.tolist(), tj.tolist(), strict=True)):
-            sel = (ti == key[0]) & (tj == key[1])
-            tile_w = min(chunk_size, cols - key[1] * chunk_size)
-            flat = (rr[sel] - key[0] * chunk_size) * tile_w + (cc[sel] - key[1] * chunk_size)
-            tiles[key].append((k, flat.astype(np.int64)))
-    return SitePixels(tuple(site_ids), n_expected, n_inside, dict(tiles), chunk_size)
+    return SitePixels(tuple(site_ids), n_expected, n_inside, tiles, chunk_size)
 
 
 # Counts gathered per (site, date): clear, ndwi-valid, vegetated, bare, water.
 _N_COUNTS = 5
+# Sums gathered per (site, date): ndvi, bsi, ndwi over their valid pixels, bsi-valid count.
+_N_SUMS = 4
 
 
-def _tile_stats(
+@dataclass(frozen=True)
+class TileStats:
+    """What one (date, tile) task returns: per segment of its ``TileSites``."""
+
+    sites: np.ndarray
+    counts: np.ndarray
+    """(segments, _N_COUNTS) int64."""
+    sums: np.ndarray
+    """(segments, _N_SUMS) float64."""
+    medians: np.ndarray
+    """(segments, 2) NDVI and BSI medians; NaN for shared segments (merged per date)."""
+    shared_values: list[tuple[int, np.ndarray, np.ndarray]]
+    """(site, clear NDVI, valid BSI) of each shared segment."""
+
+
+@dataclass(frozen=True)
+class DateStats:
+    """The figures of every site on one date."""
+
+    counts: np.ndarray
+    """(sites, _N_COUNTS) int64."""
+    sums: np.ndarray
+    """(sites, _N_SUMS) float64."""
+    medians: np.ndarray
+    """(sites, 2) NDVI and BSI medians, NaN where no pixel counted."""
+
+
+def _median(values: np.ndarray) -> float:
+    """The median (mean of the two middle values when even), by partial sorting."""
+    n = values.size
+    if n == 0:
+        return np.nan
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(values, (lo, hi))
+    return (float(part[lo]) + float(part[hi])) / 2
+
+
+def _by_segment(
+    values: np.ndarray, counts: np.ndarray, shared: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Medians of the segments not shared, and the values of those shared.
+
+    ``values`` holds the segments one after the other, ``counts`` values each. One
+    partial sort per segment beats one sort of everything: segments are small.
+    """
+    medians = np.full(counts.size, np.nan)
+    parts = []
+    stop = 0
+    for s, (n, is_shared) in enumerate(zip(counts.tolist(), shared.tolist(), strict=True)):
+        start, stop = stop, stop + n
+        if is_shared:
+            parts.append(values[start:stop].copy())
+        elif n > 2:
+            lo, hi = (n - 1) // 2, n // 2
+            part = np.partition(values[start:stop], (lo, hi))
+            medians[s] = (float(part[lo]) + float(part[hi])) / 2
+        elif n:
+            medians[s] = (float(values[start]) + float(values[stop - 1])) / 2
+    return medians, parts
+
+
+def _reduce_tile(
+    nd: np.ndarray,
+    bs: np.ndarray,
+    nw: np.ndarray,
+    ok: np.ndarray,
+    where: TileSites,
+    surface: SurfaceConfig,
+) -> TileStats:
+    """Counts, sums and medians per segment from the gathered pixel values."""
+    seg, n_seg = where.segment, where.sites.size
+    ok = ok & np.isfinite(nd)
+    bs_ok = ok & np.isfinite(bs)
+    nw_ok = ok & np.isfinite(nw)
+    water = nw_ok & (nw >= surface.water_ndwi_min)
+    veg = ok & (nd >= surface.vegetated_ndvi_min) & ~water
+    bare = ok & (nd <= surface.bare_ndvi_max) & (bs >= surface.bare_bsi_min) & ~water
+    # one histogram of (segment, which of the five counts a pixel is in) does all counts
+    flags = ok.astype(np.int32)
+    for bit, m in enumerate((nw_ok, veg, bare, water), start=1):
+        flags |= m.astype(np.int32) << bit
+    per_flags = np.bincount(seg * 32 + flags, minlength=n_seg * 32).reshape(n_seg, 32)
+    bits = (np.arange(32)[:, np.newaxis] >> np.arange(_N_COUNTS)) & 1
+    counts = (per_flags @ bits).astype(np.int64)
+    sums = np.stack(
+        [
+            np.bincount(seg, weights=np.where(ok, nd, 0), minlength=n_seg),
+            np.bincount(seg, weights=np.where(bs_ok, bs, 0), minlength=n_seg),
+            np.bincount(seg, weights=np.where(nw_ok, nw, 0), minlength=n_seg),
+            np.bincount(seg[bs_ok], minlength=n_seg),
+        ],
+        axis=1,
+    ).astype(np.float64)
+    med_nd, parts_nd = _by_segment(nd[ok], counts[:, 0], where.shared)
+    med_bs, parts_bs = _by_segment(bs[bs_ok], sums[:, 3].astype(np.int64), where.shared)
+    medians = np.stack([med_nd, med_bs], axis=1)
+    shared_sites = where.sites[where.shared].tolist()
+    shared_values = list(zip(shared_sites, parts_nd, parts_bs, strict=True))
+    return TileStats(where.sites, counts, sums, medians, shared_values)
+
+
+def _gather_blocks(
     ndvi: np.ndarray,
     bsi: np.ndarray,
     ndwi: np.ndarray,
     clear: np.ndarray,
-    entries: list[tuple[int, np.ndarray]],
+    where: TileSites,
     surface: SurfaceConfig,
-) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Gather one (date, tile) block: per site, counts, sums and the values for medians."""
-    nd, bs, nw, ok = (a.reshape(-1) for a in (ndvi, bsi, ndwi, clear))
-    ok = ok & np.isfinite(nd)
-    out = []
-    for k, flat in entries:
-        sel = flat[ok[flat]]
-        v_nd, v_bs, v_nw = nd[sel], bs[sel], nw[sel]
-        nw_ok = np.isfinite(v_nw)
-        water = nw_ok & (v_nw >= surface.water_ndwi_min)
-        veg = (v_nd >= surface.vegetated_ndvi_min) & ~water
-        bare = (v_nd <= surface.bare_ndvi_max) & (v_bs >= surface.bare_bsi_min) & ~water
-        counts = np.array([sel.size, nw_ok.sum(), veg.sum(), bare.sum(), water.sum()], np.int64)
-        sums = np.array(
-            [
-                v_nd.sum(dtype=np.float64),
-                np.nansum(v_bs, dtype=np.float64),
-                np.nansum(v_nw, dtype=np.float64),
-                np.isfinite(v_bs).sum(),
-            ]
-        )
-        out.append((k, counts, sums, v_nd, v_bs))
-    return out
+) -> TileStats:
+    """One (date, tile) from index and mask blocks."""
+    flat = where.flat
+    return _reduce_tile(
+        ndvi.reshape(-1)[flat],
+        bsi.reshape(-1)[flat],
+        ndwi.reshape(-1)[flat],
+        clear.reshape(-1)[flat],
+        where,
+        surface,
+    )
+
+
+def _gather_read(
+    read: TileRead, where: TileSites, masking: MaskingConfig, surface: SurfaceConfig
+) -> TileStats:
+    """One (date, tile) from its tile read: mask, reflectance and indices of site pixels only."""
+    flat = where.flat
+    ok = ~scl_invalid_at(read, masking, flat, where.row)
+    if read.missing:
+        ok[:] = False
+    refl = {}
+    for name, band in read.bands.items():
+        stored = band.values.reshape(-1)[flat]
+        ok &= band.has_data(stored)
+        refl[name] = band.reflectance(stored, mark_nodata=False)  # ``ok`` masks no data
+    nan = np.full(flat.shape, np.nan, np.float32)
+
+    def get(*names: str) -> list[np.ndarray] | None:
+        return [refl[n] for n in names] if all(n in refl for n in names) else None
+
+    nd = ndvi_values(*b) if (b := get("nir", "red")) else nan
+    bs = bsi_values(*b) if (b := get("swir16", "red", "nir", "blue")) else nan
+    nw = ndwi_values(*b) if (b := get("green", "nir")) else nan
+    return _reduce_tile(nd, bs, nw, ok, where, surface)
+
+
+def _merge_date(parts: Sequence[TileStats], n_sites: int) -> DateStats:
+    """One date's figures from its tiles; medians of shared sites from their merged values."""
+    counts = np.zeros((n_sites, _N_COUNTS), np.int64)
+    sums = np.zeros((n_sites, _N_SUMS), np.float64)
+    medians = np.full((n_sites, 2), np.nan)
+    shared: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for part in parts:
+        counts[part.sites] += part.counts  # a site has one segment per tile
+        sums[part.sites] += part.sums
+        whole = ~np.isnan(part.medians)
+        rows, cols = np.nonzero(whole)
+        medians[part.sites[rows], cols] = part.medians[rows, cols]
+        for site, v_nd, v_bs in part.shared_values:
+            shared[site].append((v_nd, v_bs))
+    for site, values in shared.items():
+        for col in (0, 1):
+            medians[site, col] = _median(np.concatenate([v[col] for v in values]))
+    return DateStats(counts, sums, medians)
 
 
 def site_timeseries_tasks(
     ds: xr.Dataset, pixels: SitePixels, surface: SurfaceConfig
-) -> list[dask.delayed]:
-    """Lazy per-(date, tile) gathers; ``assemble_timeseries`` turns their results into the table.
+) -> list[tuple[int, dask.delayed]]:
+    """Lazy per-date figures of every site; ``assemble_timeseries`` turns them into the table.
 
-    ``ds`` holds ``ndvi``, ``bsi``, ``ndwi`` and ``clear`` chunked (1, tile, tile).
+    ``ds`` is chunked (1, tile, tile) with ``pixels.chunk_size`` tiles. From a cube of
+    ``load_cube`` masked by ``mask_clouds`` the tasks gather from the tile reads (the
+    same tasks the cube's other consumers read, so each pixel is read once);
+    otherwise ``ds`` must hold ``ndvi``, ``bsi``, ``ndwi`` and ``clear``.
     """
-    blocks = {
-        name: ds[name].data.to_delayed(optimize_graph=False)
-        for name in ("ndvi", "bsi", "ndwi", "clear")
-    }
+    template = ds["ndvi"] if "ndvi" in ds else next(iter(ds.data_vars.values()))
+    chunks = template.chunks
+    if chunks is None:
+        raise ValueError("site_timeseries_tasks needs a dask-backed dataset")
+    size = pixels.chunk_size
+    if any(c != size for c in (*chunks[1][:-1], *chunks[2][:-1])):
+        raise ValueError(f"dataset tiles {chunks[1:]} do not match the pixel index's {size}")
+    reads, rule = tile_reads(ds), clear_rule(ds)
+    from_reads = reads is not None and rule is not None and reads.halo >= rule.buffer_pixels
+    if not from_reads:
+        blocks = {
+            name: ds[name].data.to_delayed(optimize_graph=False)
+            for name in ("ndvi", "bsi", "ndwi", "clear")
+        }
+    where = {key: dask.delayed(sites, pure=True) for key, sites in pixels.tiles.items()}
+    gather = dask.delayed(_gather_read if from_reads else _gather_blocks, pure=True)
+    merge = dask.delayed(_merge_date, pure=True)
+    n_sites = len(pixels.site_ids)
     tasks = []
-    gather = dask.delayed(_tile_stats, pure=True)
-    for t in range(ds.sizes[schema.TIME]):
-        for (i, j), entries in pixels.tiles.items():
-            tasks.append(
-                (
-                    t,
+    for t in range(len(chunks[0])):
+        parts = []
+        for (i, j), sites in where.items():
+            if from_reads:
+                parts.append(gather(reads.delayed(t, i, j), sites, rule, surface))
+            else:
+                parts.append(
                     gather(
-                        blocks["ndvi"][t, i, j],
-                        blocks["bsi"][t, i, j],
-                        blocks["ndwi"][t, i, j],
-                        blocks["clear"][t, i, j],
-                        entries,
+                        *(blocks[n][t, i, j] for n in ("ndvi", "bsi", "ndwi", "clear")),
+                        sites,
                         surface,
-                    ),
+                    )
                 )
-            )
+        tasks.append((t, merge(parts, n_sites)))
     return tasks
 
 
 def assemble_timeseries(
-    results: Sequence[tuple[int, list]], pixels: SitePixels, times: np.ndarray
+    results: Sequence[tuple[int, DateStats]], pixels: SitePixels, times: np.ndarray
 ) -> pd.DataFrame:
-    """The contract's timeseries table from the gathered (date, tile) results."""
+    """The contract's timeseries table from the per-date figures."""
     n_sites, n_times = len(pixels.site_ids), len(times)
     counts = np.zeros((n_sites, n_times, _N_COUNTS), np.int64)
-    sums = np.zeros((n_sites, n_times, 4), np.float64)
-    values: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    for t, parts in results:
-        for k, c, s, v_nd, v_bs in parts:
-            counts[k, t] += c
-            sums[k, t] += s
-            if v_nd.size:
-                values[(k, t)].append((v_nd, v_bs))
-    med_nd = np.full((n_sites, n_times), np.nan)
-    med_bs = np.full((n_sites, n_times), np.nan)
-    for (k, t), parts in values.items():
-        med_nd[k, t] = np.median(np.concatenate([p[0] for p in parts]))
-        bs = np.concatenate([p[1] for p in parts])
-        bs = bs[np.isfinite(bs)]
-        if bs.size:
-            med_bs[k, t] = np.median(bs)
+    sums = np.zeros((n_sites, n_times, _N_SUMS), np.float64)
+    medians = np.full((n_sites, n_times, 2), np.nan)
+    for t, stats in results:
+        counts[:, t] += stats.counts
+        sums[:, t] += stats.sums
+        known = np.isfinite(stats.medians)
+        medians[:, t][known] = stats.medians[known]
+    med_nd, med_bs = medians[..., 0], medians[..., 1]
     n_clear = counts[..., 0].astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         clear_div = np.where(n_clear > 0, n_clear, np.nan)

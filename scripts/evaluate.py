@@ -10,6 +10,11 @@ data/scenarios/), run the whole pipeline on it, and compare with its truth file:
 - sites: accuracy of recovery_class, per-class recall, confusion matrix.
 
     .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--json out.json]
+        [--climate 0.15] [--model models/NAME | --model rules]
+
+``--climate`` adds drought and wet years (pipeline.demo's yearly vegetation vigour);
+``--model`` picks the recovery model (default: the shipped one). The site classes
+of all seeds are summed into one confusion matrix at the end.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def scenario_settings(seed: int) -> dict:
     return {"start": start, "end": end, "cloud_scale": round(float(rng.uniform(0.8, 1.4)), 2)}
 
 
-def _scenario(seed: int) -> ScenarioPaths:
+def _scenario(seed: int, climate: float = 0.0) -> ScenarioPaths:
     """The scenario for a seed, generated once and cached under data/scenarios/."""
     settings = scenario_settings(seed)
     folder = (
@@ -53,12 +58,13 @@ def _scenario(seed: int) -> ScenarioPaths:
         / "scenarios"
         / (
             f"seed{seed}-{settings['start']:%Y%m}-{settings['end']:%Y%m}-c{settings['cloud_scale']:g}"
+            + (f"-k{climate:g}" if climate else "")
         )
     )
     paths = ScenarioPaths.under(folder)
     if (folder / ".complete").exists():  # the generator writes this marker last
         return paths
-    return generate_scenario(folder, seed=seed, **settings)
+    return generate_scenario(folder, seed=seed, climate=climate, **settings)
 
 
 def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
@@ -151,13 +157,15 @@ def main() -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
     parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument("--climate", type=float, default=0.0, help="drought/wet-year spread")
+    parser.add_argument("--model", help="recovery.model: a model folder or 'rules'")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     results = {}
     for seed in args.seeds:
         t0 = time.perf_counter()
-        paths = _scenario(seed)
+        paths = _scenario(seed, args.climate)
         out = ROOT / "runs" / "evaluate" / f"seed{seed}"
         if (out / "ledger.sqlite").exists():
             (out / "ledger.sqlite").unlink()
@@ -170,6 +178,7 @@ def main() -> int:
                 "inputs.zones": str(paths.zones),
                 "aoi": str(paths.aoi),
                 "grid.chunk_size": 256,
+                "recovery.model": args.model,
             },
         )
         run_pipeline(cfg, out)
@@ -201,6 +210,19 @@ def main() -> int:
         "median over scenarios:",
         {k: float(np.median([r[k] for r in results.values() if r[k] is not None])) for k in keys},
     )
+    classes = list(schema.RECOVERY_CLASSES)
+    # Summed confusion, rows: truth, columns: predicted.
+    total = sum(
+        pd.DataFrame(r["confusion"]).reindex(index=classes, columns=classes, fill_value=0)
+        for r in results.values()
+    )
+    hits = int(np.trace(total.to_numpy()))
+    print(f"site classes over {len(results)} scenarios: accuracy {hits / total.values.sum():.3f}")
+    for c in classes:
+        n = int(total.loc[c].sum())
+        print(f"  {c:13s} recall {int(total.loc[c, c])}/{n}" if n else f"  {c:13s} none")
+    print("confusion (rows truth, columns predicted):")
+    print(total.to_string())
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

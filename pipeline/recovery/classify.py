@@ -1,5 +1,10 @@
 """Rule-based recovery classes from the site features, and the ``site_status`` table.
 
+The trained model (``predict.py``) decides by default; these rules decide with
+``recovery.model: rules`` and serve as the readable reference it was built to beat.
+``target_margin`` (the target test behind ``meets_target``) and
+``site_status_table`` serve both.
+
 The rules, in order (the first that holds decides):
 
 1. ``disturbed``: at least ``cfg.disturbed_fraction_min`` of the site was newly dug
@@ -45,7 +50,7 @@ Meeting the target (``meets_target``), latest window, thresholds from
   below zero whatever its banks look like, so the peak NDVI test is skipped there.
 
 ``probability`` is a heuristic confidence in the class, not a calibrated
-probability (the trained model will supply ``predict_proba``)::
+probability (the trained model's is its ``predict_proba``)::
 
     probability = margin_confidence * data_confidence
     margin_confidence = 0.5 + 0.5 * min(1, |margin|)

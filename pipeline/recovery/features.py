@@ -1,8 +1,9 @@
 """Per-site recovery features from the site time series.
 
-This module only *describes* each site; it decides nothing. The decision lives in
-``classify.py`` (rules today, a trained scikit-learn model later), and both read the
-same ``FEATURE_COLUMNS``.
+This module only *describes* each site; it decides nothing. ``relative.py`` adds the
+comparison with the site's surroundings and assembles the trained model's inputs
+(``MODEL_FEATURES``); the decision lives in ``predict.py`` (the model) or
+``classify.py`` (the rule set, ``recovery.model: rules``).
 
 Which observations are used
     A row of ``timeseries`` is a *clear look* when at least
@@ -32,6 +33,12 @@ Fractions
     restored. When a window has no core-season look they fall back to the median of
     all its clear looks.
 
+Netting and bare ground
+    ``core_bsi_median`` (the core season's median bare-soil index) and ``ndvi_spread``
+    (how much the looks' NDVI varies over the latest window) separate green
+    dust-control netting from grass: netting is green in the visible bands but bright
+    in SWIR like the ground beneath it (BSI > 0 at NDVI 0.3), and it does not change.
+
 Seasonal amplitude
     Peak NDVI minus the window's winter level (median NDVI of its November-March
     looks; the 10th percentile of all its looks when winter is hidden by snow or
@@ -44,6 +51,7 @@ Seasonal amplitude
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -98,6 +106,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "bsi_mean",  # mean BSI over the latest window's clear looks
     "days_since_restoration_start",  # NaN when restoration has not started
     "recent_ndvi_change",  # median NDVI of the last RECENT_DAYS minus the same days a year before
+    "core_bsi_median",  # latest window, core season median of the site's median BSI
+    "ndvi_spread",  # latest window, standard deviation of the looks' median NDVI
 )
 
 RECENT_DAYS = 90  # the "now" of recent_ndvi_change: one season's worth of looks
@@ -122,7 +132,7 @@ def site_features(
     """
     site_frame = site_table(sites)
     end = pd.Timestamp(assessed_until).normalize()
-    clear = _clear_looks(timeseries, end=end, min_clear_fraction=cfg.min_clear_fraction)
+    clear = clear_looks(timeseries, end=end, min_clear_fraction=cfg.min_clear_fraction)
     by_site = dict(iter(clear.groupby("site_id", sort=False)))
 
     rows = []
@@ -169,7 +179,7 @@ def site_table(sites: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["geometry"], errors="ignore").reset_index(drop=True)
 
 
-def _clear_looks(
+def clear_looks(
     timeseries: pd.DataFrame, *, end: pd.Timestamp, min_clear_fraction: float
 ) -> pd.DataFrame:
     """Rows clear enough to use, up to and including the day ``end``, with a ``day`` column."""
@@ -187,22 +197,64 @@ def _clear_looks(
     return ts.loc[keep].sort_values(["site_id", "day"], kind="stable")
 
 
-def _describe_site(looks: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Looks:
+    """One site's clear looks as plain arrays (pandas per small window is slow)."""
+
+    day: np.ndarray  # datetime64[D], sorted
+    month: np.ndarray
+    year: np.ndarray
+    ndvi: np.ndarray  # the looks' median NDVI
+    vegetated: np.ndarray
+    bare: np.ndarray
+    water: np.ndarray
+    bsi_mean: np.ndarray
+    bsi_median: np.ndarray
+
+    @classmethod
+    def of(cls, looks: pd.DataFrame) -> Looks:
+        day = looks["day"].to_numpy(dtype="datetime64[D]")
+        months = day.astype("datetime64[M]").astype(np.int64)
+
+        def col(name: str) -> np.ndarray:
+            return looks[name].to_numpy(dtype="float64")
+
+        return cls(
+            day=day,
+            month=months % 12 + 1,
+            year=months // 12 + 1970,
+            ndvi=col("ndvi_median"),
+            vegetated=col("vegetated_fraction"),
+            bare=col("bare_fraction"),
+            water=col("water_fraction"),
+            bsi_mean=col("bsi_mean"),
+            bsi_median=col("bsi_median"),
+        )
+
+    def between(self, after: pd.Timestamp, until: pd.Timestamp) -> np.ndarray:
+        """Mask of the looks in ``(after, until]``."""
+        return (self.day > _d(after)) & (self.day <= _d(until))
+
+
+def _d(stamp: pd.Timestamp) -> np.datetime64:
+    return np.datetime64(pd.Timestamp(stamp).date(), "D")
+
+
+def _describe_site(frame: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict[str, Any]:
+    looks = Looks.of(frame)
     latest_start = end - pd.Timedelta(days=days)  # exclusive
     previous_start = latest_start - pd.Timedelta(days=days)
-    latest = _summarise_window(looks[looks["day"] > latest_start])
-    previous = _summarise_window(
-        looks[(looks["day"] > previous_start) & (looks["day"] <= latest_start)]
-    )
-    peaks = _yearly_peaks(looks, end=end)
-    earlier = peaks[[_season_end(year) <= latest_start for year in peaks.index]]
+    latest = _summarise_window(looks, looks.between(latest_start, end))
+    previous = _summarise_window(looks, looks.between(previous_start, latest_start))
+    peaks = yearly_peaks(looks, end=end)
+    earlier = peaks[[season_end(year) <= latest_start for year in peaks.index]]
 
     if len(peaks) >= 2:
         trend = float(np.polyfit(peaks.index.to_numpy(float), peaks.to_numpy(float), 1)[0])
     else:
         trend = np.nan
     return {
-        "n_clear_dates": len(looks),
+        "n_clear_dates": len(looks.day),
         "n_clear_latest": latest["n_clear"],
         "n_season_latest": latest["n_season"],
         "latest_peak_ndvi": latest["peak"],
@@ -224,11 +276,13 @@ def _describe_site(looks: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict
         "water_fraction_change": latest["water"] - previous["water"],
         "bsi_mean": float(latest["bsi"]),
         "recent_ndvi_change": _recent_change(looks, end=end),
-        LAST_CLEAR_DATE: looks["day"].max() if len(looks) else pd.NaT,
+        "core_bsi_median": latest["core_bsi"],
+        "ndvi_spread": latest["spread"],
+        LAST_CLEAR_DATE: pd.Timestamp(looks.day.max()) if len(looks.day) else pd.NaT,
     }
 
 
-def _recent_change(looks: pd.DataFrame, *, end: pd.Timestamp) -> float:
+def _recent_change(looks: Looks, *, end: pd.Timestamp) -> float:
     """How the last ``RECENT_DAYS`` compare with the same days one year earlier.
 
     A die-back in the current season hides in a season peak reached before it began;
@@ -236,57 +290,65 @@ def _recent_change(looks: pd.DataFrame, *, end: pd.Timestamp) -> float:
     """
     recent_start = end - pd.Timedelta(days=RECENT_DAYS)
     year = pd.Timedelta(days=365)
-    recent = looks[looks["day"] > recent_start]["ndvi_median"]
-    before = looks[(looks["day"] > recent_start - year) & (looks["day"] <= end - year)]
+    recent = looks.ndvi[looks.between(recent_start, end)]
+    before = looks.ndvi[looks.between(recent_start - year, end - year)]
     if len(recent) < 2 or len(before) < 2:
         return np.nan
-    return float(recent.median() - before["ndvi_median"].median())
+    return float(np.median(recent) - np.median(before))
 
 
-def _summarise_window(looks: pd.DataFrame) -> dict[str, Any]:
+def _summarise_window(looks: Looks, window: np.ndarray) -> dict[str, Any]:
     """Peak, winter level, core-season fractions and mean BSI of one window's looks."""
-    months = looks["day"].dt.month
-    ndvi = looks["ndvi_median"]
-    season = ndvi[months.isin(GROWING_SEASON_MONTHS)]
-    winter = ndvi[months.isin(WINTER_MONTHS)]
-    core = looks[months.isin(CORE_SEASON_MONTHS)]
-    fraction_source = core if len(core) else looks
+    months = looks.month[window]
+    ndvi = looks.ndvi[window]
+    season = ndvi[np.isin(months, list(GROWING_SEASON_MONTHS))]
+    winter = ndvi[np.isin(months, list(WINTER_MONTHS))]
+    core = np.isin(months, list(CORE_SEASON_MONTHS))
+    source = core if core.any() else np.ones(len(months), bool)
 
-    peak = float(season.quantile(PEAK_QUANTILE)) if len(season) >= MIN_SEASON_DATES else np.nan
+    def of_source(values: np.ndarray) -> float:
+        return _median(values[window][source])
+
+    peak = float(np.quantile(season, PEAK_QUANTILE)) if len(season) >= MIN_SEASON_DATES else np.nan
     if len(winter):
-        winter_level = float(winter.median())
+        winter_level = float(np.median(winter))
     elif len(ndvi):
-        winter_level = float(ndvi.quantile(WINTER_FALLBACK_QUANTILE))
+        winter_level = float(np.quantile(ndvi, WINTER_FALLBACK_QUANTILE))
     else:
         winter_level = np.nan
+    bsi = looks.bsi_mean[window]
     return {
-        "n_clear": len(looks),
+        "n_clear": int(window.sum()),
         "n_season": len(season),
         "peak": peak,
         "winter": winter_level,
-        "vegetated": _median(fraction_source["vegetated_fraction"]),
-        "bare": _median(fraction_source["bare_fraction"]),
-        "water": _median(fraction_source["water_fraction"]),
-        "bsi": float(looks["bsi_mean"].mean()) if looks["bsi_mean"].notna().any() else np.nan,
+        "vegetated": of_source(looks.vegetated),
+        "bare": of_source(looks.bare),
+        "water": of_source(looks.water),
+        "bsi": float(np.nanmean(bsi)) if np.isfinite(bsi).any() else np.nan,
+        "core_bsi": of_source(looks.bsi_median),
+        "spread": float(np.std(ndvi, ddof=1)) if len(ndvi) >= MIN_SEASON_DATES else np.nan,
     }
 
 
-def _yearly_peaks(looks: pd.DataFrame, *, end: pd.Timestamp) -> pd.Series:
+def yearly_peaks(looks: Looks, *, end: pd.Timestamp) -> pd.Series:
     """Season peak per calendar year, for seasons over by ``end`` with enough looks."""
-    in_season = looks[looks["day"].dt.month.isin(GROWING_SEASON_MONTHS)]
-    years = in_season["day"].dt.year
-    counts = in_season.groupby(years)["ndvi_median"].count()
-    peaks = in_season.groupby(years)["ndvi_median"].quantile(PEAK_QUANTILE)
-    complete = [year for year in peaks.index if _season_end(year) <= end]
-    return peaks[(counts >= MIN_SEASON_DATES) & peaks.index.isin(complete)].sort_index()
+    in_season = np.isin(looks.month, list(GROWING_SEASON_MONTHS))
+    peaks = {}
+    for year in np.unique(looks.year[in_season]):
+        values = looks.ndvi[in_season & (looks.year == year)]
+        if len(values) >= MIN_SEASON_DATES and season_end(year) <= end:
+            peaks[int(year)] = float(np.quantile(values, PEAK_QUANTILE))
+    return pd.Series(peaks, dtype="float64").sort_index()
 
 
-def _season_end(year: int) -> pd.Timestamp:
+def season_end(year: int) -> pd.Timestamp:
     return pd.Timestamp(year=int(year), month=SEASON_END[0], day=SEASON_END[1])
 
 
-def _median(values: pd.Series) -> float:
-    return float(values.median()) if values.notna().any() else np.nan
+def _median(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else np.nan
 
 
 def _days_since(start: object, end: pd.Timestamp) -> float:

@@ -1,13 +1,17 @@
-"""PNG charts for the report: the site map and one NDVI/BSI sparkline per site.
+"""The report's map of sites and flags, and what every chart shares: colours and fonts.
 
 Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas directly, never
 through ``pyplot``: no global figure registry to leak into, no backend switch forced on
-the caller. Colours are the Okabe–Ito palette (distinguishable with the common forms of
-colour blindness) and every recovery class also has its own hatching, so the map still
-reads in grey print.
+the caller.
 
-Labels inside PNGs are English unless matplotlib finds a CJK font, because a missing
-font draws Chinese as empty boxes.
+Colours survive colour blindness and grey print: the recovery classes are five samples
+of viridis (perceptually uniform, monotonic in lightness, so each class is its own grey)
+in the order of recovery, and each class also has its own hatching. Lines differ by
+style as well as colour (NDVI solid with dots, BSI dashed, targets dotted).
+
+Labels inside PNGs are Chinese when the page is and a CJK font is installed (the font
+is registered with matplotlib even when its font cache predates the font); otherwise
+English, because a missing font draws Chinese as empty boxes.
 """
 
 from __future__ import annotations
@@ -16,13 +20,10 @@ import base64
 import io
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date
 from functools import lru_cache
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-import PIL.Image
 import shapely.geometry
 from matplotlib import font_manager, patheffects, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -36,7 +37,7 @@ from pipeline.schema import RECOVERY_CLASSES
 
 logger = logging.getLogger(__name__)
 
-# Okabe–Ito palette.
+# Okabe–Ito palette (lines and outlines).
 OKABE_ITO = {
     "orange": "#E69F00",
     "sky_blue": "#56B4E9",
@@ -48,39 +49,60 @@ OKABE_ITO = {
     "black": "#000000",
 }
 
-# Recovery class -> (fill colour, hatch). Hatching keeps classes apart in grey print.
-CLASS_STYLE: dict[str, tuple[str, str]] = {
-    "unrestored": (OKABE_ITO["orange"], "xx"),
-    "revegetating": (OKABE_ITO["yellow"], ".."),
-    "restored": (OKABE_ITO["bluish_green"], ""),
-    "regressed": (OKABE_ITO["reddish_purple"], "//"),
-    "disturbed": (OKABE_ITO["vermillion"], "\\\\"),
+# Recovery class -> (fill colour, hatch, hatch colour). Fills are viridis at 0, 0.3,
+# 0.55, 0.78 and 1 (grey levels about 0.12, 0.35, 0.47, 0.65, 0.85), worst to best;
+# hatching keeps classes apart where print or eyesight merges the fills.
+CLASS_STYLE: dict[str, tuple[str, str, str]] = {
+    "disturbed": ("#440154", "\\\\", "#FFFFFF"),
+    "regressed": ("#3E4A89", "//", "#FFFFFF"),
+    "unrestored": ("#25858E", "xx", "#FFFFFF"),
+    "revegetating": ("#5DC863", "..", "#1A1A1A"),
+    "restored": ("#FDE725", "", "#1A1A1A"),
 }
-UNASSESSED_STYLE = ("#BBBBBB", "")
+UNASSESSED_STYLE = ("#FFFFFF", "", "#1A1A1A")
 OPEN_FLAG_COLOUR = OKABE_ITO["blue"]
 CLOSED_FLAG_COLOUR = "#666666"
 NDVI_COLOUR = OKABE_ITO["bluish_green"]
 BSI_COLOUR = OKABE_ITO["vermillion"]
 
-CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC")
+CJK_FONTS = (
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",  # the first face of Debian's NotoSansCJK .ttc; it has every hanzi
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Droid Sans Fallback",
+)
+# File names of CJK fonts, for registering fonts installed after matplotlib's font cache.
+CJK_FONT_FILES = ("wqy", "notosanscjk", "notoserifcjk", "sourcehan", "droidsansfallback")
 
-# Sparkline geometry: small and at screen resolution; one PNG is ~4-6 kB.
-SPARK_SIZE_IN = (3.8, 1.7)
-SPARK_DPI = 72
-SPARK_YLIM = (-0.6, 1.25)  # NDVI and BSI of land surfaces, with room for the legend on top.
 MAP_SIZE_IN = (7.5, 6.0)
-MAP_DPI = 96
+MAP_DPI = 120
 PNG_METADATA = {"Software": None}  # keep the PNG free of version strings and URLs
 
 
 @lru_cache(maxsize=1)
 def find_cjk_font() -> str | None:
-    """Name of a CJK-capable font matplotlib knows, or None."""
+    """Name of a CJK-capable font matplotlib can use, or None.
+
+    matplotlib caches its font list once; a font installed later (``apt-get install
+    fonts-wqy-microhei``) is not in it, so system font files with a CJK name are
+    registered here before giving up.
+    """
     available = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in available:
-            return name
-    return None
+    found = next((name for name in CJK_FONTS if name in available), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if any(key in path.lower().replace("-", "") for key in CJK_FONT_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    logger.debug("font %s not usable: %s", path, exc)
+        available = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in available), None)
+    logger.debug("CJK font for charts: %s", found)
+    return found
 
 
 def chart_language(language: str) -> str:
@@ -90,12 +112,14 @@ def chart_language(language: str) -> str:
     return language
 
 
-def _rc(language: str) -> dict[str, object]:
-    rc: dict[str, object] = {"font.size": 7, "axes.linewidth": 0.6, "hatch.linewidth": 0.6}
+def chart_rc(language: str, *, font_size: float = 7) -> dict[str, object]:
+    """matplotlib settings of a chart in ``language`` (the CJK font first when Chinese)."""
+    rc: dict[str, object] = {"font.size": font_size, "axes.linewidth": 0.6, "hatch.linewidth": 0.6}
     font = find_cjk_font()
     if language != "en" and font is not None:
         rc["font.family"] = "sans-serif"
         rc["font.sans-serif"] = [font, "DejaVu Sans"]
+        rc["axes.unicode_minus"] = False  # CJK fonts often lack the minus sign
     return rc
 
 
@@ -104,9 +128,11 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _to_png(fig: Figure, dpi: float) -> bytes:
+def figure_png(fig: Figure, dpi: float, *, tight: bool = False) -> bytes:
+    """The figure as PNG bytes (no version strings in the metadata)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_METADATA)
+    kwargs: dict[str, object] = {"bbox_inches": "tight", "pad_inches": 0.05} if tight else {}
+    fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_METADATA, **kwargs)
     return buf.getvalue()
 
 
@@ -162,7 +188,7 @@ def render_map_png(
     crs = getattr(sites, "crs", None)
     if crs is not None and crs.to_epsg() != 4326:
         sites = sites.to_crs(4326)
-    with rc_context(_rc(lang)):
+    with rc_context(chart_rc(lang)):
         fig = Figure(figsize=MAP_SIZE_IN)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
@@ -173,18 +199,20 @@ def render_map_png(
         geoms = sites.geometry.to_numpy() if len(sites) else np.array([])
         bounds: list[tuple[float, float, float, float]] = []
         for cls in (*RECOVERY_CLASSES, ""):
-            colour, hatch = CLASS_STYLE.get(cls, UNASSESSED_STYLE)
+            colour, hatch, hatch_colour = CLASS_STYLE.get(cls, UNASSESSED_STYLE)
             path = _geometry_path(geoms[classes == cls]) if len(geoms) else None
             if path is None:
                 continue
+            # The hatch takes the edge colour: one patch for fill and hatch, one for the edge.
             ax.add_patch(
-                PathPatch(path, facecolor=colour, edgecolor="#333333", hatch=hatch, lw=0.4)
+                PathPatch(path, facecolor=colour, edgecolor=hatch_colour, hatch=hatch, lw=0)
             )
+            ax.add_patch(PathPatch(path, facecolor="none", edgecolor="#333333", lw=0.5))
             bounds.append((*path.vertices.min(axis=0), *path.vertices.max(axis=0)))
             name = i18n.term(i18n.RECOVERY_CLASS_NAMES, cls, lang) if cls else labels["no_status"]
             n = int((classes == cls).sum())
             handles.append(
-                Patch(facecolor=colour, edgecolor="#333333", hatch=hatch, label=f"{name} ({n})")
+                Patch(facecolor=colour, edgecolor=hatch_colour, hatch=hatch, label=f"{name} ({n})")
             )
 
         open_geoms, closed_geoms, open_pts, closed_pts = [], [], [], []
@@ -258,153 +286,4 @@ def render_map_png(
                 fontsize=7,
             )
         fig.subplots_adjust(left=0.1, right=0.72, bottom=0.09, top=0.97)
-        return _to_png(fig, MAP_DPI)
-
-
-# ---------------------------------------------------------------- sparklines
-
-
-class SparklineRenderer:
-    """Draws many NDVI/BSI sparklines on one reused figure.
-
-    Every sparkline shares the date axis and the index range, so the frame (axes, ticks,
-    labels, legend) is drawn once and kept as a bitmap; per site only the two lines and
-    the restoration-start marker are drawn over a copy of it and the pixels are encoded
-    as PNG. That is ~20x faster than a ``savefig`` per site.
-    """
-
-    def __init__(self, *, start: pd.Timestamp, end: pd.Timestamp, language: str) -> None:
-        lang = chart_language(language)
-        labels = i18n.CHART_TEXT[lang]
-        self._labels = labels
-        self._rc = _rc(lang)
-        self._rc["font.size"] = 6.5
-        if end <= start:
-            end = start + pd.Timedelta(days=30)
-        span = end - start
-        self._x0 = float(mdates.date2num(start - span * 0.02))
-        self._x1 = float(mdates.date2num(end + span * 0.02))
-        with rc_context(self._rc):
-            fig = Figure(figsize=SPARK_SIZE_IN, dpi=SPARK_DPI)
-            self._canvas = FigureCanvasAgg(fig)
-            ax = fig.add_subplot()
-            ax.axhline(0.0, color="#999999", lw=0.4)
-            ax.set_xlim(self._x0, self._x1)
-            ax.set_ylim(*SPARK_YLIM)
-            locator = mdates.AutoDateLocator(minticks=2, maxticks=5)
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-            ax.set_yticks([-0.5, 0.0, 0.5, 1.0])
-            ax.set_ylabel(labels["index"])
-            ax.set_xlabel(labels["date"], labelpad=1)
-            ax.tick_params(length=2, pad=1)
-            ax.legend(
-                handles=[
-                    Line2D([], [], color=NDVI_COLOUR, lw=1.2, label="NDVI"),
-                    Line2D([], [], color=BSI_COLOUR, lw=1.1, ls="--", label="BSI"),
-                ],
-                loc="upper left",
-                ncol=2,
-                frameon=False,
-                handlelength=1.8,
-                borderaxespad=0.1,
-            )
-            fig.subplots_adjust(left=0.19, right=0.97, bottom=0.25, top=0.97)
-            (self._ndvi,) = ax.plot(
-                [], [], color=NDVI_COLOUR, lw=1.2, marker="o", ms=2.0, animated=True
-            )
-            (self._bsi,) = ax.plot([], [], color=BSI_COLOUR, lw=1.1, ls="--", animated=True)
-            self._start = ax.axvline(self._x0, color="black", lw=1.0, animated=True)
-            self._note = ax.text(
-                0.01, 0.03, "", transform=ax.transAxes, ha="left", va="bottom", animated=True
-            )
-            self._canvas.draw()
-            self._background = self._canvas.copy_from_bbox(fig.bbox)
-        self._fig = fig
-        self._ax = ax
-
-    def render(
-        self,
-        dates: pd.Series,
-        ndvi: np.ndarray,
-        bsi: np.ndarray,
-        restoration_start: date | pd.Timestamp | None,
-    ) -> bytes:
-        """One PNG; NaN values (cloudy dates) drop out of the lines."""
-        x = mdates.date2num(pd.DatetimeIndex(dates).to_pydatetime()) if len(dates) else np.array([])
-        for line, values in ((self._ndvi, ndvi), (self._bsi, bsi)):
-            y = np.asarray(values, dtype=float)
-            ok = np.isfinite(y)
-            line.set_data(x[ok], y[ok])
-        artists: list[object] = [self._bsi, self._ndvi]
-        if restoration_start is not None and not pd.isna(restoration_start):
-            rs = pd.Timestamp(restoration_start)
-            if rs.tzinfo is not None:
-                rs = rs.tz_localize(None)
-            xs = float(mdates.date2num(rs))
-            if self._x0 <= xs <= self._x1:
-                self._start.set_xdata([xs, xs])
-                artists.insert(0, self._start)
-            else:
-                arrow = "◀" if xs < self._x0 else "▶"
-                self._note.set_text(f"{arrow} {self._labels['restoration_start']} {rs:%Y-%m-%d}")
-                artists.append(self._note)
-        with rc_context(self._rc):
-            self._canvas.restore_region(self._background)
-            for artist in artists:
-                self._ax.draw_artist(artist)
-        rgba = np.asarray(self._canvas.buffer_rgba())
-        buf = io.BytesIO()
-        # A 64-colour palette keeps the antialiasing and cuts the PNG to about a third.
-        image = PIL.Image.fromarray(rgba[..., :3]).quantize(
-            colors=64, method=PIL.Image.Quantize.FASTOCTREE
-        )
-        image.save(buf, format="png", compress_level=6)
-        return buf.getvalue()
-
-
-def render_sparklines(
-    timeseries: pd.DataFrame,
-    restoration_starts: Mapping[str, object],
-    *,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
-    language: str,
-) -> dict[str, bytes]:
-    """One NDVI/BSI sparkline PNG per site that has timeseries rows, keyed by site_id.
-
-    Uses the median statistics when present (robust to mixed edge pixels), else the means.
-    All sparklines share one date axis (``start``..``end``, default the timeseries range)
-    so sites compare at a glance.
-    """
-    if timeseries.empty or "site_id" not in timeseries or "date" not in timeseries:
-        return {}
-    ts = timeseries.copy()
-    dates = pd.to_datetime(ts["date"])
-    ts["date"] = dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
-    ts = ts.sort_values(["site_id", "date"], kind="stable")
-    start = pd.Timestamp(start) if start is not None else ts["date"].min()
-    end = pd.Timestamp(end) if end is not None else ts["date"].max()
-    ndvi_col = _first_column(ts, "ndvi_median", "ndvi_mean")
-    bsi_col = _first_column(ts, "bsi_median", "bsi_mean")
-    renderer = SparklineRenderer(start=start, end=end, language=language)
-    out: dict[str, bytes] = {}
-    nan = np.full(len(ts), np.nan)
-    ndvi_all = ts[ndvi_col].to_numpy(dtype=float) if ndvi_col else nan
-    bsi_all = ts[bsi_col].to_numpy(dtype=float) if bsi_col else nan
-    dates_all = ts["date"]
-    for site_id, idx in ts.groupby("site_id", sort=False).indices.items():
-        out[str(site_id)] = renderer.render(
-            dates_all.iloc[idx],
-            ndvi_all[idx],
-            bsi_all[idx],
-            restoration_starts.get(str(site_id)),
-        )
-    return out
-
-
-def _first_column(frame: pd.DataFrame, *names: str) -> str | None:
-    for name in names:
-        if name in frame and frame[name].notna().any():
-            return name
-    return None
+        return figure_png(fig, MAP_DPI, tight=True)

@@ -137,6 +137,8 @@ TEXT: dict[str, dict[str, str]] = {
         "model_version": "恢复模型版本",
         "n_items": "影像景数",
         "created": "生成时间",
+        "run_id": "运行编号",
+        "dates": "个观测日期",
         "progress": "修复治理进度",
         "progress_by_category": "按类别统计",
         "progress_by_county": "按县（市、区）统计",
@@ -153,7 +155,8 @@ TEXT: dict[str, dict[str, str]] = {
         "no_progress": "本次运行没有进度统计。",
         "map": "矿山分布与疑似违法开采图斑",
         "map_caption": (
-            "图斑按恢复类别着色并加不同填充纹理；蓝色粗边框为未结案的疑似违法开采图斑，"
+            "矿山按恢复类别着色（由深到浅：新增扰动、修复后退化、未修复、植被恢复中、已修复）"
+            "并加不同填充纹理，黑白打印亦可区分；蓝色粗边框为未结案的疑似违法开采图斑，"
             "灰色虚线为已结案或许可范围内的记录。坐标为经纬度（WGS84，度）。"
         ),
         "map_alt": "矿山分布图",
@@ -172,6 +175,20 @@ TEXT: dict[str, dict[str, str]] = {
         "note": "备注",
         "not_for_enforcement": "记录在案，不作执法依据",
         "unconfirmed": "未确认",
+        "chips": "影像对比（变化前 / 变化后）",
+        "before": "变化前",
+        "after": "变化后",
+        "clear": "无云",
+        "no_image": "无可用影像",
+        "chips_caption": (
+            "影像对比为真彩色影像（红、绿、蓝波段，反射率 0–0.3 线性拉伸），蓝色边框为图斑范围，"
+            "比例尺单位为米；左：首次发现前最清晰的一景，右：确认后最清晰的一景。"
+        ),
+        "trajectories": "图斑 NDVI/BSI 变化曲线",
+        "flag_plot_caption": (
+            "图斑内晴空像元的中位数：绿色实线 NDVI，红色虚线 BSI（无量纲）；"
+            "黑色竖线为首次发现日期。"
+        ),
         "site_table": "矿山明细",
         "filter": "筛选",
         "filter_placeholder": "输入编号、名称、县或类别",
@@ -179,7 +196,7 @@ TEXT: dict[str, dict[str, str]] = {
         "trajectory": "NDVI/BSI 变化曲线",
         "trajectory_caption": (
             "曲线：绿色实线为植被指数 NDVI，红色虚线为裸土指数 BSI（无量纲）；"
-            "黑色竖线为修复开工日期。"
+            "黑色竖线为修复开工日期；黑色点线为修复方向要求的生长季 NDVI 峰值下限。"
         ),
         "site_id": "矿山编号",
         "name": "名称",
@@ -209,6 +226,8 @@ TEXT: dict[str, dict[str, str]] = {
         "model_version": "Recovery model version",
         "n_items": "Scenes used",
         "created": "Created",
+        "run_id": "Run",
+        "dates": "acquisition dates",
         "progress": "Restoration progress",
         "progress_by_category": "By category",
         "progress_by_county": "By county",
@@ -225,7 +244,9 @@ TEXT: dict[str, dict[str, str]] = {
         "no_progress": "This run has no progress figures.",
         "map": "Sites and suspected illegal excavation",
         "map_caption": (
-            "Sites are filled by recovery class, each with its own hatching; thick blue outlines "
+            "Sites are filled by recovery class, dark to light: disturbed, regressed, unrestored, "
+            "revegetating, restored, each with its own hatching (readable in grey print); "
+            "thick blue outlines "
             "are open flags of suspected illegal excavation, grey dashed outlines are closed "
             "flags or digging within a permit. Axes in degrees of longitude and latitude (WGS84)."
         ),
@@ -245,6 +266,21 @@ TEXT: dict[str, dict[str, str]] = {
         "note": "Note",
         "not_for_enforcement": "Recorded, not for enforcement",
         "unconfirmed": "unconfirmed",
+        "chips": "Images (before / after)",
+        "before": "Before",
+        "after": "After",
+        "clear": "clear",
+        "no_image": "no usable image",
+        "chips_caption": (
+            "Images: true colour (red, green, blue; reflectance 0-0.3 stretched linearly), the "
+            "flag outlined in blue, scale bar in metres; left: clearest look before first "
+            "detection, right: clearest look after confirmation."
+        ),
+        "trajectories": "NDVI/BSI of each flag",
+        "flag_plot_caption": (
+            "Median over the flag's clear pixels: green solid line NDVI, vermillion dashed "
+            "line BSI (unitless); black vertical line: first detected."
+        ),
         "site_table": "Sites",
         "filter": "Filter",
         "filter_placeholder": "id, name, county or category",
@@ -252,7 +288,8 @@ TEXT: dict[str, dict[str, str]] = {
         "trajectory": "NDVI/BSI trajectory",
         "trajectory_caption": (
             "Charts: green solid line NDVI (vegetation index), vermillion dashed line BSI "
-            "(bare soil index), both unitless; black vertical line: restoration start."
+            "(bare soil index), both unitless; black vertical line: restoration start; black "
+            "dotted line: the season-peak NDVI the restoration target requires."
         ),
         "site_id": "Site ID",
         "name": "Name",
@@ -286,6 +323,7 @@ CHART_TEXT: dict[str, dict[str, str]] = {
         "no_status": "无评估",
         "no_sites": "无矿山",
         "restoration_start": "修复开工",
+        "target": "目标",
     },
     "en": {
         "lon": "Longitude (°E)",
@@ -297,6 +335,7 @@ CHART_TEXT: dict[str, dict[str, str]] = {
         "no_status": "Not assessed",
         "no_sites": "No sites",
         "restoration_start": "Restoration start",
+        "target": "target",
     },
 }
 

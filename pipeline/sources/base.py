@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
+from dask.sizeof import sizeof
 from rasterio.crs import CRS
 
 
@@ -71,3 +72,77 @@ class GridSpec:
         x = self.transform.c + (np.arange(cols) + 0.5) * self.transform.a
         y = self.transform.f + (np.arange(rows) + 0.5) * self.transform.e
         return {"y": y, "x": x}
+
+
+@dataclass(frozen=True)
+class TileBand:
+    """One band of one acquisition over one grid tile, as stored or as reflectance.
+
+    Most tiles keep the stored integers (``scale``/``offset``/``nodata`` say how to
+    read them), so that a consumer needing a few pixels converts only those. A
+    mosaic of items with different scales is converted on reading (``scale`` 1,
+    ``offset`` 0, NaN for no data).
+    """
+
+    values: np.ndarray
+    """(rows, cols) stored integers, or float32 reflectance."""
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    """Stored value meaning no data (``None``: NaN marks it, or every pixel has data)."""
+
+    def has_data(self, values: np.ndarray | None = None) -> np.ndarray:
+        """True where the pixel (of ``values``, default the whole tile) has data."""
+        v = self.values if values is None else values
+        if v.dtype.kind == "f":
+            return np.isfinite(v)
+        if self.nodata is None:
+            return np.ones(v.shape, bool)
+        return v != self.nodata
+
+    def reflectance(
+        self, values: np.ndarray | None = None, *, mark_nodata: bool = True
+    ) -> np.ndarray:
+        """float32 reflectance of ``values`` (default the whole tile), NaN for no data.
+
+        ``mark_nodata=False`` skips the NaN marking, for callers that mask no-data
+        pixels themselves (with ``has_data``).
+        """
+        v = self.values if values is None else values
+        if v.dtype.kind == "f" and self.scale == 1.0 and self.offset == 0.0:
+            return v.astype(np.float32, copy=values is None)
+        out = v.astype(np.float32)
+        out *= np.float32(self.scale)
+        out += np.float32(self.offset)
+        if mark_nodata and v.dtype.kind != "f" and self.nodata is not None:
+            out[v == self.nodata] = np.nan
+        return out
+
+
+@dataclass(frozen=True)
+class TileRead:
+    """Every band of one acquisition over one tile of the grid: what one read task returns."""
+
+    box: tuple[int, int, int, int]
+    """(row, col, rows, cols) of the tile on the grid."""
+    bands: dict[str, TileBand]
+    """Reflectance bands by name; a band the acquisition lacks is absent."""
+    scl: np.ndarray | None
+    """uint8 scene classes on the 10 m grid, ``halo`` pixels wider than the tile on every
+    side (0 = no data); ``None`` when the cube has no SCL at all."""
+    halo: int
+    missing: tuple[str, ...] = ()
+    """Bands the cube carries that this acquisition lacks here: no pixel of it has data."""
+    inside: np.ndarray | None = None
+    """Bool, the shape of ``scl``: which halo pixels lie on the grid (``None``: all)."""
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [b.values for b in self.bands.values()] + [self.scl, self.inside]
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+# Dask places tasks near their largest inputs and decides what to keep by size: let it
+# see the arrays inside a tile read (otherwise a worker may fetch a whole tile read
+# from another to save moving a small pixel list).
+sizeof.register(TileRead)(lambda read: read.nbytes)

@@ -3,19 +3,23 @@
 ``read_catalog`` walks the catalog (path or ``file://`` URL) with pystac and groups
 items by acquisition time into ``Scene``s, taking scale/offset/nodata from each
 asset's ``raster:bands``. ``analysis_grid`` picks the 10 m grid over the area of
-interest. ``load_cube`` builds one dask task per (date, band, spatial tile) that
-reads only that window: 20 m assets are resampled onto the 10 m grid by nearest
-neighbour (every 10 m pixel takes the value of the 20 m pixel it lies in),
-assets in another CRS are warped, integers become float32 reflectance with NaN
-for nodata, and SCL stays uint8 (0 = no data).
+interest. ``load_cube`` builds one dask task per (date, spatial tile) that reads
+every band over only that window (``read_tile``): 20 m assets are put on the 10 m
+grid by nearest neighbour (every 10 m pixel takes the value of the 20 m pixel it
+lies in), assets in another CRS are warped. The read keeps the stored integers;
+the cube's bands turn them into float32 reflectance with NaN for nodata, and SCL
+stays uint8 (0 = no data).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+import os
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -26,15 +30,18 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window, from_bounds
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 
 from pipeline import schema
 from pipeline.errors import InputError
-from pipeline.sources.base import AssetRef, GridSpec, Scene
+from pipeline.sources.base import AssetRef, GridSpec, Scene, TileBand, TileRead
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +203,15 @@ def read_catalog(
     return scenes
 
 
+def _bounds_in(scene: Scene, crs: CRS) -> tuple[float, ...]:
+    """A scene's bounds in ``crs``: a scene in another CRS (a neighbouring UTM zone) is
+    reprojected, so it widens the grid where it lies rather than by its raw numbers."""
+    assert scene.bounds is not None
+    if scene.epsg is None or CRS.from_epsg(scene.epsg) == crs:
+        return scene.bounds
+    return transform_bounds(CRS.from_epsg(scene.epsg), crs, *scene.bounds)
+
+
 def analysis_grid(
     scenes: Sequence[Scene],
     *,
@@ -218,7 +234,7 @@ def analysis_grid(
         else:
             crs = CRS.from_epsg(max(set(epsgs), key=epsgs.count))
     if bounds is None:
-        known = [s.bounds for s in scenes if s.bounds is not None]
+        known = [_bounds_in(s, crs) for s in scenes if s.bounds is not None]
         if not known:
             raise InputError("cannot tell the catalog's extent", field="proj:transform")
         bounds = (
@@ -237,62 +253,176 @@ def analysis_grid(
     )
 
 
-def _read_window(refs: Sequence[AssetRef], grid: GridSpec, window: Window, band: str) -> np.ndarray:
-    """Read one band of one acquisition over one grid window (mosaicking its items)."""
-    rows, cols = int(window.height), int(window.width)
-    is_scl = band == schema.SCL
-    out = np.zeros((rows, cols), np.uint8) if is_scl else np.full((rows, cols), np.nan, np.float32)
-    win_transform = rasterio.windows.transform(window, grid.transform)
-    left, top = win_transform.c, win_transform.f
-    right, bottom = left + cols * grid.resolution, top - rows * grid.resolution
-    for ref in refs:
-        try:
-            with (
-                rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
-                rasterio.open(ref.href) as src,
-            ):
-                if src.crs == grid.crs and src.transform.b == 0 and src.transform.d == 0:
-                    src_win = from_bounds(left, bottom, right, top, transform=src.transform)
-                    inside = (
-                        src_win.col_off >= 0
-                        and src_win.row_off >= 0
-                        and src_win.col_off + src_win.width <= src.width + 1e-6
-                        and src_win.row_off + src_win.height <= src.height + 1e-6
-                    )
-                    # A window inside the asset reads directly; only edges need the
-                    # (much slower) boundless read through a VRT.
-                    data = src.read(
-                        1,
-                        window=src_win,
-                        out_shape=(rows, cols),
-                        boundless=not inside,
-                        fill_value=ref.nodata or 0,
-                        resampling=Resampling.nearest,
-                    )
-                else:
-                    with WarpedVRT(
-                        src,
-                        crs=grid.crs,
-                        transform=win_transform,
-                        width=cols,
-                        height=rows,
-                        resampling=Resampling.nearest,
-                        nodata=ref.nodata or 0,
-                    ) as vrt:
-                        data = vrt.read(1)
-        except RasterioError as exc:
-            log.warning("scene asset %s (%s) unreadable, skipped: %s", ref.href, band, exc)
+# Open datasets are kept per thread (a dataset handle is not shared between threads):
+# a tile task reads several windows of the same few files, and opening costs more
+# than decoding a small window.
+_OPEN_PER_THREAD = 24
+_handles = threading.local()
+
+
+def _open(href: str) -> rasterio.DatasetReader:
+    cache: OrderedDict = getattr(_handles, "cache", None) or OrderedDict()
+    _handles.cache = cache
+    try:
+        st = os.stat(href)
+        key = (href, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = (href, 0, 0)
+    src = cache.get(key)
+    if src is not None:
+        cache.move_to_end(key)
+        return src
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        src = rasterio.open(href)
+    cache[key] = src
+    while len(cache) > _OPEN_PER_THREAD:
+        _, old = cache.popitem(last=False)
+        old.close()
+    return src
+
+
+def _grid_factor(src: rasterio.DatasetReader, grid: GridSpec) -> tuple[int, int, int] | None:
+    """(k, col, row) when the asset's pixels are k x k grid pixels starting at grid (row, col)."""
+    t, res = src.transform, grid.resolution
+    if src.crs != grid.crs or t.b != 0 or t.d != 0 or t.a <= 0 or t.e != -t.a:
+        return None
+    k = t.a / res
+    ox = (t.c - grid.transform.c) / res
+    oy = (grid.transform.f - t.f) / res
+    if not all(abs(v - round(v)) < 1e-6 for v in (k, ox, oy)) or round(k) < 1:
+        return None
+    return round(k), round(ox), round(oy)
+
+
+def _read_asset(
+    ref: AssetRef, grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray | None:
+    """One asset over grid rows/cols ``[r0, r1) x [c0, c1)`` as stored, nodata outside it.
+
+    Assets whose pixels are whole multiples of the grid's, on its lines, read the
+    covering window at their own resolution and repeat pixels (exact nearest
+    neighbour, no resampling pass); any other asset is warped through a VRT.
+    """
+    (r0, r1), (c0, c1) = rows, cols
+    try:
+        src = _open(ref.href)
+        fill = ref.nodata if ref.nodata is not None else 0
+        fit = _grid_factor(src, grid)
+        if fit is None:
+            transform = grid.transform * Affine.translation(c0, r0)
+            with WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=transform,
+                width=c1 - c0,
+                height=r1 - r0,
+                resampling=Resampling.nearest,
+                nodata=fill,
+            ) as vrt:
+                return vrt.read(1)
+        k, ox, oy = fit
+        # the part of the request the asset covers, in grid pixels
+        cc0, cc1 = max(c0, ox), min(c1, ox + k * src.width)
+        rr0, rr1 = max(r0, oy), min(r1, oy + k * src.height)
+        if cc0 >= cc1 or rr0 >= rr1:
+            return np.full((r1 - r0, c1 - c0), fill, src.dtypes[0])
+        s_c0, s_c1 = (cc0 - ox) // k, (cc1 - 1 - ox) // k + 1
+        s_r0, s_r1 = (rr0 - oy) // k, (rr1 - 1 - oy) // k + 1
+        data = src.read(1, window=Window(s_c0, s_r0, s_c1 - s_c0, s_r1 - s_r0))
+        if k > 1:
+            dr, dc = rr0 - oy - s_r0 * k, cc0 - ox - s_c0 * k
+            data = np.repeat(np.repeat(data, k, axis=0), k, axis=1)
+            data = data[dr : dr + rr1 - rr0, dc : dc + cc1 - cc0]
+        if (rr0, rr1, cc0, cc1) == (r0, r1, c0, c1):
+            return np.ascontiguousarray(data)
+        out = np.full((r1 - r0, c1 - c0), fill, src.dtypes[0])
+        out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
+        return out
+    except RasterioError as exc:
+        log.warning("scene asset %s unreadable, skipped: %s", ref.href, exc)
+        return None
+
+
+def _read_band(
+    refs: Sequence[AssetRef], grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
+) -> TileBand | None:
+    """One band of one acquisition: its items mosaicked (the first item with data wins)."""
+    parts = [(ref, a) for ref in refs if (a := _read_asset(ref, grid, rows, cols)) is not None]
+    if not parts:
+        return None
+    ref0, first = parts[0]
+    stored_alike = {(r.scale, r.offset, r.nodata) for r, _ in parts}
+    if len(stored_alike) == 1:
+        band = TileBand(first, ref0.scale, ref0.offset, ref0.nodata)
+        for _, more in parts[1:]:
+            hole = ~band.has_data()
+            first[hole] = more[hole]
+        return band
+    # items of one date stored with different offsets: mosaic as reflectance
+    out = TileBand(first, ref0.scale, ref0.offset, ref0.nodata).reflectance()
+    for ref, more in parts[1:]:
+        hole = np.isnan(out)
+        out[hole] = TileBand(more, ref.scale, ref.offset, ref.nodata).reflectance()[hole]
+    return TileBand(out)
+
+
+def read_tile(
+    refs: dict[str, Sequence[AssetRef]],
+    grid: GridSpec,
+    box: tuple[int, int, int, int],
+    *,
+    halo: int = 0,
+) -> TileRead:
+    """Read every band of one acquisition over one grid tile (this reads pixels).
+
+    ``refs`` maps band names to the acquisition's assets (an empty sequence: the
+    acquisition lacks the band; ``scl`` absent: the cube has no SCL). SCL is read
+    ``halo`` pixels wider on every side so masks can be grown across tile edges.
+    """
+    y0, x0, h, w = box
+    bands, missing = {}, []
+    for band, band_refs in refs.items():
+        if band == schema.SCL:
             continue
-        valid = data != ref.nodata if ref.nodata is not None else np.ones(data.shape, bool)
-        if is_scl:
-            fill = valid & (out == 0)
-            out[fill] = data[fill]
+        got = _read_band(band_refs, grid, (y0, y0 + h), (x0, x0 + w))
+        if got is not None:
+            bands[band] = got
         else:
-            fill = valid & np.isnan(out)
-            out[fill] = data[fill].astype(np.float32) * np.float32(ref.scale) + np.float32(
-                ref.offset
-            )
-    return out
+            missing.append(band)
+    scl, inside = None, None
+    if schema.SCL in refs:
+        rows, cols = (y0 - halo, y0 + h + halo), (x0 - halo, x0 + w + halo)
+        got = _read_band(refs[schema.SCL], grid, rows, cols)
+        scl = np.zeros((h + 2 * halo, w + 2 * halo), np.uint8)
+        if got is not None:
+            scl = got.values.astype(np.uint8, copy=False)
+        if halo:
+            r = np.arange(*rows)
+            c = np.arange(*cols)
+            ok_r = (r >= 0) & (r < grid.shape[0])
+            ok_c = (c >= 0) & (c < grid.shape[1])
+            if not (ok_r.all() and ok_c.all()):
+                inside = ok_r[:, np.newaxis] & ok_c[np.newaxis, :]
+    return TileRead(box=box, bands=bands, scl=scl, halo=halo, missing=tuple(missing), inside=inside)
+
+
+def _read_tile_task(
+    refs: dict[str, Sequence[AssetRef]], grid: GridSpec, box: tuple[int, int, int, int], halo: int
+) -> TileRead:
+    return read_tile(refs, grid, box, halo=halo)
+
+
+def _band_block(read: TileRead, band: str) -> np.ndarray:
+    got = read.bands.get(band)
+    if got is None:
+        return np.full((1, read.box[2], read.box[3]), np.nan, np.float32)
+    return got.reflectance()[np.newaxis]
+
+
+def _scl_block(read: TileRead) -> np.ndarray:
+    assert read.scl is not None
+    b = read.halo
+    return read.scl[b : read.scl.shape[0] - b, b : read.scl.shape[1] - b][np.newaxis]
 
 
 def load_cube(
@@ -301,46 +431,96 @@ def load_cube(
     *,
     chunk_size: int = 512,
     bands: Sequence[str] = schema.ALL_ASSETS,
+    halo: int = 1,
 ) -> xr.Dataset:
     """A lazy cube (time, y, x) of the requested bands on ``grid``; nothing is read yet.
 
     Reflectance bands are float32 with scale/offset applied and NaN for no data; a
     band that no scene carries is left out (with a warning). ``scl`` is uint8.
+
+    Each (date, tile) is one read task (``read_tile``) returning every band; the
+    cube's chunks are views of it, and ``tile_reads(ds)`` hands the read tasks to
+    stages that want the stored values (per-site statistics convert only the
+    pixels of sites; masks grow across tile edges from the ``halo`` read with SCL).
+    Tiles of ``chunk_size`` that are a multiple of the assets' internal tiling (COGs:
+    usually 512) decode every stored block once.
     """
     rows, cols = grid.shape
     y_chunks = tuple(min(chunk_size, rows - i) for i in range(0, rows, chunk_size))
     x_chunks = tuple(min(chunk_size, cols - j) for j in range(0, cols, chunk_size))
     times = np.array([s.date for s in scenes], dtype="datetime64[ns]")
-    data_vars = {}
+    present = []
     for band in bands:
-        per_scene = [tuple(a[band] for a in s.assets if band in a) for s in scenes]
-        if not any(per_scene):
+        if any(band in a for s in scenes for a in s.assets):
+            present.append(band)
+        else:
             log.warning("no scene carries band %s; indices that need it will be NaN", band)
-            continue
+    per_scene = [
+        {band: tuple(a[band] for a in s.assets if band in a) for band in present} for s in scenes
+    ]
+    token = tokenize(per_scene, grid.crs.to_wkt(), tuple(grid.transform), grid.shape, halo)
+    read_name = f"read-tile-{token}-{chunk_size}"
+    reads: dict = {}
+    for t, refs in enumerate(per_scene):
+        y0 = 0
+        for i, h in enumerate(y_chunks):
+            x0 = 0
+            for j, w in enumerate(x_chunks):
+                reads[(read_name, t, i, j)] = (_read_tile_task, refs, grid, (y0, x0, h, w), halo)
+                x0 += w
+            y0 += h
+    layers: dict = {read_name: reads}
+    deps: dict = {read_name: set()}
+    chunks = ((1,) * len(scenes), y_chunks, x_chunks)
+    data_vars = {}
+    for band in present:
+        name = f"{band}-{token}-{chunk_size}"
+        if band == schema.SCL:
+            layer = {(name, *key[1:]): (_scl_block, key) for key in reads}
+        else:
+            layer = {(name, *key[1:]): (_band_block, key, band) for key in reads}
+        graph = HighLevelGraph({**layers, name: layer}, {**deps, name: {read_name}})
         dtype = np.uint8 if band == schema.SCL else np.float32
-        token = tokenize(per_scene, grid.crs.to_wkt(), tuple(grid.transform), grid.shape)
-        name = f"read-{band}-{token}-{chunk_size}"
-        dsk = {}
-        for t, refs in enumerate(per_scene):
-            y0 = 0
-            for i, h in enumerate(y_chunks):
-                x0 = 0
-                for j, w in enumerate(x_chunks):
-                    dsk[(name, t, i, j)] = (_read_block, refs, grid, (y0, x0, h, w), band)
-                    x0 += w
-                y0 += h
-        arr = da.Array(dsk, name, chunks=((1,) * len(scenes), y_chunks, x_chunks), dtype=dtype)
+        arr = da.Array(graph, name, chunks=chunks, dtype=dtype)
         data_vars[band] = ((schema.TIME, schema.Y, schema.X), arr)
     coords = {schema.TIME: times, **grid.coords()}
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs["crs"] = grid.crs.to_wkt()
     ds.attrs["transform"] = tuple(grid.transform)[:6]
     ds.attrs["item_ids"] = [",".join(s.item_ids) for s in scenes]
+    ds.attrs[_TILE_READS] = read_name
+    ds.attrs[_TILE_HALO] = halo
     return ds
 
 
-def _read_block(
-    refs: Sequence[AssetRef], grid: GridSpec, box: tuple[int, int, int, int], band: str
-) -> np.ndarray:
-    y0, x0, h, w = box
-    return _read_window(refs, grid, Window(x0, y0, w, h), band)[np.newaxis]
+_TILE_READS = "minewatch:tile_reads"
+_TILE_HALO = "minewatch:tile_halo"
+
+
+@dataclass(frozen=True)
+class TileReads:
+    """The read tasks behind a cube from ``load_cube``: one per (date, tile row, tile col)."""
+
+    name: str
+    """Key prefix: task ``(name, t, i, j)`` returns that date's ``TileRead`` of tile (i, j)."""
+    graph: HighLevelGraph
+    halo: int
+    """Pixels of SCL read around each tile."""
+
+    def delayed(self, t: int, i: int, j: int) -> Delayed:
+        return Delayed((self.name, t, i, j), self.graph, layer=self.name)
+
+
+def tile_reads(ds: xr.Dataset) -> TileReads | None:
+    """The read tasks behind ``ds`` (any dataset derived from ``load_cube``), or ``None``."""
+    name = ds.attrs.get(_TILE_READS)
+    if name is None:
+        return None
+    for var in ds.data_vars.values():
+        data = var.data
+        if isinstance(data, da.Array):
+            graph = data.__dask_graph__()
+            if isinstance(graph, HighLevelGraph) and name in graph.layers:
+                only = HighLevelGraph({name: graph.layers[name]}, {name: set()})
+                return TileReads(name, only, int(ds.attrs.get(_TILE_HALO, 0)))
+    return None

@@ -17,7 +17,7 @@ from pipeline import schema
 from pipeline.cli import main
 from pipeline.inputs import read_sites
 from pipeline.ledger import list_flags, open_ledger
-from pipeline.report import package
+from pipeline.report import evidence, package, package_files
 from pipeline.sources import local
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,14 +96,14 @@ def exported(
     """The busiest county's package (Chinese page), and the size of every window read."""
     dest = tmp_path_factory.mktemp("export") / "pkg"
     reads: list[tuple[int, int]] = []
-    real_read = local._read_window
+    real_read = local._read_asset
 
-    def recording(refs, grid, window, band):  # type: ignore[no-untyped-def]
-        reads.append((int(window.height), int(window.width)))
-        return real_read(refs, grid, window, band)
+    def recording(ref, grid, rows, cols):  # type: ignore[no-untyped-def]
+        reads.append((rows[1] - rows[0], cols[1] - cols[0]))
+        return real_read(ref, grid, rows, cols)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(local, "_read_window", recording)
+        mp.setattr(local, "_read_asset", recording)
         assert _export(scenario_run, big_county, dest, "--language", "zh-CN") == 0
     return dest, reads
 
@@ -121,6 +121,17 @@ def test_export__one_chip_pair_and_plot_per_open_flag(exported, scenario_run, bi
     for path in (dest / "plots").iterdir():
         _check_png(path, min_side=200)
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")], "staging left over"
+
+
+def test_export__page_names_the_sites_flags_touch(exported, scenario):
+    dest, _ = exported
+    rows = _read_csv(dest / "flags.csv")
+    names = dict(zip(*(read_sites(scenario.sites)[c] for c in ("site_id", "name")), strict=True))
+    page = (dest / "index.html").read_text(encoding="utf-8")
+    touched = [r["site_id"] for r in rows if r["site_id"]]
+    assert touched
+    for site_id in touched:
+        assert f"{names[site_id]} <code>{site_id}</code>" in page
 
 
 def test_export__tables_are_the_open_flags_of_the_county(exported, scenario_run, big_county):
@@ -141,8 +152,11 @@ def test_export__tables_are_the_open_flags_of_the_county(exported, scenario_run,
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in features)
     page = (dest / "index.html").read_text(encoding="utf-8")
     assert '<html lang="zh-CN">' in page
+    assert 'id="flag-table"' in page  # the report's flag list renders the package page
     for r in rows:
+        assert f'data-flag-id="{r["flag_id"]}"' in page
         assert f'src="chips/{r["flag_id"]}_before.png"' in page
+        assert f'src="chips/{r["flag_id"]}_after.png"' in page
         assert f'src="plots/{r["flag_id"]}.png"' in page
 
 
@@ -163,8 +177,8 @@ def test_export__reads_only_chip_windows(exported, scenario_run):
     grid = json.loads((scenario_run / "manifest.json").read_text())["grid"]
     halo = 2 * 1  # masking.buffer_pixels of the default config, both sides
     assert reads
-    assert max(h for h, _ in reads) <= package.CHIP_MIN_PX + halo < grid["shape"][0]
-    assert max(w for _, w in reads) <= package.CHIP_MIN_PX + halo < grid["shape"][1]
+    assert max(h for h, _ in reads) <= evidence.CHIP_MIN_PX + halo < grid["shape"][0]
+    assert max(w for _, w in reads) <= evidence.CHIP_MIN_PX + halo < grid["shape"][1]
 
 
 def test_export__false_alarm_is_left_out(fresh_copy, small_county, tmp_path, capsys):
@@ -207,7 +221,7 @@ def test_export__county_without_open_flags_gives_empty_package(
     assert capsys.readouterr().out.startswith("0 flags")
     assert _read_csv(dest / "flags.csv") == []
     assert json.loads((dest / "flags.geojson").read_text())["features"] == []
-    assert "0 flags" in (dest / "index.html").read_text(encoding="utf-8")
+    assert "0 open flags" in (dest / "index.html").read_text(encoding="utf-8")
     assert json.loads((dest / "manifest.json").read_text())["n_flags"] == 0
 
 
@@ -245,7 +259,8 @@ def test_export__escapes_input_strings_and_file_names(fresh_copy, small_county, 
     dest = tmp_path / "pkg"
     assert _export(fresh_copy, EVIL, dest) == 0
     page = (dest / "index.html").read_text(encoding="utf-8")
-    assert "<script>" not in page
+    assert EVIL not in page
+    assert page.count("<script>") == 1  # the page's own table script
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     pngs = list(dest.rglob("*.png"))
     assert len(pngs) == 3
@@ -272,7 +287,7 @@ def test_export__failure_leaves_no_package(
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(package, "trajectory_png", broken)
+    monkeypatch.setattr(package_files, "trajectory_png", broken)
     dest = tmp_path / "out" / "pkg"
     assert _export(scenario_run, small_county, dest) == 1
     assert "disk full" in capsys.readouterr().err
@@ -281,6 +296,6 @@ def test_export__failure_leaves_no_package(
 
 def test_pick_look__clearest_then_latest():
     frac = np.array([0.9, 1.0, 1.0, 0.2, 1.0])
-    assert package.pick_look(frac, np.array([True, True, True, True, False])) == 2
-    assert package.pick_look(frac, np.array([True, False, False, True, False])) == 0
-    assert package.pick_look(frac, np.zeros(5, bool)) is None
+    assert evidence.pick_look(frac, np.array([True, True, True, True, False])) == 2
+    assert evidence.pick_look(frac, np.array([True, False, False, True, False])) == 0
+    assert evidence.pick_look(frac, np.zeros(5, bool)) is None

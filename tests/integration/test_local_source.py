@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import dask
 import numpy as np
 import pytest
+from dask.callbacks import Callback
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+from shapely.geometry import box
 
-from pipeline.config import MaskingConfig
+from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.errors import InputError
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
 from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from tests.conftest import write_tiny_catalog
 
 
 def test_read_catalog__scenes_sorted_with_baseline_offsets(tiny_catalog):
@@ -80,3 +90,210 @@ def test_add_indices__ndvi_of_vegetation_and_bright_patch(tiny_catalog):
     assert bsi[0, 0, 0] == pytest.approx(
         (0.18 + 0.04 - 0.40 - 0.03) / (0.18 + 0.04 + 0.40 + 0.03), abs=1e-3
     )
+
+
+# --- tile reads: one read per (date, tile) feeds the cube, the mask and per-site figures ---
+
+SHAPE = (36, 50)  # 10 m rows, cols; 20 m assets are half that
+DATES = [date(2021, 12, 1), date(2022, 1, 30), date(2022, 3, 1)]  # across the offset change
+INVALID = np.array([0, 1, 3, 8, 9, 10, 11])
+
+
+@pytest.fixture(scope="module")
+def random_catalog(tmp_path_factory):
+    """Random reflectance with no-data holes and blocky SCL clouds crossing tile edges."""
+    rng = np.random.default_rng(11)
+    t = len(DATES)
+    values = {b: rng.uniform(0.02, 0.5, (t, *SHAPE)) for b in ("red", "blue", "green", "nir")}
+    values["red"][1, 5:9, 30:41] = np.nan
+    values["swir16"] = rng.uniform(0.05, 0.5, (t, SHAPE[0] // 2, SHAPE[1] // 2))
+    values["scl"] = rng.choice(
+        [4, 5, 6, 9, 3, 8], (t, SHAPE[0] // 2, SHAPE[1] // 2), p=[0.5, 0.25, 0.13, 0.04, 0.04, 0.04]
+    )
+    root = tmp_path_factory.mktemp("random-catalog")
+    write_tiny_catalog(root, values, DATES)
+    return root / "catalog.json", values
+
+
+def _reflectance(v: np.ndarray, day: date) -> np.ndarray:
+    """What the catalog stores, read back: DN * 1e-4 + offset, NaN for no data."""
+    offset = -0.1 if day >= date(2022, 1, 25) else 0.0
+    dn = np.where(np.isnan(v), 0, np.clip(np.round((v - offset) * 10000), 1, 65535))
+    out = dn.astype(np.float32) * np.float32(1e-4) + np.float32(offset)
+    return np.where(dn == 0, np.nan, out).astype(np.float64)
+
+
+def _reference(values: dict, buffer: int) -> dict[str, np.ndarray]:
+    """Clear mask and indices for the whole scene, straight from the written arrays."""
+    up = lambda a: np.repeat(np.repeat(a, 2, axis=-2), 2, axis=-1)  # noqa: E731
+    refl = {
+        b: np.stack(
+            [
+                _reflectance(v, d)
+                for v, d in zip(up(values[b]) if b == "swir16" else values[b], DATES, strict=True)
+            ]
+        )
+        for b in ("red", "blue", "green", "nir", "swir16")
+    }
+    invalid = np.isin(up(values["scl"]), INVALID)
+    if buffer:
+        invalid = np.stack(
+            [ndimage.binary_dilation(m, np.ones((3, 3), bool), iterations=buffer) for m in invalid]
+        )
+    clear = ~invalid & np.logical_and.reduce([np.isfinite(v) for v in refl.values()])
+    r, b, g, n, s = (refl[k] for k in ("red", "blue", "green", "nir", "swir16"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "clear": clear,
+            "ndvi": (n - r) / (n + r),
+            "bsi": ((s + r) - (n + b)) / ((s + r) + (n + b)),
+            "ndwi": (g - n) / (g + n),
+        }
+
+
+def _site_figures(ref: dict, rows: slice, cols: slice, t: int) -> dict[str, float]:
+    ok = ref["clear"][t, rows, cols].ravel()
+    nd = ref["ndvi"][t, rows, cols].ravel()[ok]
+    bs = ref["bsi"][t, rows, cols].ravel()[ok]
+    nw = ref["ndwi"][t, rows, cols].ravel()[ok]
+    water = nw >= 0.1
+    return {
+        "n_clear": ok.sum(),
+        "ndvi_mean": nd.mean() if nd.size else np.nan,
+        "ndvi_median": np.median(nd) if nd.size else np.nan,
+        "bsi_mean": bs.mean() if bs.size else np.nan,
+        "bsi_median": np.median(bs) if bs.size else np.nan,
+        "ndwi_mean": nw.mean() if nw.size else np.nan,
+        "vegetated_fraction": ((nd >= 0.4) & ~water).mean() if nd.size else np.nan,
+        "bare_fraction": ((nd <= 0.2) & (bs >= 0.0) & ~water).mean() if nd.size else np.nan,
+    }
+
+
+def _timeseries(catalog, boxes, chunk: int, buffer: int, halo: int):
+    scenes = read_catalog(catalog)
+    grid = analysis_grid(scenes)
+    cube = load_cube(scenes, grid, chunk_size=chunk, halo=halo)
+    ds = add_indices(mask_clouds(cube, MaskingConfig(buffer_pixels=buffer)))
+    left, top = grid.transform.c, grid.transform.f
+    geoms = [
+        box(left + c0 * 10, top - r1 * 10, left + c1 * 10, top - r0 * 10)
+        for r0, r1, c0, c1 in boxes
+    ]
+    pixels = site_pixel_index([f"S{k}" for k in range(len(boxes))], geoms, grid, chunk_size=chunk)
+    tasks = site_timeseries_tasks(ds, pixels, SurfaceConfig())
+    (results,) = dask.compute([task for _, task in tasks])
+    table = assemble_timeseries(
+        list(zip([t for t, _ in tasks], results, strict=True)), pixels, ds["time"].values
+    )
+    return ds, pixels, table
+
+
+boxes_st = st.lists(
+    st.tuples(st.integers(-5, 34), st.integers(1, 20), st.integers(-5, 48), st.integers(1, 25)).map(
+        lambda b: (b[0], b[0] + b[1], b[2], b[2] + b[3])
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(boxes=boxes_st, chunk=st.sampled_from([7, 16, 25, 64]), buffer=st.sampled_from([0, 1, 2]))
+def test_site_timeseries__tile_reads_match_a_numpy_reference(random_catalog, boxes, chunk, buffer):
+    # Boxes overlap each other, cross tile edges and stick out of the imagery.
+    catalog, values = random_catalog
+    ds, pixels, table = _timeseries(catalog, boxes, chunk, buffer, halo=2)
+    assert "minewatch:tile_reads" in ds.attrs  # the tile-read path, not the block path
+    ref = _reference(values, buffer)
+    for k, (r0, r1, c0, c1) in enumerate(boxes):
+        rows = slice(max(r0, 0), max(min(r1, SHAPE[0]), r0, 0))
+        cols = slice(max(c0, 0), max(min(c1, SHAPE[1]), c0, 0))
+        n_in = max(rows.stop - rows.start, 0) * max(cols.stop - cols.start, 0)
+        assert pixels.n_expected[k] == (r1 - r0) * (c1 - c0)
+        assert pixels.n_inside[k] == n_in
+        for t in range(len(DATES)):
+            row = table[table.site_id == f"S{k}"].iloc[t]
+            want = _site_figures(ref, rows, cols, t)
+            assert row.n_pixels == n_in
+            assert row.valid_fraction == pytest.approx(want.pop("n_clear") / max(n_in, 1))
+            for col, expected in want.items():
+                assert row[col] == pytest.approx(expected, abs=2e-6, nan_ok=True), col
+
+
+@pytest.mark.parametrize(("chunk", "buffer"), [(7, 1), (16, 2), (64, 0)])
+def test_mask_clouds__tile_reads_and_overlap_path_agree(random_catalog, chunk, buffer):
+    catalog, values = random_catalog
+    scenes = read_catalog(catalog)
+    cube = load_cube(scenes, analysis_grid(scenes), chunk_size=chunk, halo=2)
+    fast = mask_clouds(cube, MaskingConfig(buffer_pixels=buffer))["clear"].values
+    plain = cube.copy()
+    plain.attrs = {}  # no tile reads: the dask overlap path
+    slow = mask_clouds(plain, MaskingConfig(buffer_pixels=buffer))["clear"].values
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast, _reference(values, buffer)["clear"])
+
+
+def test_mask_clouds__halo_smaller_than_buffer_falls_back_exactly(random_catalog):
+    catalog, values = random_catalog
+    scenes = read_catalog(catalog)
+    cube = load_cube(scenes, analysis_grid(scenes), chunk_size=16, halo=0)
+    _, _, table = _timeseries(catalog, [(10, 30, 10, 40)], chunk=16, buffer=2, halo=0)
+    clear = mask_clouds(cube, MaskingConfig(buffer_pixels=2))["clear"].values
+    np.testing.assert_array_equal(clear, _reference(values, 2)["clear"])
+    ref = _reference(values, 2)
+    for t in range(len(DATES)):
+        want = _site_figures(ref, slice(10, 30), slice(10, 40), t)
+        assert want["n_clear"] > 0
+        assert table.iloc[t].valid_fraction == pytest.approx(want["n_clear"] / 600)
+        assert table.iloc[t].ndvi_median == pytest.approx(
+            want["ndvi_median"], abs=2e-6, nan_ok=True
+        )
+
+
+def test_site_timeseries__each_tile_is_read_once_for_statistics_and_detection(random_catalog):
+    catalog, _ = random_catalog
+    scenes = read_catalog(catalog)
+    grid = analysis_grid(scenes)
+    cube = load_cube(scenes, grid, chunk_size=16)
+    ds = add_indices(mask_clouds(cube, MaskingConfig()))
+    pixels = site_pixel_index(["A"], [box(*grid.bounds)], grid, chunk_size=16)
+    tasks = site_timeseries_tasks(ds, pixels, SurfaceConfig())
+    reads = []
+
+    class CountReads(Callback):
+        def _pretask(self, key, dsk, state):
+            if isinstance(key, tuple) and str(key[0]).startswith("read-tile"):
+                reads.append(key)
+
+    with CountReads():
+        dask.compute(
+            [t for _, t in tasks],
+            ds["ndvi"],
+            ds["bsi"],
+            ds["red"],
+            ds["clear"],
+            scheduler="threads",
+            optimize_graph=False,
+        )
+    n_tiles = 3 * 4  # 36 x 50 px in 16 px tiles
+    assert len(reads) == len(set(reads)) == len(scenes) * n_tiles
+
+
+def test_load_cube__grid_beyond_the_assets_is_no_data(random_catalog):
+    catalog, values = random_catalog
+    scenes = read_catalog(catalog)
+    inner = analysis_grid(scenes)
+    left, bottom, right, top = inner.bounds
+    grid = analysis_grid(scenes, bounds=(left - 30, bottom, right + 50, top + 20))
+    cube = load_cube(scenes, grid, chunk_size=16)
+    red = cube["red"].values
+    assert red.shape == (3, SHAPE[0] + 2, SHAPE[1] + 8)
+    assert np.isnan(red[:, :2]).all() and np.isnan(red[:, :, :3]).all()
+    assert np.isnan(red[:, :, -5:]).all()
+    np.testing.assert_allclose(
+        red[0, 2:, 3:-5], _reflectance(values["red"][0], DATES[0]), atol=1e-6
+    )
+    clear = mask_clouds(cube, MaskingConfig())["clear"].values
+    assert not clear[:, :2].any() and not clear[:, :, -5:].any()

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from shapely.geometry import box
 
+from pipeline.config import SurfaceConfig
 from pipeline.indices import add_indices, bsi, ndvi
+from pipeline.sources.base import GridSpec
+from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
 
 REAL = Path(__file__).parents[2].parent / "shared" / "data" / "real"
 SLOVENIA = REAL / "eo-learn-slovenia"
@@ -63,3 +70,35 @@ def test_bsi__forest_is_negative_and_bounded():
     values = bsi(_scenes()).values[july]
     assert np.nanmax(np.abs(values)) <= 1
     assert np.nanmedian(values) < -0.03  # TOA reflectance: haze lifts blue, BSI nearer 0
+
+
+@needs_real
+def test_site_timeseries__real_patch_matches_eo_learn_reference_ndvi():
+    # Per-site NDVI from the real bands, gathered tile by tile (tiles of 32 px cut the
+    # sites), against statistics of eo-learn's own NDVI raster over the same pixels.
+    ds = add_indices(_scenes()).chunk({"time": 1, "y": 32, "x": 32})
+    ds["clear"] = ds["ndvi"].notnull()
+    ours = ndvi(_scenes()).values
+    ref = np.load(SLOVENIA / "data" / "NDVI.npy")[:5, ..., 0]
+    order = _match_reference_dates(ours, ref)
+    grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 0, 0, -10, 1010), (101, 100))
+    boxes = {"A": (10, 60, 20, 50), "B": (40, 101, 30, 90), "C": (0, 15, 0, 100)}  # rows, cols
+    geoms = [
+        box(c0 * 10, 1010 - r1 * 10, c1 * 10, 1010 - r0 * 10) for r0, r1, c0, c1 in boxes.values()
+    ]
+    pixels = site_pixel_index(list(boxes), geoms, grid, chunk_size=32)
+    tasks = site_timeseries_tasks(ds, pixels, SurfaceConfig())
+    (results,) = dask.compute([t for _, t in tasks])
+    table = assemble_timeseries(
+        list(zip([t for t, _ in tasks], results, strict=True)),
+        pixels,
+        np.arange(5).astype("datetime64[D]"),
+    )
+    for k, (sid, (r0, r1, c0, c1)) in enumerate(boxes.items()):
+        for t in range(5):
+            window = ref[order[t], r0:r1, c0:c1]
+            window = window[np.isfinite(window)]
+            row = table[table.site_id == sid].iloc[t]
+            assert row.n_pixels == (r1 - r0) * (c1 - c0) == pixels.n_inside[k]
+            assert row.ndvi_mean == pytest.approx(window.mean(), abs=1e-5)
+            assert row.ndvi_median == pytest.approx(np.median(window), abs=1e-5)

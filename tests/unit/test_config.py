@@ -75,3 +75,57 @@ def test_config_hash__ignores_credentials_and_tracks_thresholds():
     assert "s3cr3t-value" not in repr(secret)
     tuned = load_config(None, {"detection.persistence_min": 0.8})
     assert tuned.config_hash() != base.config_hash()
+
+
+def test_check_config__lists_every_problem_with_its_dotted_key(tmp_path):
+    from pipeline.config import check_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "detection:\n  min_maping_unit_ha: 0.2\n  persistence_min: 2\n"
+        "grid:\n  chunk_size: big\nreport:\n  language: fr\n"
+    )
+
+    cfg, errors = check_config(path)
+
+    assert cfg is None
+    assert {(e.file, e.field) for e in errors} == {
+        (str(path), "detection.min_maping_unit_ha"),
+        (str(path), "detection.persistence_min"),
+        (str(path), "grid.chunk_size"),
+        (str(path), "report.language"),
+    }
+    with pytest.raises(InputError) as first:
+        load_config(path)
+    assert first.value.field in {e.field for e in errors}
+
+
+def test_check_config__valid_config_has_no_problem():
+    from pipeline.config import check_config
+
+    cfg, errors = check_config(None, {"detection.persistence_min": 0.8})
+
+    assert errors == []
+    assert cfg is not None and cfg.detection.persistence_min == 0.8
+
+
+def test_load_config__a_bad_value_from_the_command_line_is_named_so(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("period:\n  start: 2022-01-01\n")
+
+    with pytest.raises(InputError) as err:
+        load_config(path, {"period.end": "2021-01-01", "compute.workers": None})
+
+    assert err.value.file == "command line"
+    assert err.value.field == "period"
+    assert "after end" in str(err.value)
+
+
+def test_load_config__config_that_is_a_list_or_a_folder_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("- detection\n- grid\n")
+    with pytest.raises(InputError, match="must be a mapping"):
+        load_config(path)
+    with pytest.raises(InputError, match="cannot read file") as err:
+        load_config(tmp_path)
+    assert err.value.file == str(tmp_path)

@@ -535,3 +535,109 @@ def test_read_aoi__is_the_union_of_all_polygons_in_wgs84(tmp_path: Path) -> None
     # the corner on the meridian, the eastern corner lies a little lower.
     assert aoi.bounds[:2] == pytest.approx((111.0, 30.0), abs=1e-5)
     assert aoi.bounds[2] > 111.0 + 0.015  # 2 km east at 30 N is about 0.0207 degrees
+
+
+# --- collecting every error (minewatch validate) -----------------------------------------
+
+
+def test_read_sites__with_an_error_list_keeps_every_bad_record_and_reads_on(
+    tmp_path: Path,
+) -> None:
+    no_geometry = site("S03")
+    no_geometry["geometry"] = None
+    path = write_geojson(
+        tmp_path / "sites.geojson",
+        [
+            site("S01"),
+            site("S02", category="quarry"),
+            no_geometry,
+            site("S01"),
+            "not a feature",  # type: ignore[list-item]
+            site("S05", restoration_start="someday"),
+            site("S06"),
+        ],
+    )
+    errors: list[InputError] = []
+
+    sites = read_sites(path, errors=errors)
+
+    assert list(sites["site_id"]) == ["S01", "S06"]
+    assert sites.attrs["records"] == ["feature 0 (site_id=S01)", "feature 6 (site_id=S06)"]
+    assert [(e.record, e.field) for e in errors] == [
+        ("feature 4", None),
+        ("feature 1 (site_id=S02)", "category"),
+        ("feature 2 (site_id=S03)", "geometry"),
+        ("features 0 and 3 (site_id=S01)", "site_id"),
+        ("feature 5 (site_id=S05)", "restoration_start"),
+    ]
+    assert all(e.file == str(path) for e in errors)
+
+
+def test_read_sites__without_an_error_list_raises_the_first(tmp_path: Path) -> None:
+    path = write_geojson(
+        tmp_path / "sites.geojson", [site("S01", target="orchard"), site("S02", status="x")]
+    )
+
+    with pytest.raises(InputError) as excinfo:
+        read_sites(path)
+
+    assert (excinfo.value.record, excinfo.value.field) == ("feature 0 (site_id=S01)", "target")
+
+
+def test_read_sites__file_level_errors_raise_even_when_collecting(tmp_path: Path) -> None:
+    errors: list[InputError] = []
+
+    with pytest.raises(InputError, match="file not found"):
+        read_sites(tmp_path / "none.geojson", errors=errors)
+
+    assert errors == []
+
+
+def test_read_permits__collects_date_order_and_unknown_sites(
+    tmp_path: Path, sites_file: Path
+) -> None:
+    path = write_geojson(
+        tmp_path / "permits.geojson",
+        [
+            permit("P01", "S99"),
+            permit("P02", valid_from="2030-01-01"),
+            permit("P02"),
+            permit("P04", "S02"),
+        ],
+    )
+    errors: list[InputError] = []
+
+    permits = read_permits(path, read_sites(sites_file), errors=errors)
+
+    assert list(permits["permit_id"]) == ["P01", "P02", "P04"]
+    assert [(e.record, e.field) for e in errors] == [
+        ("features 1 and 2 (permit_id=P02)", "permit_id"),
+        ("feature 1 (permit_id=P02)", "valid_from"),
+        ("feature 0 (permit_id=P01)", "site_id"),
+    ]
+
+
+def test_read_sites__non_finite_coordinates_are_refused(tmp_path: Path) -> None:
+    ring = [[[114.90, 27.80], [114.91, 27.80], [1e400, 27.81], [114.90, 27.80]]]
+    path = tmp_path / "sites.geojson"
+    text = json.dumps({"type": "FeatureCollection", "features": [site("S01", polygon(ring))]})
+    path.write_text(text.replace("Infinity", "1e400"))
+
+    with pytest.raises(InputError, match="non-finite") as excinfo:
+        read_sites(path)
+
+    assert excinfo.value.field == "geometry"
+
+
+def test_input_warning__manifest_form_names_file_record_and_field() -> None:
+    warning = InputWarning("sites.geojson", "feature 2 (site_id=S03)", "geometry", "repaired")
+
+    assert warning.as_dict() == {
+        "file": "sites.geojson",
+        "record": "feature 2 (site_id=S03)",
+        "field": "geometry",
+        "message": "repaired",
+    }
+    assert str(warning) == (
+        "sites.geojson: record feature 2 (site_id=S03): field 'geometry': repaired"
+    )

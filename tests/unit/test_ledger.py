@@ -82,3 +82,29 @@ def test_set_status__unknown_flag_or_status_is_input_error(tmp_path):
             set_status(con, "F9", "resolved", who="x")
         with pytest.raises(InputError, match="unknown status"):
             set_status(con, "F1", "maybe", who="x")
+
+
+def test_reconcile__same_detections_again_change_nothing(tmp_path):
+    flags = [_flag("F1", box(0, 0, 1, 1)), _flag("F2", box(3, 0, 4, 1))]
+    geoms = [f.geometry for f in flags]
+    with open_ledger(tmp_path) as con:
+        first = reconcile(con, flags, geoms, "run1")
+        rows = list_flags(con)
+        events = con.execute("SELECT flag_id, event FROM history ORDER BY id").fetchall()
+    again = [_flag("F1", box(0, 0, 1, 1)), _flag("F2", box(3, 0, 4, 1))]
+    with open_ledger(tmp_path) as con:  # a run killed after the ledger, started again
+        second = reconcile(con, again, geoms, "run1")
+        assert list_flags(con) == rows
+        assert con.execute("SELECT flag_id, event FROM history ORDER BY id").fetchall() == events
+    assert first == second
+
+
+def test_reconcile__flag_touching_a_neighbours_corner_keeps_its_own_id(tmp_path):
+    # Two digs meeting at one corner (8-connected flags can): each keeps its id.
+    a, b = box(0, 0, 1, 1), box(1, 1, 2, 2)
+    with open_ledger(tmp_path) as con:
+        reconcile(con, [_flag("FA", a), _flag("FB", b)], [a, b], "run1")
+    with open_ledger(tmp_path) as con:
+        rerun = [_flag("FB-seed", b), _flag("FA-seed", a)]  # listed in the other order
+        reconcile(con, rerun, [b, a], "run2")
+    assert [f.flag_id for f in rerun] == ["FB", "FA"]

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import base64
+import io
+import itertools
 import re
 import time
+import warnings
+from datetime import date
 from html.parser import HTMLParser
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import PIL.Image
 import pytest
+from affine import Affine
+from matplotlib.colors import to_rgb
+from rasterio.crs import CRS
 from shapely.geometry import box, mapping
 
+from pipeline.config import MaskingConfig
 from pipeline.errors import InputError
-from pipeline.report import i18n, render_report
+from pipeline.report import charts, i18n, render_report, sparklines
+from pipeline.report.evidence import ChipLook, FlagEvidence, load_flag_evidence
+from pipeline.report.evidence_charts import chip_png, scale_bar_length
 from pipeline.schema import (
     ALL,
     CATEGORIES,
@@ -26,6 +37,9 @@ from pipeline.schema import (
     TIMESERIES_COLUMNS,
     VIOLATIONS,
 )
+from pipeline.sources.base import GridSpec
+from pipeline.sources.local import read_catalog
+from tests.conftest import EPSG, ORIGIN
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EVIL_NAME = "<script>alert(1)</script>"
@@ -370,3 +384,142 @@ def test_render_report__200_sites_render_under_10_s() -> None:
     elapsed = time.perf_counter() - start
     assert elapsed < 10.0, f"{elapsed:.1f} s"
     assert len(_parse(page).of("img")) == 1 + 200
+
+
+def _evidence(flag_ids: list[str]) -> dict[str, FlagEvidence]:
+    rng = np.random.default_rng(0)
+    ring = np.array([[20, 20], [40, 20], [40, 40], [20, 40], [20, 20]], float)
+    out = {}
+    for fid in flag_ids:
+        rgb = rng.uniform(0.0, 0.3, (60, 60, 3)).astype(np.float32)
+        out[fid] = FlagEvidence(
+            flag_id=fid,
+            outline=[ring],
+            resolution_m=10.0,
+            before=ChipLook(date(2024, 4, 20), 0.98, rgb),
+            after=ChipLook(date(2024, 6, 1), 1.0, rgb[::-1]),
+        )
+    return out
+
+
+def test_render_report__flag_list_shows_before_after_chips() -> None:
+    page = render_report(**_inputs(), language="en", evidence=_evidence(["F-0001"]))
+    with_chips = _parse(_flag_row(page, "F-0001")).of("img")
+    assert [a["class"] for a in with_chips] == ["chip before", "chip after"]
+    for attrs in with_chips:
+        src = attrs["src"] or ""
+        assert src.startswith("data:image/png;base64,")
+    row = _flag_row(page, "F-0001")
+    assert "Before 2024-04-20 (clear 98%)" in row
+    assert "After 2024-06-01 (clear 100%)" in row
+    assert not _parse(_flag_row(page, "F-0002")).of("img")  # record only: no evidence read
+    assert i18n.TEXT["en"]["chips_caption"] in page
+
+
+def test_chip_png__large_enough_to_read_with_a_scale_bar() -> None:
+    ev = _evidence(["F"])["F"]
+    assert ev.before is not None
+    png = chip_png(ev.before, ev)
+    with PIL.Image.open(io.BytesIO(png)) as image:
+        assert min(image.size) >= 240
+    assert scale_bar_length(600.0) == 200.0
+    assert scale_bar_length(2400.0) == 500.0
+    assert scale_bar_length(60.0) == 20.0
+
+
+def _grey(colour: str) -> float:
+    r, g, b = to_rgb(colour)
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_class_style__classes_stay_apart_in_grey_print() -> None:
+    styles = [*charts.CLASS_STYLE.values(), charts.UNASSESSED_STYLE]
+    assert set(charts.CLASS_STYLE) == set(RECOVERY_CLASSES)
+    for (fill_a, _, _), (fill_b, _, _) in itertools.combinations(styles, 2):
+        assert abs(_grey(fill_a) - _grey(fill_b)) >= 0.1, (fill_a, fill_b)
+    hatches = [hatch for _, hatch, _ in charts.CLASS_STYLE.values()]
+    assert len(set(hatches)) == len(hatches)
+    # Worst to best reads dark to light.
+    order = ["disturbed", "regressed", "unrestored", "revegetating", "restored"]
+    greys = [_grey(charts.CLASS_STYLE[c][0]) for c in order]
+    assert greys == sorted(greys)
+
+
+def test_charts__chinese_labels_use_the_cjk_font() -> None:
+    font = charts.find_cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed (apt-get install fonts-wqy-microhei)")
+    assert charts.chart_language("zh-CN") == "zh-CN"
+    assert charts.chart_rc("zh-CN")["font.sans-serif"] == [font, "DejaVu Sans"]
+    sites = _sites(4)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*[Gg]lyph.*missing")
+        png = charts.render_map_png(sites, {"S000": "restored"}, _flags(), language="zh-CN")
+        sparks = sparklines.render_sparklines(
+            _timeseries(["S000"]), {"S000": None}, targets={"S000": ("目标", 0.6)}, language="zh-CN"
+        )
+    assert png.startswith(PNG_MAGIC)
+    assert sparks["S000"].startswith(PNG_MAGIC)
+
+
+def test_render_sparklines__draws_the_target_line() -> None:
+    ts = _timeseries(["S000"])
+    plain = sparklines.render_sparklines(ts, {"S000": None}, language="en")["S000"]
+    target = sparklines.render_sparklines(
+        ts, {"S000": None}, targets={"S000": ("target", 0.6)}, language="en"
+    )["S000"]
+    with PIL.Image.open(io.BytesIO(plain)) as a, PIL.Image.open(io.BytesIO(target)) as b:
+        diff = np.abs(np.asarray(a.convert("L"), float) - np.asarray(b.convert("L"), float))
+    # Palette quantisation shifts grey levels a little everywhere; the line changes them a lot.
+    rows = np.flatnonzero((diff > 20).any(axis=1))
+    assert len(rows) > 0
+    assert rows.max() - rows.min() < 20  # one band of rows: the line and its label
+
+
+def test_render_report__progress_by_county_ends_with_the_city_total(page_en: str) -> None:
+    tables = re.findall(r'<table class="progress">.*?</table>', page_en, flags=re.S)
+    assert len(tables) == 2
+    last_row = re.findall(r"<tr[^>]*>.*?</tr>", tables[1], flags=re.S)[-1]
+    assert 'class="total"' in last_row
+    assert "Total" in last_row
+    assert ">21<" in last_row
+
+
+def _patch_flag(first_detected: str) -> dict:
+    """A flag over the tiny catalog's bright patch (rows 10-20, columns 10-30)."""
+    x0, y0 = ORIGIN[0] + 100.0, ORIGIN[1] - 200.0
+    patch = gpd.GeoSeries([box(x0, y0, x0 + 200.0, y0 + 100.0)], crs=f"EPSG:{EPSG}")
+    return {
+        "type": "Feature",
+        "geometry": mapping(patch.to_crs(4326).iloc[0]),
+        "properties": {"flag_id": "F-patch", "first_detected": first_detected},
+    }
+
+
+def test_load_flag_evidence__chips_show_the_flag_where_it_is(tiny_catalog) -> None:
+    catalog, values, dates = tiny_catalog
+    scenes = read_catalog(catalog)
+    grid = GridSpec(
+        crs=CRS.from_epsg(EPSG),
+        transform=Affine(10.0, 0, ORIGIN[0], 0, -10.0, ORIGIN[1]),
+        shape=(40, 60),
+    )
+    flag = _patch_flag(dates[1].isoformat())
+    evidence = load_flag_evidence(scenes, grid, [flag], MaskingConfig())["F-patch"]
+    assert evidence.before is not None and evidence.after is not None
+    assert (evidence.before.date, evidence.after.date) == (dates[0], dates[1])
+    assert evidence.before.clear_fraction == 1.0
+    assert evidence.after.clear_fraction < 1.0  # the second scene's corner cloud
+    red = evidence.before.rgb[..., 0]
+    assert red.shape == (40, 60)  # the whole (small) grid: chips are at least 60 px if it allows
+    np.testing.assert_allclose(red[10:20, 10:30], 0.2, atol=1e-3)
+    np.testing.assert_allclose(red[25:, 35:], values["red"][0, 25:, 35:], atol=1e-3)
+    ring = evidence.outline[0]
+    np.testing.assert_allclose(ring.min(axis=0), [10, 10], atol=1e-3)  # (column, row)
+    np.testing.assert_allclose(ring.max(axis=0), [30, 20], atol=1e-3)
+    assert (
+        load_flag_evidence(scenes, grid, [_patch_flag(dates[0].isoformat())], MaskingConfig())[
+            "F-patch"
+        ].before
+        is None
+    )  # nothing was seen before the first look

@@ -137,3 +137,34 @@ def test_site_timeseries__tile_size_never_changes_results(x0, y0, w, h, chunk):
         t2.drop(columns=["site_id", "date"]).to_numpy(float),
         rtol=1e-6,
     )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([-0.5, -0.25, -0.0, 0.0, 0.1, 0.1, 0.7]), min_size=50, max_size=50
+    ),
+    chunk=st.sampled_from([3, 4, 64]),
+)
+def test_site_timeseries__medians_exact_with_ties_signs_and_tile_splits(values, chunk):
+    # A 5 x 10 site: in one tile (chunk 64) or split over several (3, 4) whose values
+    # are merged per date; ties, signed zeros and even counts all give np.median.
+    ds = _dataset(6, chunk=chunk, n_times=1)
+    ndvi = ds["ndvi"].values.copy()
+    ndvi[0, 10:15, 20:30] = np.array(values, np.float32).reshape(5, 10)
+    clear = ds["clear"].values.copy()
+    clear[0, 10:15, 20:30] = True
+    clear[0, 10, 20] = False  # 49 clear pixels, then 48 below
+    ds = ds.assign(ndvi=(ds["ndvi"].dims, ndvi), clear=(ds["clear"].dims, clear))
+    ds = ds.chunk({"time": 1, "y": chunk, "x": chunk})
+    site = box(200, 500 - 150, 300, 500 - 100)  # rows 10..14, cols 20..29
+    for extra_cloud in (False, True):
+        if extra_cloud:
+            c = ds["clear"].values.copy()
+            c[0, 14, 29] = False
+            ds = ds.assign(clear=(ds["clear"].dims, c)).chunk({"time": 1, "y": chunk, "x": chunk})
+        _, table = _run(ds, [site], chunk=chunk)
+        ok = ds["clear"].values[0, 10:15, 20:30]
+        expected = np.median(np.array(values, np.float32).reshape(5, 10)[ok])
+        assert table.iloc[0].ndvi_median == pytest.approx(expected, abs=1e-7)
+        assert table.iloc[0].valid_fraction == pytest.approx(ok.sum() / 50)

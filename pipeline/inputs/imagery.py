@@ -1,0 +1,196 @@
+"""Checks of the imagery's assets before a run reads them, and of what the run saw.
+
+``check_assets`` opens every asset's header once (no pixel is read): an asset that
+cannot be opened, declares no CRS, or is shorter than its own block index says
+(a truncated download) makes its whole acquisition unusable, so that scene is left
+out and named in a warning. ``reprojection_warnings`` names items whose assets are
+in another CRS or at another resolution than their band's: they are warped or
+resampled onto the analysis grid by nearest neighbour, as ``sources.local`` does.
+``cloudy_scene_warnings`` names acquisitions that gave no clear pixel over any site.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pandas as pd
+import rasterio
+from rasterio.errors import RasterioError
+
+from pipeline import schema
+from pipeline.inputs.records import InputWarning
+from pipeline.sources.base import GridSpec, Scene
+
+logger = logging.getLogger(__name__)
+
+# Beyond this many blocks only the last one is checked against the file size: it is
+# the block GDAL writes last, so a truncated file loses it first.
+MAX_BLOCKS_CHECKED = 4096
+# Native resolution (m) of each band's asset in Sentinel-2 L2A.
+NATIVE_RESOLUTION = {
+    **dict.fromkeys(schema.BANDS_10M, 10.0),
+    **dict.fromkeys(schema.BANDS_20M, 20.0),
+    schema.SCL: 20.0,
+}
+
+
+@dataclass(frozen=True)
+class AssetProbe:
+    """What an asset's header says."""
+
+    item_id: str
+    band: str
+    href: str
+    crs: rasterio.crs.CRS
+    resolution: float
+    """Pixel width in the asset's CRS units."""
+
+
+def _truncation(src: rasterio.io.DatasetReader, href: str) -> str | None:
+    """Why a local GeoTIFF is shorter than its block index, or None."""
+    if src.driver != "GTiff" or not os.path.isfile(href):
+        return None
+    size = os.path.getsize(href)
+    bh, bw = src.block_shapes[0]
+    rows, cols = math.ceil(src.height / bh), math.ceil(src.width / bw)
+    blocks = [(c, r) for r in range(rows) for c in range(cols)]
+    if len(blocks) > MAX_BLOCKS_CHECKED:
+        blocks = blocks[-1:]
+    for c, r in blocks:
+        offset = src.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=1)
+        length = src.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)
+        if offset and length and int(offset) + int(length) > size:
+            return (
+                f"truncated: block ({r}, {c}) ends at byte {int(offset) + int(length)} "
+                f"but the file has {size} bytes"
+            )
+    return None
+
+
+def _probe(item_id: str, band: str, href: str) -> AssetProbe | str:
+    try:
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(href) as src:
+            if src.crs is None:
+                return "declares no CRS"
+            problem = _truncation(src, href)
+            if problem:
+                return problem
+            return AssetProbe(item_id, band, href, src.crs, abs(float(src.transform.a)))
+    except RasterioError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot be opened: {reason}"
+
+
+def check_assets(
+    scenes: Sequence[Scene], *, catalog: str
+) -> tuple[list[Scene], list[InputWarning], list[AssetProbe]]:
+    """The scenes whose every asset opens, warnings naming the others, and the probes."""
+    kept: list[Scene] = []
+    warnings: list[InputWarning] = []
+    probes: list[AssetProbe] = []
+    jobs = [
+        (item_id, band, ref.href)
+        for scene in scenes
+        for item_id, refs in zip(scene.item_ids, scene.assets, strict=True)
+        for band, ref in refs.items()
+    ]
+    # Opening a file is mostly waiting on the disk, and GDAL releases the GIL meanwhile.
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        results = dict(zip(jobs, pool.map(lambda job: _probe(*job), jobs), strict=True))
+    for scene in scenes:
+        bad: list[tuple[str, str, str]] = []
+        found: list[AssetProbe] = []
+        for item_id, refs in zip(scene.item_ids, scene.assets, strict=True):
+            for band, ref in refs.items():
+                result = results[(item_id, band, ref.href)]
+                if isinstance(result, str):
+                    bad.append((item_id, band, f"{ref.href} {result}"))
+                else:
+                    found.append(result)
+        if not bad:
+            kept.append(scene)
+            probes.extend(found)
+            continue
+        day = pd.Timestamp(scene.date).date()
+        for item_id, band, reason in bad:
+            warning = InputWarning(
+                catalog,
+                f"item {item_id}",
+                f"assets.{band}",
+                f"asset {reason}; acquisition {day} skipped",
+            )
+            logger.warning("%s", warning)
+            warnings.append(warning)
+    return kept, warnings, probes
+
+
+def reprojection_warnings(
+    probes: Sequence[AssetProbe], grid: GridSpec, *, catalog: str
+) -> list[InputWarning]:
+    """One warning per item with assets off the grid's CRS or off their band's resolution."""
+    by_item: dict[str, list[AssetProbe]] = {}
+    for probe in probes:
+        by_item.setdefault(probe.item_id, []).append(probe)
+    out = []
+    for item_id, items in by_item.items():
+        other_crs = [p for p in items if p.crs != grid.crs]
+        if other_crs:
+            bands = ", ".join(p.band for p in other_crs)
+            out.append(
+                InputWarning(
+                    catalog,
+                    f"item {item_id}",
+                    "proj:epsg",
+                    f"assets {bands} are in {other_crs[0].crs.to_string()}, the grid in "
+                    f"{grid.crs.to_string()}: warped onto the grid (nearest neighbour)",
+                )
+            )
+        odd = [
+            p
+            for p in items
+            if p.crs == grid.crs
+            and not math.isclose(p.resolution, NATIVE_RESOLUTION.get(p.band, p.resolution))
+        ]
+        if odd:
+            sizes = ", ".join(f"{p.band} {p.resolution:g} m" for p in odd)
+            out.append(
+                InputWarning(
+                    catalog,
+                    f"item {item_id}",
+                    "proj:transform",
+                    f"assets at an unusual resolution ({sizes}): resampled onto the "
+                    f"{grid.resolution:g} m grid (nearest neighbour)",
+                )
+            )
+    for warning in out:
+        logger.warning("%s", warning)
+    return out
+
+
+def cloudy_scene_warnings(
+    timeseries: pd.DataFrame, scenes: Sequence[Scene], *, catalog: str
+) -> list[InputWarning]:
+    """One warning per acquisition with no clear pixel over any site that it covers."""
+    if timeseries.empty:
+        return []
+    seen = timeseries[timeseries["n_pixels"] > 0]
+    clear = seen.groupby(seen["date"].dt.date)["valid_fraction"].max()
+    out = []
+    for scene in scenes:
+        day = pd.Timestamp(scene.date).date()
+        if day in clear.index and clear[day] <= 0:
+            out.append(
+                InputWarning(
+                    catalog,
+                    f"item {', '.join(scene.item_ids)}",
+                    "scl",
+                    f"acquisition {day} has no clear pixel over any site (cloud, shadow or "
+                    "no data): kept with valid_fraction 0 and no statistics",
+                )
+            )
+    return out

@@ -1,0 +1,134 @@
+"""Recovery classes from the trained model, in the rule set's table shape.
+
+``recovery_model(cfg)`` finds the model the config asks for (``recovery.model``: a
+folder, ``null`` for the shipped ``models/recovery-default`` (the rules, with a
+warning, where an install lacks that folder), or ``"rules"``) and loads it;
+``predict_sites`` turns ``model_features`` into the same ``CLASSIFIED_COLUMNS`` that
+``classify.classify_sites`` gives, so ``site_status_table`` and everything after it do
+not care which one decided.
+
+- ``recovery_class`` is the most probable class, and ``probability`` its
+  ``predict_proba``. Two classes describe a restoration (``revegetating``,
+  ``regressed``); a site whose restoration has not begun cannot have them, so their
+  probabilities are set to 0 and the rest renormalised (``rule``
+  ``no_restoration_yet``) before choosing.
+- A site with no clear look in the latest window is ``unrestored`` with probability
+  0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
+  rules: nothing is claimed about a surface nobody saw.
+- ``meets_target`` is the rule set's target test on the latest window
+  (``classify.target_margin``): whether the surface now behaves like its target,
+  stated by thresholds an analyst can read in the config.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RecoveryConfig
+from pipeline.errors import InputError
+from pipeline.recovery.classify import CLASSIFIED_COLUMNS, NEEDS_RESTORATION, target_margin
+from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
+from pipeline.recovery.model import RecoveryModel, load_model
+
+logger = logging.getLogger(__name__)
+
+RULES = "rules"
+RULES_VERSION = "rules-0.1"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "recovery-default"
+
+
+def recovery_model(cfg: RecoveryConfig) -> RecoveryModel | None:
+    """The model ``cfg.model`` names, loaded and checked; None means the rule set."""
+    if cfg.model == RULES:
+        return None
+    folder = Path(cfg.model) if cfg.model else DEFAULT_MODEL_DIR
+    if cfg.model is None and not folder.exists():
+        # An install without the repository's models/ folder: the rules still work,
+        # and the manifest's model_version says which decided.
+        logger.warning("no shipped recovery model at %s; classifying by the rules", folder)
+        return None
+    return load_model(folder)
+
+
+def predict_sites(
+    model: RecoveryModel,
+    features: pd.DataFrame,
+    sites: pd.DataFrame,
+    *,
+    cfg: RecoveryConfig,
+) -> pd.DataFrame:
+    """Classes, probabilities and ``meets_target`` for every row of ``features``.
+
+    ``features`` comes from ``relative.model_features``; ``sites`` supplies each
+    site's ``target``. Returns ``CLASSIFIED_COLUMNS`` indexed by ``site_id``.
+    """
+    targets = site_table(sites).set_index("site_id")["target"]
+    proba = model.predict_proba(features)
+    classes = np.array(model.classes, dtype=object)
+    rows = []
+    for site_id, feat in features.iterrows():
+        if site_id not in targets.index:
+            raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
+        target = str(targets[site_id])
+        if target not in cfg.targets:
+            raise InputError(
+                f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
+            )
+        p = proba.loc[site_id].to_numpy(dtype=float).copy()
+        rule = "model"
+        if not feat["restoration_started"] >= 1:
+            allowed = ~np.isin(classes, NEEDS_RESTORATION)
+            if p[~allowed].max(initial=0.0) > p[allowed].max(initial=0.0):
+                rule = "no_restoration_yet"
+            p = np.where(allowed, p, 0.0)
+            p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
+        best = int(np.argmax(p))
+        recovery_class, probability = str(classes[best]), float(p[best])
+        seen = feat["n_clear_latest"] > 0
+        if not seen and recovery_class != "disturbed":
+            recovery_class, probability, rule = "unrestored", 0.0, "no_clear_data"
+        last = feat[LAST_CLEAR_DATE]
+        margin = target_margin(feat, target, cfg.targets[target])
+        rows.append(
+            {
+                "recovery_class": recovery_class,
+                "probability": round(probability, 3),
+                "meets_target": bool(margin >= 0),
+                "vegetated_fraction": feat["vegetated_fraction"],
+                "bare_fraction": feat["bare_fraction"],
+                "water_fraction": feat["water_fraction"],
+                "disturbed_fraction": feat["disturbed_fraction"],
+                "rule": rule,
+                "assessed_until": None
+                if pd.isna(last)
+                else pd.Timestamp(last).strftime("%Y-%m-%d"),
+            }
+        )
+        logger.debug(
+            "site %s: %s (probability %.2f, %s)", site_id, recovery_class, probability, rule
+        )
+    out = pd.DataFrame(rows, index=features.index, columns=list(CLASSIFIED_COLUMNS))
+    out["meets_target"] = out["meets_target"].astype(bool)
+    out["probability"] = out["probability"].astype("float64")
+    return out
+
+
+def classify_with(
+    model: RecoveryModel | None,
+    features: pd.DataFrame,
+    sites: pd.DataFrame,
+    disturbed: Mapping[str, float],
+    *,
+    cfg: RecoveryConfig,
+) -> pd.DataFrame:
+    """``predict_sites`` with a model, ``classify.classify_sites`` (the rules) without one."""
+    if model is not None:
+        return predict_sites(model, features, sites, cfg=cfg)
+    from pipeline.recovery.classify import classify_sites
+
+    return classify_sites(features, sites, disturbed, cfg=cfg)

@@ -1,0 +1,379 @@
+"""Image evidence of a flag: before/after true-colour looks and the flag's own trajectory.
+
+Both pages that list flags (the run's ``report.html`` and a county's package) show, per
+flag, the clearest look of its surroundings before ``first_detected`` and the clearest
+look between ``confirmed`` (or ``first_detected``) and ``last_seen``. This module reads
+those looks; ``evidence_charts`` draws them.
+
+Two readers, one result (``FlagEvidence``):
+
+- ``load_flag_evidence`` (the run's report, every open flag): reads only the SCL band of
+  each flag's window on every date to choose the two looks, then red/green/blue on those
+  two dates only; all flags in two ``dask.compute`` calls. About 1/7 of the reads of a
+  full window, so a city's flags add seconds, not minutes, to a run.
+- ``load_flag_window`` (the county package, which also plots each flag's NDVI/BSI
+  trajectory): every band of every date over the window, one compute per flag.
+
+Imagery is read on the window's own sub-grid of the run's grid, SCL with a halo of the
+cloud-mask buffer so the mask's dilation is exact at the chip's edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import dask
+import geopandas as gpd
+import numpy as np
+import shapely.geometry
+from affine import Affine
+from rasterio.features import geometry_mask
+from shapely.geometry.base import BaseGeometry
+
+from pipeline import schema
+from pipeline.config import MaskingConfig
+from pipeline.indices import add_indices
+from pipeline.masking import clear_mask, mask_clouds
+from pipeline.sources.base import GridSpec, Scene
+from pipeline.sources.local import load_cube
+
+log = logging.getLogger(__name__)
+
+CHIP_BUFFER_M = 150.0  # context around a flag: ~15 pixels, enough to see the pit's edges
+CHIP_MIN_PX = 60  # a chip is at least 600 m x 600 m at 10 m so a small dig has surroundings
+# A look enters the flag's trajectory when at least half its pixels are clear: a median
+# over the two clear pixels beside a cloud says more about the cloud edge than the dig.
+TRAJECTORY_MIN_CLEAR = 0.5
+RGB_BANDS = ("red", "green", "blue")
+
+Window = tuple[int, int, int, int]
+"""(row0, row1, col0, col1) on the run's grid."""
+
+
+@dataclass(frozen=True)
+class ChipLook:
+    """One true-colour look of a flag's surroundings."""
+
+    date: date
+    """Acquisition date."""
+    clear_fraction: float
+    """Share of the chip window's pixels that are clear on that date."""
+    rgb: np.ndarray
+    """(y, x, 3) red, green, blue reflectance (not cloud-masked); NaN where no data."""
+
+
+@dataclass
+class FlagEvidence:
+    """What the pages show of one flag besides its properties."""
+
+    flag_id: str
+    outline: list[np.ndarray]
+    """Rings of the flag's polygon in chip pixel coordinates (column, row), float."""
+    resolution_m: float
+    """Ground size of one chip pixel (m)."""
+    before: ChipLook | None = None
+    after: ChipLook | None = None
+    trajectory_dates: list[date] | None = None
+    """Dates of the mostly-clear looks over the flag (the package only)."""
+    trajectory_ndvi: np.ndarray | None = None
+    trajectory_bsi: np.ndarray | None = None
+
+
+def chip_window(geom: BaseGeometry, grid: GridSpec) -> Window:
+    """(row0, row1, col0, col1) of the chip around ``geom`` (grid CRS), inside the grid.
+
+    The flag's bounds plus ``CHIP_BUFFER_M``, grown about its centre to at least
+    ``CHIP_MIN_PX`` pixels a side (less only where the grid itself is smaller).
+    """
+    res = grid.resolution
+    left, top = grid.transform.c, grid.transform.f
+    x0, y0, x1, y1 = geom.buffer(CHIP_BUFFER_M).bounds
+    rows, cols = grid.shape
+
+    def span(lo: float, hi: float, size: int) -> tuple[int, int]:
+        a, b = math.floor(lo), math.ceil(hi)
+        if b - a < CHIP_MIN_PX:
+            grow = CHIP_MIN_PX - (b - a)
+            a, b = a - grow // 2, b + grow - grow // 2
+        if b - a >= size:
+            return 0, size
+        shift = max(0, -a) - max(0, b - size)
+        return a + shift, b + shift
+
+    c0, c1 = span((x0 - left) / res, (x1 - left) / res, cols)
+    r0, r1 = span((top - y1) / res, (top - y0) / res, rows)
+    return r0, r1, c0, c1
+
+
+def pick_look(clear_fraction: np.ndarray, candidates: np.ndarray) -> int | None:
+    """Index of the clearest candidate look; ties go to the later look (nearest the change)."""
+    idx = np.flatnonzero(candidates)
+    if not len(idx):
+        return None
+    best = np.round(clear_fraction[idx], 3)
+    return int(idx[np.flatnonzero(best == best.max())[-1]])
+
+
+def pick_looks(
+    days: Sequence[date], clear_fraction: np.ndarray, props: Mapping[str, Any]
+) -> tuple[int | None, int | None]:
+    """(before, after) look indices for a flag with contract ``props``."""
+    first = as_date(props.get("first_detected"))
+    if first is None or not len(days):
+        return None, None
+    d = np.array(days, dtype="datetime64[D]")
+    after_from = as_date(props.get("confirmed")) or first
+    last = as_date(props.get("last_seen")) or d[-1].item()
+    i_before = pick_look(clear_fraction, d < np.datetime64(first))
+    in_dig = (d >= np.datetime64(after_from)) & (d <= np.datetime64(last))
+    i_after = pick_look(clear_fraction, in_dig)
+    if i_after is None:
+        i_after = pick_look(clear_fraction, d >= np.datetime64(first))
+    return i_before, i_after
+
+
+def as_date(value: Any) -> date | None:
+    """An ISO date (or datetime) string as a date; None when missing or unreadable."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def flag_geometry(feature: Mapping[str, Any], grid: GridSpec) -> BaseGeometry | None:
+    """The flag's polygon (GeoJSON, WGS84) in the grid's CRS; None without geometry."""
+    geometry = feature.get("geometry")
+    if not geometry:
+        return None
+    try:
+        geom = shapely.geometry.shape(geometry)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return gpd.GeoSeries([geom], crs="EPSG:4326").to_crs(grid.crs).iloc[0]
+
+
+def _outline(geom: BaseGeometry, transform: Affine) -> list[np.ndarray]:
+    inverse = ~transform
+    rings = []
+    for poly in getattr(geom, "geoms", [geom]):
+        if poly.geom_type != "Polygon":
+            continue
+        for ring in (poly.exterior, *poly.interiors):
+            xy = np.asarray(ring.coords, dtype=float)[:, :2]
+            cols, rows = inverse * (xy[:, 0], xy[:, 1])
+            rings.append(np.column_stack([cols, rows]))
+    return rings
+
+
+def _subgrid(grid: GridSpec, window: Window) -> GridSpec:
+    """The window as a grid of its own (same CRS and pixels as the run's grid)."""
+    r0, r1, c0, c1 = window
+    return GridSpec(
+        crs=grid.crs,
+        transform=grid.transform * Affine.translation(c0, r0),
+        shape=(r1 - r0, c1 - c0),
+    )
+
+
+def _window_transform(grid: GridSpec, window: Window) -> Affine:
+    return grid.transform * Affine.translation(window[2], window[0])
+
+
+def _has_band(scenes: Sequence[Scene], band: str) -> bool:
+    return any(band in assets for s in scenes for assets in s.assets)
+
+
+def _stack_rgb(bands: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([np.asarray(b, dtype=np.float32) for b in bands], axis=-1)
+
+
+# ---------------------------------------------------------------- the report: two looks
+
+
+def load_flag_evidence(
+    scenes: Sequence[Scene],
+    grid: GridSpec,
+    features: Sequence[Mapping[str, Any]],
+    masking: MaskingConfig,
+) -> dict[str, FlagEvidence]:
+    """Before/after looks of each flag in ``features`` (GeoJSON Feature dicts), by flag_id.
+
+    Reads SCL over every flag window and date, then red/green/blue over each window on
+    its two chosen dates: two computes for all flags. Flags without geometry, without
+    ``first_detected`` or outside the grid are left out.
+    """
+    targets = []
+    for feature in features:
+        props = feature.get("properties") or {}
+        fid = str(props.get("flag_id"))
+        geom = flag_geometry(feature, grid)
+        if geom is None or as_date(props.get("first_detected")) is None:
+            log.warning("flag %s: no geometry or first_detected; no chips", fid)
+            continue
+        window = chip_window(geom, grid)
+        if window[1] <= window[0] or window[3] <= window[2]:
+            log.warning("flag %s: outside the run's grid; no chips", fid)
+            continue
+        targets.append((fid, props, geom, window))
+    if not targets or not scenes:
+        return {}
+
+    days = [np.datetime64(s.date, "D").item() for s in scenes]
+    if _has_band(scenes, schema.SCL):
+        lazy = []
+        for _, _, _, window in targets:
+            sub = _subgrid(grid, window)
+            cube = load_cube(
+                scenes,
+                sub,
+                chunk_size=max(sub.shape),
+                bands=(schema.SCL,),
+                halo=masking.buffer_pixels,
+            )
+            lazy.append(clear_mask(cube, masking).data.mean(axis=(1, 2)))
+        fractions = [np.asarray(f, float) for f in dask.compute(*lazy, scheduler="threads")]
+    else:
+        fractions = [np.ones(len(scenes)) for _ in targets]
+
+    looks: list[tuple[int, int | None, int | None]] = []
+    lazy_rgb = []
+    for k, ((fid, props, _, window), frac) in enumerate(zip(targets, fractions, strict=True)):
+        i_before, i_after = pick_looks(days, frac, props)
+        chosen = [i for i in (i_before, i_after) if i is not None]
+        looks.append((k, i_before, i_after))
+        if not chosen:
+            log.warning("flag %s: no look before or after it", fid)
+        sub = _subgrid(grid, window)
+        cube = load_cube(
+            [scenes[i] for i in chosen], sub, chunk_size=max(sub.shape), bands=RGB_BANDS
+        )
+        lazy_rgb.append([cube[b].data if b in cube else None for b in RGB_BANDS] if chosen else [])
+    computed = dask.compute(lazy_rgb, scheduler="threads")[0]
+
+    out: dict[str, FlagEvidence] = {}
+    for (k, i_before, i_after), arrays in zip(looks, computed, strict=True):
+        fid, _, geom, window = targets[k]
+        transform = _window_transform(grid, window)
+        shape = (window[1] - window[0], window[3] - window[2])
+        evidence = FlagEvidence(
+            flag_id=fid, outline=_outline(geom, transform), resolution_m=grid.resolution
+        )
+        position = 0
+        for which, i in (("before", i_before), ("after", i_after)):
+            if i is None:
+                continue
+            bands = [
+                a[position] if a is not None else np.full(shape, np.nan, np.float32) for a in arrays
+            ]
+            look = ChipLook(days[i], round(float(fractions[k][i]), 4), _stack_rgb(bands))
+            setattr(evidence, which, look)
+            position += 1
+        out[fid] = evidence
+    log.info("evidence: %d flags, %d dates", len(out), len(days))
+    return out
+
+
+# ---------------------------------------------------------------- the package: full window
+
+
+def load_flag_window(
+    scenes: Sequence[Scene],
+    grid: GridSpec,
+    feature: Mapping[str, Any],
+    masking: MaskingConfig,
+) -> FlagEvidence | None:
+    """Before/after looks and the NDVI/BSI trajectory of one flag (one compute).
+
+    None when the flag has no geometry or first detection, or lies outside the grid.
+    """
+    props = feature.get("properties") or {}
+    fid = str(props.get("flag_id"))
+    geom = flag_geometry(feature, grid)
+    if geom is None or as_date(props.get("first_detected")) is None:
+        log.warning("flag %s: no geometry or first_detected; no chips", fid)
+        return None
+    window = chip_window(geom, grid)
+    if window[1] <= window[0] or window[3] <= window[2]:
+        log.warning("flag %s: outside the run's grid; no chips", fid)
+        return None
+    sub = _subgrid(grid, window)
+    cube = load_cube(scenes, sub, chunk_size=max(sub.shape), halo=masking.buffer_pixels)
+    ds = add_indices(mask_clouds(cube, masking))
+    shape = (cube.sizes[schema.TIME], window[1] - window[0], window[3] - window[2])
+
+    def band(name: str) -> Any:
+        return cube[name].data if name in cube else np.full(shape, np.nan, np.float32)
+
+    red, green, blue, clear, ndvi, bsi = dask.compute(
+        band("red"),
+        band("green"),
+        band("blue"),
+        ds["clear"].data,
+        ds["ndvi"].data,
+        ds["bsi"].data,
+        scheduler="threads",
+    )
+    days = [t.item() for t in cube[schema.TIME].to_numpy().astype("datetime64[D]")]
+    clear = np.asarray(clear, bool)
+    frac = clear.reshape(len(days), -1).mean(axis=1)
+    transform = _window_transform(grid, window)
+    evidence = FlagEvidence(
+        flag_id=fid, outline=_outline(geom, transform), resolution_m=grid.resolution
+    )
+    for which, i in zip(("before", "after"), pick_looks(days, frac, props), strict=True):
+        if i is None:
+            log.warning("flag %s: no look for the %s chip", fid, which)
+            continue
+        rgb = _stack_rgb([red[i], green[i], blue[i]])
+        setattr(evidence, which, ChipLook(days[i], round(float(frac[i]), 4), rgb))
+    dates, t_ndvi, t_bsi = _trajectory(days, clear, ndvi, bsi, geom, transform)
+    evidence.trajectory_dates, evidence.trajectory_ndvi, evidence.trajectory_bsi = (
+        dates,
+        t_ndvi,
+        t_bsi,
+    )
+    log.info(
+        "flag %s: window %dx%d px, before %s, after %s, %d clear looks",
+        fid,
+        shape[1],
+        shape[2],
+        evidence.before.date if evidence.before else None,
+        evidence.after.date if evidence.after else None,
+        len(dates),
+    )
+    return evidence
+
+
+def _trajectory(
+    days: list[date],
+    clear: np.ndarray,
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    geom: BaseGeometry,
+    transform: Affine,
+) -> tuple[list[date], np.ndarray, np.ndarray]:
+    """Median NDVI and BSI over the flag's clear pixels, for looks mostly clear over it."""
+    shape = clear.shape[1:]
+    inside = geometry_mask([geom], out_shape=shape, transform=transform, invert=True)
+    if not inside.any():  # a sliver smaller than a pixel centre: take the pixels it touches
+        inside = geometry_mask(
+            [geom], out_shape=shape, transform=transform, invert=True, all_touched=True
+        )
+    if not inside.any():
+        return [], np.array([]), np.array([])
+    keep = clear[:, inside].mean(axis=1) >= TRAJECTORY_MIN_CLEAR
+    if not keep.any():
+        return [], np.array([]), np.array([])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t_ndvi = np.nanmedian(ndvi[:, inside][keep], axis=1)
+        t_bsi = np.nanmedian(bsi[:, inside][keep], axis=1)
+    return [d for d, k in zip(days, keep, strict=True) if k], t_ndvi, t_bsi

@@ -1,0 +1,111 @@
+"""Where a run computes: Dask's threads on this machine, or an existing Dask cluster.
+
+Without ``compute.scheduler`` (``--scheduler``) a run uses Dask's threaded scheduler
+with one thread per core (``compute.workers`` / ``--workers`` to change). On the
+2-core machines the project runs on, it was measured faster than worker processes
+(a local cluster): the per-pixel work is numpy, which releases the GIL, and
+processes pay for moving every tile between them (``docs``: performance.md).
+
+``tcp://HOST:PORT`` connects to an existing ``distributed`` scheduler; its workers
+must import this package and read the catalog's assets at the same paths. Results
+are identical: every task is the same pure function of the same inputs.
+
+``compute_units`` is the orchestrator's compute call: the units form one graph (a
+pixel block that several units need is read once), and each unit's result is handed
+to a callback as soon as it is ready, so it is saved before the rest finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+from dask.callbacks import Callback
+
+from pipeline.config import ComputeConfig
+from pipeline.errors import InputError, MineWatchError
+from pipeline.logs import Progress
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def connect(cfg: ComputeConfig) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``cfg.scheduler`` (closed afterwards), or None for threads."""
+    if not cfg.scheduler:
+        yield None
+        return
+    if "://" not in cfg.scheduler:
+        raise InputError(
+            f"not a scheduler address: {cfg.scheduler!r} (expected tcp://HOST:PORT)",
+            field="compute.scheduler",
+        )
+    from distributed import Client
+
+    try:
+        # Dask's connect timeout (``distributed.comm.timeouts.connect``, 30 s by default).
+        client = Client(cfg.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
+    except (OSError, TimeoutError) as exc:
+        raise MineWatchError(f"cannot reach the Dask scheduler at {cfg.scheduler}: {exc}") from exc
+    try:
+        n = len(client.scheduler_info().get("workers", {}))
+        log.info("computing on the Dask cluster at %s (%d workers)", cfg.scheduler, n)
+        yield client
+    finally:
+        client.close()
+
+
+def local_workers(cfg: ComputeConfig) -> int:
+    """Threads of the local scheduler: ``compute.workers`` or one per core."""
+    return cfg.workers or os.cpu_count() or 1
+
+
+def _sink(result: Any) -> None:
+    return None
+
+
+def compute_units(
+    units: Mapping[Hashable, Any],
+    on_done: Callable[[Hashable, Any], None],
+    *,
+    client: Any,
+    workers: int,
+    progress: Progress,
+) -> None:
+    """Compute every delayed unit in one graph; call ``on_done(name, result)`` as each ends."""
+    if not units:
+        return
+    if client is None:
+        names = {unit.key: name for name, unit in units.items()}
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            # Runs on the scheduling thread before the unit's dependents start.
+            name = names.get(key)
+            if name is not None:
+                on_done(name, result)
+                progress.advance()
+
+        # Each unit feeds a sink that returns nothing, so Dask drops the unit's result
+        # as soon as it is saved instead of holding every one until the end; fusing
+        # would hide the units' keys from the callback.
+        sinks = [dask.delayed(_sink, pure=True)(unit) for unit in units.values()]
+        with Callback(posttask=posttask), dask.config.set({"optimization.fuse.delayed": False}):
+            dask.compute(sinks, scheduler="threads", num_workers=workers)
+        return
+
+    from distributed import as_completed
+
+    futures = client.compute(list(units.values()))
+    names = {fut.key: name for fut, name in zip(futures, units, strict=True)}
+    try:
+        for fut in as_completed(futures):
+            on_done(names[fut.key], fut.result())
+            progress.advance()
+            fut.release()
+    except BaseException:
+        client.cancel(futures)
+        raise

@@ -1,0 +1,258 @@
+"""The recovery model: training figures, safe saving and loading, prediction rules.
+
+Models here are tiny (a few boosting rounds on a made-up table where the class
+follows two features) so the tests are fast; the shipped model is checked for its
+card and size only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from pipeline.config import RecoveryConfig
+from pipeline.errors import InputError
+from pipeline.recovery import model as model_module
+from pipeline.recovery.model import (
+    CARD_FILE,
+    MODEL_FILE,
+    RecoveryModel,
+    classification_figures,
+    load_model,
+    save_model,
+    train_model,
+)
+from pipeline.recovery.predict import DEFAULT_MODEL_DIR, predict_sites, recovery_model
+from pipeline.recovery.relative import MODEL_FEATURES
+from pipeline.recovery.training import read_labels
+from pipeline.schema import RECOVERY_CLASSES
+
+
+def _table(n_per_class: int = 12, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Made-up features: the class is set by recovery_ratio and disturbed_fraction."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    centres = {
+        "unrestored": (0.2, 0.0),
+        "revegetating": (0.5, 0.0),
+        "restored": (1.0, 0.0),
+        "regressed": (0.7, 0.0),
+        "disturbed": (0.9, 0.3),
+    }
+    for klass, (ratio, dug) in centres.items():
+        for _ in range(n_per_class):
+            row = dict.fromkeys(MODEL_FEATURES, 0.0)
+            row["recovery_ratio"] = ratio + rng.normal(0, 0.03)
+            row["disturbed_fraction"] = dug
+            row["ratio_drop"] = 0.3 if klass == "regressed" else 0.0
+            row["restoration_started"] = 1.0
+            row["n_clear_latest"] = 20.0
+            rows.append(row)
+            labels.append(klass)
+    return pd.DataFrame(rows), pd.Series(labels)
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> RecoveryModel:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _table()
+    estimator = HistGradientBoostingClassifier(max_iter=15, min_samples_leaf=3, random_state=0)
+    estimator.fit(x.to_numpy(), y.to_numpy(dtype=object))
+    card = {
+        "version": "test-1",
+        "classes": [str(c) for c in estimator.classes_],
+        "features": list(MODEL_FEATURES),
+    }
+    return RecoveryModel(estimator, card)
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_model) -> Path:
+    return save_model(tiny_model, tmp_path / "m")
+
+
+def _card(folder: Path) -> dict:
+    return json.loads((folder / CARD_FILE).read_text())
+
+
+def test_save_load__round_trip_keeps_predictions(saved, tiny_model):
+    loaded = load_model(saved)
+    x, _ = _table(seed=1)
+    assert loaded.version == "test-1"
+    assert _card(saved)["model_sha256"] == model_module._sha256(saved / MODEL_FILE)
+    pd.testing.assert_frame_equal(loaded.predict_proba(x), tiny_model.predict_proba(x))
+
+
+def test_load_model__feature_schema_mismatch_refused(saved):
+    card = _card(saved)
+    card["features"] = [f for f in card["features"] if f != "recovery_ratio"]
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="feature schema") as err:
+        load_model(saved)
+    assert err.value.file == str(saved / CARD_FILE)
+    assert err.value.field == "features"
+    assert "recovery_ratio" in str(err.value)
+
+
+def test_load_model__reordered_features_refused(saved):
+    card = _card(saved)
+    card["features"] = list(reversed(card["features"]))
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="another order"):
+        load_model(saved)
+
+
+def test_load_model__tampered_file_refused(saved):
+    path = saved / MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="changed after training") as err:
+        load_model(saved)
+    assert err.value.file == str(path)
+
+
+class Payload:
+    """Stands for code a tampered model would smuggle in: a type nobody trusts."""
+
+    def __init__(self) -> None:
+        self.command = "echo owned"
+
+
+def test_load_model__untrusted_type_refused_even_with_matching_hash(saved):
+    # Whoever swaps the file can also rewrite the card's hash; the type check still holds.
+    path = saved / MODEL_FILE
+    sio.dump({"estimator": Payload()}, path)
+    card = _card(saved)
+    card["model_sha256"] = model_module._sha256(path)
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="untrusted types") as err:
+        load_model(saved)
+    assert "Payload" in str(err.value)
+    assert err.value.file == str(path)
+
+
+def test_load_model__missing_file_named(tmp_path):
+    with pytest.raises(InputError, match="missing") as err:
+        load_model(tmp_path)
+    assert err.value.file == str(tmp_path / CARD_FILE)
+
+
+def test_recovery_model__config_chooses(saved):
+    assert recovery_model(RecoveryConfig(model="rules")) is None
+    assert recovery_model(RecoveryConfig(model=str(saved))).version == "test-1"
+
+
+def test_train_model__grouped_cv_figures_and_card(monkeypatch):
+    monkeypatch.setitem(model_module.ESTIMATOR_PARAMS, "max_iter", 5)
+    monkeypatch.setitem(model_module.ESTIMATOR_PARAMS, "min_samples_leaf", 3)
+    monkeypatch.setattr(model_module, "CV_FOLDS", 3)
+    x, y = _table()
+    groups = pd.Series([f"site{i // 2}" for i in range(len(y))])  # two looks per site
+    model = train_model(x, y, groups, version="v")
+    card = model.card
+    assert card["classes"] == sorted(RECOVERY_CLASSES)
+    assert card["features"] == list(MODEL_FEATURES)
+    assert card["training_data"]["n_samples"] == 60
+    assert card["training_data"]["n_sites"] == 30
+    assert card["training_data"]["per_class"]["regressed"] == 12
+    cv = card["cross_validation"]
+    assert cv["grouped_by"] == "site"
+    assert np.asarray(cv["confusion"]["matrix"]).sum() == 60
+    assert cv["accuracy"] >= 0.9  # separable by construction
+    assert {"scikit-learn", "skops", "numpy"} <= set(card["packages"])
+    again = train_model(x, y, groups, version="v")
+    assert (
+        again.card["training_data"]["fingerprint_sha256"]
+        == (card["training_data"]["fingerprint_sha256"])
+    )
+
+
+def test_classification_figures__hand_counted():
+    truth = pd.Series(["restored", "restored", "unrestored", "regressed"])
+    predicted = pd.Series(["restored", "unrestored", "unrestored", "restored"])
+    f = classification_figures(truth, predicted)
+    assert f["accuracy"] == 0.5
+    assert f["per_class"]["restored"] == {"precision": 0.5, "recall": 0.5, "support": 2}
+    assert f["per_class"]["unrestored"] == {"precision": 0.5, "recall": 1.0, "support": 1}
+    assert f["per_class"]["regressed"]["recall"] == 0.0
+    assert f["per_class"]["disturbed"] == {"precision": None, "recall": None, "support": 0}
+
+
+def test_predict_sites__classes_guard_and_meets_target(tiny_model):
+    x, _ = _table(n_per_class=1, seed=3)
+    x.index = pd.Index(list(RECOVERY_CLASSES), name="site_id")
+    x["last_clear_date"] = pd.Timestamp("2023-12-20")
+    x.loc["restored", ["latest_peak_ndvi", "vegetated_fraction", "seasonal_amplitude"]] = [
+        0.8,
+        0.9,
+        0.5,
+    ]
+    # The regressed-looking site had no restoration: it cannot have regressed.
+    x.loc["regressed", "restoration_started"] = 0.0
+    sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
+    out = predict_sites(tiny_model, x, sites, cfg=RecoveryConfig())
+    assert out.loc["restored", "recovery_class"] == "restored"
+    assert out.loc["disturbed", "recovery_class"] == "disturbed"
+    assert out.loc["unrestored", "recovery_class"] == "unrestored"
+    assert out.loc["regressed", "recovery_class"] not in ("regressed", "revegetating")
+    assert out.loc["regressed", "rule"] == "no_restoration_yet"
+    assert bool(out.loc["restored", "meets_target"]) is True
+    assert bool(out.loc["unrestored", "meets_target"]) is False
+    assert out["probability"].between(0, 1).all()
+    assert out.loc["restored", "assessed_until"] == "2023-12-20"
+
+
+def test_predict_sites__no_clear_look_claims_nothing(tiny_model):
+    x, _ = _table(n_per_class=1, seed=4)
+    x.index = pd.Index(list(RECOVERY_CLASSES), name="site_id")
+    x["last_clear_date"] = pd.NaT
+    x["n_clear_latest"] = 0.0
+    sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
+    out = predict_sites(tiny_model, x, sites, cfg=RecoveryConfig())
+    assert out.loc["restored", "recovery_class"] == "unrestored"
+    assert out.loc["restored", "probability"] == 0.0
+    assert out.loc["disturbed", "recovery_class"] == "disturbed"  # digging is still seen
+
+
+def test_read_labels__bad_class_named(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "site_id,assessed_until,recovery_class\nS01,2023-10-01,restored\nS02,2023-10-01,green\n"
+    )
+    with pytest.raises(InputError, match="unknown class") as err:
+        read_labels(path)
+    assert err.value.record == "line 3"
+    assert err.value.field == "recovery_class"
+
+
+def test_read_labels__several_dates_per_site(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "site_id,assessed_until,recovery_class\n"
+        "S01,2022-10-01,revegetating\nS01,2023-10-01,restored\n"
+    )
+    labels = read_labels(path)
+    assert labels["assessed_until"].tolist() == ["2022-10-01", "2023-10-01"]
+    path.write_text(path.read_text() + "S01,2023-10-01,regressed\n")
+    with pytest.raises(InputError, match="twice"):
+        read_labels(path)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_DIR.exists(), reason="no shipped model in this checkout")
+def test_shipped_model__loads_small_with_its_card():
+    model = load_model(DEFAULT_MODEL_DIR)
+    card = model.card
+    assert (DEFAULT_MODEL_DIR / MODEL_FILE).stat().st_size < 5 * 2**20
+    assert set(card["classes"]) == set(RECOVERY_CLASSES)
+    assert card["cross_validation"]["grouped_by"] == "site"
+    assert all(card["training_data"]["per_class"][c] > 0 for c in RECOVERY_CLASSES)
+    assert model.version.startswith("recovery-hgb-")
+    assert date.fromisoformat(card["created"][:10]) >= date(2026, 1, 1)
