@@ -17,7 +17,9 @@ not care which one decided.
   rules: nothing is claimed about a surface nobody saw.
 - ``meets_target`` is the rule set's target test on the latest window
   (``classify.target_margin``): whether the surface now behaves like its target,
-  stated by thresholds an analyst can read in the config.
+  stated by thresholds an analyst can read in the config. A site the model calls
+  ``restored`` meets its target by definition (domain.md: restored means behaving
+  like the target), so the two columns never contradict each other in the report.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def predict_sites(
             {
                 "recovery_class": recovery_class,
                 "probability": round(probability, 3),
-                "meets_target": bool(margin >= 0),
+                "meets_target": bool(margin >= 0) or recovery_class == "restored",
                 "vegetated_fraction": feat["vegetated_fraction"],
                 "bare_fraction": feat["bare_fraction"],
                 "water_fraction": feat["water_fraction"],

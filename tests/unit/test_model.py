@@ -19,6 +19,7 @@ import skops.io as sio
 from pipeline.config import RecoveryConfig
 from pipeline.errors import InputError
 from pipeline.recovery import model as model_module
+from pipeline.recovery.classify import target_margin
 from pipeline.recovery.model import (
     CARD_FILE,
     MODEL_FILE,
@@ -256,3 +257,22 @@ def test_shipped_model__loads_small_with_its_card():
     assert all(card["training_data"]["per_class"][c] > 0 for c in RECOVERY_CLASSES)
     assert model.version.startswith("recovery-hgb-")
     assert date.fromisoformat(card["created"][:10]) >= date(2026, 1, 1)
+
+
+def test_predict_sites__a_restored_class_always_meets_its_target(tiny_model):
+    # A pit lake the model calls restored while the config's lake test (a planted
+    # margin of at least 5 %) fails: the report must not say "restored" and
+    # "does not meet the target" about one site.
+    x, _ = _table(n_per_class=1, seed=3)
+    x.index = pd.Index(list(RECOVERY_CLASSES), name="site_id")
+    x["last_clear_date"] = pd.Timestamp("2023-12-20")
+    sites = pd.DataFrame({"site_id": x.index, "target": "landscape"})
+    cfg = RecoveryConfig()
+    out = predict_sites(tiny_model, x, sites, cfg=cfg)
+    restored = out.index[out["recovery_class"] == "restored"]
+    assert len(restored) == 1
+    margins = {s: target_margin(x.loc[s], "landscape", cfg.targets["landscape"]) for s in x.index}
+    assert margins[restored[0]] < 0  # the rule test alone says no
+    assert bool(out.loc[restored[0], "meets_target"]) is True
+    others = [s for s in x.index if s not in restored and margins[s] < 0]
+    assert others and not out.loc[others, "meets_target"].any()
