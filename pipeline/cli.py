@@ -230,12 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(
         None,
         {
-            "provider.catalog": str(paths.catalog.resolve()),
-            "inputs.sites": str(paths.sites.resolve()),
-            "inputs.permits": str(paths.permits.resolve()),
-            "inputs.zones": str(paths.zones.resolve()),
-            "aoi": str(paths.aoi.resolve()),
-            "grid.chunk_size": 256,
+            **paths.run_overrides(),
             "report.language": args.language,
             "compute.workers": args.workers,
             "compute.scheduler": args.scheduler,

@@ -196,6 +196,21 @@ class ScenarioPaths:
             truth=root / "truth.json",
         )
 
+    def run_overrides(self) -> dict[str, object]:
+        """Config overrides that point a run at this scenario (absolute paths).
+
+        The scenario's grid is small, so the tiles are 256 px (the default 512 would
+        leave a 2-core machine one tile per date to work on).
+        """
+        return {
+            "provider.catalog": str(self.catalog.resolve()),
+            "inputs.sites": str(self.sites.resolve()),
+            "inputs.permits": str(self.permits.resolve()),
+            "inputs.zones": str(self.zones.resolve()),
+            "aoi": str(self.aoi.resolve()),
+            "grid.chunk_size": 256,
+        }
+
 
 @dataclass
 class _Region:

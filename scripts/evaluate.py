@@ -172,12 +172,7 @@ def main() -> int:
         cfg = load_config(
             None,
             {
-                "provider.catalog": str(paths.catalog),
-                "inputs.sites": str(paths.sites),
-                "inputs.permits": str(paths.permits),
-                "inputs.zones": str(paths.zones),
-                "aoi": str(paths.aoi),
-                "grid.chunk_size": 256,
+                **paths.run_overrides(),
                 "recovery.model": args.model,
             },
         )

@@ -69,12 +69,7 @@ def _run(seed: int, paths: ScenarioPaths) -> Path:
     cfg = load_config(
         None,
         {
-            "provider.catalog": str(paths.catalog),
-            "inputs.sites": str(paths.sites),
-            "inputs.permits": str(paths.permits),
-            "inputs.zones": str(paths.zones),
-            "aoi": str(paths.aoi),
-            "grid.chunk_size": 256,
+            **paths.run_overrides(),
             "recovery.model": "rules",
         },
     )

@@ -153,13 +153,7 @@ def classify_sites(
     targets = site_table(sites).set_index("site_id")["target"]
     rows = []
     for site_id, feat in features.iterrows():
-        if site_id not in targets.index:
-            raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
-        target = str(targets[site_id])
-        if target not in cfg.targets:
-            raise InputError(
-                f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
-            )
+        target = site_target(targets, site_id, cfg)
         dug = float(disturbed.get(site_id, 0.0) or 0.0)
         row = _classify_one(feat, target, cfg.targets[target], dug, cfg)
         since = feat.get("days_since_restoration_start", np.nan)
@@ -181,6 +175,22 @@ def classify_sites(
     out["meets_target"] = out["meets_target"].astype(bool)
     out["probability"] = out["probability"].astype("float64")
     return out
+
+
+def site_target(targets: pd.Series, site_id: object, cfg: RecoveryConfig) -> str:
+    """The target of ``site_id`` from ``targets`` (by site_id), checked against the config.
+
+    Raises ``InputError`` naming the site when it is not in the sites table or its
+    target has no thresholds in ``cfg.targets``.
+    """
+    if site_id not in targets.index:
+        raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
+    target = str(targets[site_id])
+    if target not in cfg.targets:
+        raise InputError(
+            f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
+        )
+    return target
 
 
 def site_status_table(classified: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:

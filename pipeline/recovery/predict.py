@@ -32,8 +32,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RecoveryConfig
-from pipeline.errors import InputError
-from pipeline.recovery.classify import CLASSIFIED_COLUMNS, NEEDS_RESTORATION, target_margin
+from pipeline.recovery.classify import (
+    CLASSIFIED_COLUMNS,
+    NEEDS_RESTORATION,
+    site_target,
+    target_margin,
+)
 from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
 from pipeline.recovery.model import RecoveryModel, load_model
 
@@ -74,13 +78,7 @@ def predict_sites(
     classes = np.array(model.classes, dtype=object)
     rows = []
     for site_id, feat in features.iterrows():
-        if site_id not in targets.index:
-            raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
-        target = str(targets[site_id])
-        if target not in cfg.targets:
-            raise InputError(
-                f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
-            )
+        target = site_target(targets, site_id, cfg)
         p = proba.loc[site_id].to_numpy(dtype=float).copy()
         rule = "model"
         if not feat["restoration_started"] >= 1:
