@@ -11,6 +11,12 @@ Two kinds of unit come out of the one pass over the pixels:
   tile continues from its newest saved state on the same date prefix: a killed run
   redoes at most ``CHECKPOINT_DATES`` dates of it, a later ``--end`` only the new dates.
 
+A unit whose pixel reads failed to decode (``local.read_failures``) is never saved:
+its result holds no-data windows that a later read may fill. ``save`` notes the dates
+that failed in ``UnitPlan.failures`` instead; the orchestrator leaves them out and
+plans again, reusing everything saved, so a transient fault costs a retry, not a
+silently missing observation.
+
 Outputs are then built from the saved units alone, so a resumed or incremental run
 ends with the same bytes as one that ran straight through. Nothing here computes:
 ``run.py`` hands ``UnitPlan.units`` to ``scheduler.compute_units`` and ``save``
@@ -77,6 +83,30 @@ class UnitPlan:
     n_dates: int
     counts: dict[str, int] = field(default_factory=dict)
     """Units and dates reused and computed, for the manifest."""
+    failures: dict[int, set[local.ReadFailure]] = field(default_factory=dict)
+    """Date index -> the asset windows that failed to read (filled in by ``save``)."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A unit's result and the reads behind it that failed: ``(date index, failure)``."""
+
+    value: Any
+    failures: tuple[tuple[int, local.ReadFailure], ...]
+
+
+def _read_failures(read: base.TileRead, t: int) -> tuple[tuple[int, local.ReadFailure], ...]:
+    return tuple((t, f) for f in local.read_failures(read))
+
+
+def _merge_failures(
+    *parts: tuple[tuple[int, local.ReadFailure], ...],
+) -> tuple[tuple[int, local.ReadFailure], ...]:
+    return tuple(f for part in parts for f in part)
+
+
+def _checked(value: Any, *failures: tuple[tuple[int, local.ReadFailure], ...]) -> Checked:
+    return Checked(value, _merge_failures(*failures))
 
 
 def _pixels_token(pixels: SitePixels) -> str:
@@ -134,13 +164,28 @@ def plan_units(
     by_date: dict[int, list[Any]] = defaultdict(list)
     for t, task in ts_tasks:
         by_date[t].append(task)
+    # Each unit carries the failures of the tile reads it was made from.
+    reads = local.tile_reads(ds)
+    check = dask.delayed(_read_failures, pure=True)
+    failed: dict[tuple[int, int, int], Any] = {}
+
+    def failures(t: int, tile: tuple[int, int]) -> list[Any]:
+        if reads is None:
+            return []
+        if (t, *tile) not in failed:
+            failed[(t, *tile)] = check(reads.delayed(t, *tile), t)
+        return [failed[(t, *tile)]]
+
+    checked = dask.delayed(_checked, pure=True)
+    merge = dask.delayed(_merge_failures, pure=True)
     pixels_lazy = dask.delayed(pixels, pure=True)
     for t in range(n):
         if store.rows_path(keys[t]).exists():
             rows[t] = store.rows_path(keys[t])
         else:
-            units[("rows", t)] = dask.delayed(_date_rows, pure=True)(
-                by_date.get(t, []), pixels_lazy, times[t]
+            rows_t = dask.delayed(_date_rows, pure=True)(by_date.get(t, []), pixels_lazy, times[t])
+            units[("rows", t)] = checked(
+                rows_t, *(f for tile in sorted(pixels.tiles) for f in failures(t, tile))
             )
 
     y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
@@ -153,8 +198,14 @@ def plan_units(
             data = found.path.read_bytes() if found.path is not None else None
             starts[(i, j)] = TileStart(found.n_done, data)
     for tile, snapshots in fold_tasks(ds, cfg.detection, starts, every=CHECKPOINT_DATES).items():
+        # A state holds every date folded since the tile's start: a failed read among
+        # them taints it and every later state (a running merge keeps the graph small).
+        since, done = dask.delayed((), pure=True), starts[tile].n_done
         for n_done, snapshot in snapshots:
-            units[("fold", tile, n_done)] = snapshot
+            new = [f for t in range(done, n_done) for f in failures(t, tile)]
+            since = merge(since, *new)
+            units[("fold", tile, n_done)] = checked(snapshot, since)
+            done = n_done
 
     fold_dates = sum(n - done for done, _ in folds.values())
     counts = {
@@ -177,14 +228,22 @@ def plan_units(
     return UnitPlan(units, rows, folds, keys, prefixes, n, counts)
 
 
-def save(store: StateStore, plan: UnitPlan, name: tuple[Any, ...], result: Any) -> None:
-    """Save one finished unit atomically; a tile's older state is then dropped."""
+def save(store: StateStore, plan: UnitPlan, name: tuple[Any, ...], result: Checked) -> None:
+    """Save one finished unit atomically; a tile's older state is then dropped.
+
+    A unit made from a read that failed is not saved: its dates go to ``plan.failures``.
+    """
+    if result.failures:
+        for t, failure in result.failures:
+            plan.failures.setdefault(t, set()).add(failure)
+        log.warning("unit %s: made from unreadable pixels; not saved", name)
+        return
     if name[0] == "rows":
         t = name[1]
-        plan.rows[t] = store.save_rows(plan.row_keys[t], result)
+        plan.rows[t] = store.save_rows(plan.row_keys[t], result.value)
         return
     _, tile, n_done = name
-    path = store.save_fold(tile, plan.prefixes[n_done - 1], result)
+    path = store.save_fold(tile, plan.prefixes[n_done - 1], result.value)
     done, older = plan.folds[tile]
     if n_done > done:
         plan.folds[tile] = (n_done, path)

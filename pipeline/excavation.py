@@ -139,16 +139,35 @@ def _season_bin(day: int) -> int:
     return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
 
 
+def _sorted_looks(values: np.ndarray) -> list[np.ndarray]:
+    """The (K, h, w) stack sorted along its first axis, NaN last, as K (h, w) slices.
+
+    A bubble-sort network of compare-exchanges on whole slices: for the few looks the
+    fold keeps (``prior_observations``, 3 by default) this is a handful of elementwise
+    passes, where ``np.sort`` along a strided first axis is many times slower. ``fmin``
+    keeps a number over NaN and ``maximum`` keeps the NaN, so NaN sorts last as in
+    ``np.sort``; equal values are interchangeable, so ties give the same values.
+    """
+    rows = list(values)
+    for end in range(len(rows) - 1, 0, -1):
+        for i in range(end):
+            a, b = rows[i], rows[i + 1]
+            rows[i], rows[i + 1] = np.fmin(a, b), np.maximum(a, b)
+    return rows
+
+
 def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Median over the stored looks (the first ``n`` of each pixel); NaN where ``n`` is 0.
 
-    Unfilled slots are NaN, which ``np.sort`` puts last, so the median of a pixel's
-    ``n`` looks sits at positions (n-1)//2 and n//2 of the sorted stack.
+    Unfilled slots are NaN, which sort last, so the median of a pixel's ``n`` looks
+    sits at positions (n-1)//2 and n//2 of the sorted stack.
     """
-    ordered = np.sort(values, axis=0)
-    n = n.astype(np.intp)
-    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[np.newaxis], axis=0)[0]
-    hi = np.take_along_axis(ordered, (n // 2)[np.newaxis], axis=0)[0]
+    ordered = _sorted_looks(values)
+    # Position (n-1)//2 is at least r where n >= 2r+1, and n//2 where n >= 2r.
+    lo, hi = ordered[0], ordered[0]
+    for r in range(1, len(ordered)):
+        lo = np.where(n >= 2 * r + 1, ordered[r], lo)
+        hi = np.where(n >= 2 * r, ordered[r], hi)
     return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
 
 

@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import xarray as xr
 from rasterio.features import geometry_mask
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
@@ -34,7 +36,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import InputError
 from pipeline.flags import Flag, attribute_violations, build_flags
 from pipeline.indices import INDEX_BANDS, add_indices
-from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
+from pipeline.inputs import InputWarning, read_aoi, read_permits, read_sites, read_zones
 from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
 from pipeline.inputs.imagery import check_assets, cloudy_scene_warnings, reprojection_warnings
 from pipeline.ledger import open_ledger, reconcile
@@ -51,10 +53,10 @@ from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.base import GridSpec, Scene
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.local import ReadFailure, analysis_grid, load_cube, read_catalog
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
-from pipeline.zonal import PIXEL_RULE, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +236,8 @@ def _prepare(cfg: RunConfig) -> _Prepared:
     else:  # a provider: fetch what the archive lacks, then read the archive's catalog
         from pipeline.fetch import fetch_for_run
 
-        catalog = fetch_for_run(cfg)
+        catalog, fetch_warnings = fetch_for_run(cfg)
+        inputs.warnings.extend(w.as_dict() for w in fetch_warnings)
     if cfg.compute.scheduler and "://" not in cfg.compute.scheduler:
         raise InputError(
             f"not a scheduler address: {cfg.compute.scheduler!r} (expected tcp://HOST:PORT)",
@@ -361,19 +364,70 @@ def _fingerprint(cfg: RunConfig, prep: _Prepared) -> str:
     )
 
 
+def _plan(
+    cfg: RunConfig, prep: _Prepared, store: StateStore, pixels: SitePixels
+) -> tuple[xr.Dataset, checkpoint.UnitPlan]:
+    """The lazy cube of ``prep.scenes`` and the plan of the units the workspace lacks."""
+    cube = load_cube(
+        prep.scenes,
+        prep.grid,
+        chunk_size=cfg.grid.chunk_size,
+        bands=(*INDEX_BANDS, schema.SCL),
+        halo=cfg.masking.buffer_pixels,
+    )
+    ds = add_indices(mask_clouds(cube, cfg.masking))
+    ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
+    # Units already saved in the workspace are reused; the graph holds the rest.
+    plan = checkpoint.plan_units(store, cfg, prep.scenes, prep.grid, ds, pixels, ts_tasks)
+    return ds, plan
+
+
+def _skip_unreadable(prep: _Prepared, failures: dict[int, set[ReadFailure]]) -> None:
+    """Leave out the dates whose pixels failed to read, with a warning per asset.
+
+    The asset's header opened (``check_assets``), but some of its pixel blocks did not
+    decode: a damaged file, or a disk or network fault. The whole acquisition leaves
+    this run, as one with an unreadable header does; nothing made from it was saved,
+    so the next run reads it again.
+    """
+    for t in sorted(failures):
+        scene = prep.scenes[t]
+        day = pd.Timestamp(scene.date).date()
+        seen: set[tuple[str, str]] = set()
+        for failure in sorted(failures[t], key=lambda f: (f.href, f.band, f.error)):
+            if (failure.href, failure.band) in seen:
+                continue
+            seen.add((failure.href, failure.band))
+            item_id = next(
+                (
+                    iid
+                    for iid, refs in zip(scene.item_ids, scene.assets, strict=True)
+                    if any(ref.href == failure.href for ref in refs.values())
+                ),
+                ",".join(scene.item_ids),
+            )
+            warning = InputWarning(
+                prep.catalog,
+                f"item {item_id}",
+                f"assets.{failure.band}",
+                f"asset {failure.href} has pixel blocks that cannot be read "
+                f"({failure.error}); acquisition {day} skipped, read again next run",
+            )
+            log.warning("%s", warning)
+            prep.inputs.warnings.append(warning.as_dict())
+    prep.scenes = [s for t, s in enumerate(prep.scenes) if t not in failures]
+    prep.dates = [d for t, d in enumerate(prep.dates) if t not in failures]
+    if not prep.scenes:
+        raise InputError(
+            "no readable acquisition: every one has unreadable pixel blocks", file=prep.catalog
+        )
+
+
 def _execute(
     cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
 ) -> RunResult:
-    grid, sites_grid, dates = prep.grid, prep.sites_grid, prep.dates
+    grid, sites_grid = prep.grid, prep.sites_grid
     with timer.stage("graph") as counts:
-        cube = load_cube(
-            prep.scenes,
-            grid,
-            chunk_size=cfg.grid.chunk_size,
-            bands=(*INDEX_BANDS, schema.SCL),
-            halo=cfg.masking.buffer_pixels,
-        )
-        ds = add_indices(mask_clouds(cube, cfg.masking))
         # Each site's reference ring rides along as a pseudo-site (recovery/rings.py);
         # split_rings takes the rings out again before anything is written.
         ring_ids, rings = ring_geometries(list(sites_grid["site_id"]), list(sites_grid.geometry))
@@ -383,21 +437,32 @@ def _execute(
             grid,
             chunk_size=cfg.grid.chunk_size,
         )
-        ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
-        # Units already saved in the workspace are reused; the graph holds the rest.
-        plan = checkpoint.plan_units(store, cfg, prep.scenes, grid, ds, pixels, ts_tasks)
+        ds, plan = _plan(cfg, prep, store, pixels)
         counts.update(plan.counts)
 
     with timer.stage("compute") as counts:
+        n_units, skipped = 0, 0
         with connect(cfg.compute) as client:
-            compute_units(
-                plan.units,
-                lambda name, result: checkpoint.save(store, plan, name, result),
-                client=client,
-                workers=local_workers(cfg.compute),
-                progress=Progress("compute", len(plan.units), log),
-            )
-        counts["units"] = len(plan.units)
+            while True:
+                compute_units(
+                    plan.units,
+                    partial(checkpoint.save, store, plan),
+                    client=client,
+                    workers=local_workers(cfg.compute),
+                    progress=Progress("compute", len(plan.units), log),
+                )
+                n_units += len(plan.units)
+                if not plan.failures:
+                    break
+                # Dates with unreadable pixels leave the run (nothing of them was saved);
+                # the rest is planned again from the saved units.
+                skipped += len(plan.failures)
+                _skip_unreadable(prep, plan.failures)
+                ds, plan = _plan(cfg, prep, store, pixels)
+        counts["units"] = n_units
+        if skipped:
+            counts["dates_skipped_unreadable"] = skipped
+        dates = prep.dates
         timeseries = checkpoint.timeseries(plan, pixels.site_ids)
         timeseries, ring_timeseries = split_rings(timeseries)
         prep.inputs.warnings.extend(

@@ -4,6 +4,10 @@ Where ``minewatch run`` stops at the first bad input, this reads on and lists ev
 problem at once: each config key pydantic refuses, each bad record of the sites,
 permits and zones (a bad record is left out and the rest still checked), the AOI,
 the catalog and each of its assets' headers, and the sites against the imagery.
+With a provider instead of a catalog (``provider.kind`` ``sentinelhub`` or
+``stac_api``) the imagery is fetched when the run starts: the provider's settings are
+checked (archive, period, credentials present, URLs well formed) without contacting
+it, and ``inputs["imagery"]`` says where the imagery will come from.
 Nothing is computed and nothing is written. Errors are what would make ``run`` exit
 with status 2; warnings are what ``run`` would repair or tolerate and record in
 ``manifest.json``.
@@ -12,10 +16,12 @@ with status 2; warnings are what ``run`` would repair or tolerate and record in
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 import geopandas as gpd
 import numpy as np
@@ -176,7 +182,78 @@ def _vectors(result: Validation, cfg: RunConfig) -> gpd.GeoDataFrame | None:
     return sites if sites is not None and len(sites) else None
 
 
+def _url(result: Validation, url: str, key: str, *, secure: bool = False) -> None:
+    """An error unless ``url`` is an http(s) URL with a host (``secure``: https only)."""
+    config = result.inputs.get("config")
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        result.error(InputError(f"not an http(s) URL: {url!r}", file=config, field=key))
+    elif secure and parts.scheme != "https" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        reason = "the token URL must use https (credentials are never sent in clear)"
+        result.error(InputError(reason, file=config, field=key))
+
+
+def _provider(result: Validation, cfg: RunConfig) -> None:
+    """The settings a fetch needs, checked without contacting the provider."""
+    from pipeline.fetch.sentinelhub import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+
+    provider, config = cfg.provider, result.inputs.get("config")
+    if provider.catalog:
+        result.problems.append(
+            Problem(
+                "warning",
+                config,
+                None,
+                "provider.catalog",
+                f"provider.kind is {provider.kind}: the catalog is not read, imagery is "
+                "fetched into provider.archive",
+            )
+        )
+    if not provider.archive:
+        reason = "no archive folder given: set provider.archive"
+        result.error(InputError(reason, file=config, field="provider.archive"))
+    if cfg.period.start is None or cfg.period.end is None:
+        result.error(
+            InputError(
+                "fetching needs a period: pass --start and --end or set period.start/period.end",
+                file=config,
+                field="period",
+            )
+        )
+    if provider.kind == "sentinelhub":
+        sh = provider.sentinelhub
+        has_id = os.environ.get(ENV_CLIENT_ID) or sh.client_id
+        has_secret = os.environ.get(ENV_CLIENT_SECRET) or sh.client_secret
+        if not has_id or not has_secret:
+            result.error(
+                InputError(
+                    f"Sentinel Hub needs OAuth client credentials: set {ENV_CLIENT_ID} and "
+                    f"{ENV_CLIENT_SECRET} (or provider.sentinelhub.client_id / client_secret)",
+                    file=config,
+                    field="provider.sentinelhub.client_secret",
+                )
+            )
+        _url(result, sh.base_url, "provider.sentinelhub.base_url")
+        _url(result, sh.token_url, "provider.sentinelhub.token_url", secure=True)
+        source = f"Sentinel Hub at {sh.base_url}"
+    else:
+        api = provider.stac_api
+        _url(result, api.url, "provider.stac_api.url")
+        if not api.collection.strip():
+            reason = "no collection given"
+            result.error(InputError(reason, file=config, field="provider.stac_api.collection"))
+        source = f"the STAC API {api.url} (collection {api.collection})"
+    result.inputs["archive"] = provider.archive
+    result.inputs["imagery"] = (
+        f"fetched from {source} into the archive when the run starts (the service is "
+        "not contacted here, so whether it accepts the credentials is not known yet)"
+    )
+
+
 def _imagery(result: Validation, cfg: RunConfig, sites: gpd.GeoDataFrame | None, aoi: Any) -> None:
+    if cfg.provider.kind != "catalog":
+        _provider(result, cfg)
+        return
     catalog = cfg.provider.catalog
     if not catalog:
         result.error(InputError("no catalog given: pass --catalog or set provider.catalog"))

@@ -9,6 +9,7 @@ reads only that catalog (``pipeline.sources.local.read_catalog``).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
-from pipeline.fetch.archive import Archive, ItemRecord
+from pipeline.fetch.archive import LEDGER_FILE, Archive, ItemRecord
 from pipeline.fetch.base import FetchTask, Provider, TaskFailed, quiet_credential_logs
 from pipeline.fetch.tiles import Tile, plan_tiles
+from pipeline.inputs.records import InputWarning
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +213,37 @@ def _ledger_meta(
     }
 
 
-def fetch_for_run(cfg: RunConfig) -> str:
-    """The ``run`` stage for a provider: fetch what is missing, return the archive's catalog.
+def fetch_for_run(cfg: RunConfig) -> tuple[str, list[InputWarning]]:
+    """The ``run`` stage for a provider: fetch what is missing; the archive's catalog.
 
-    Failed items are logged and left out; the run goes on with what the archive holds.
+    Failed items are left out and the run goes on with what the archive holds; each
+    one is returned as a warning (for ``manifest.json``) naming the archive's ledger,
+    the item, its tile and date, and why it failed. The next run fetches it again.
     """
     result = fetch_archive(cfg)
-    return str(result.catalog)
+    return str(result.catalog), fetch_warnings(result)
+
+
+def fetch_warnings(result: FetchResult) -> list[InputWarning]:
+    """One warning per item that failed in this fetch, from the archive's ledger."""
+    ledger = result.archive / LEDGER_FILE
+    try:
+        records = json.loads(ledger.read_text()).get("items", {})
+    except (OSError, ValueError):
+        records = {}
+    out = []
+    for item_id in sorted(result.failed):
+        rec = records.get(item_id) or {}
+        where = ""
+        if rec.get("tile_id") and rec.get("datetime"):
+            where = f" (tile {rec['tile_id']}, {str(rec['datetime'])[:10]})"
+        out.append(
+            InputWarning(
+                str(ledger),
+                f"item {item_id}",
+                "status",
+                f"fetch failed{where}: {result.failed[item_id]}; left out of the catalog, "
+                "the next run fetches it again",
+            )
+        )
+    return out

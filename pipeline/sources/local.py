@@ -9,6 +9,12 @@ grid by nearest neighbour (every 10 m pixel takes the value of the 20 m pixel it
 lies in), assets in another CRS are warped. The read keeps the stored integers;
 the cube's bands turn them into float32 reflectance with NaN for nodata, and SCL
 stays uint8 (0 = no data).
+
+An asset whose header opened (``inputs.imagery.check_assets``) may still hold pixel
+blocks that fail to decode. Such a window reads as no data, so the pixels are
+unobserved, never clear, and the tile read names it in ``failures``
+(``read_failures``): the orchestrator then leaves that acquisition out of the run and
+saves no unit that saw the failure, so a transient fault is read again next time.
 """
 
 from __future__ import annotations
@@ -260,6 +266,15 @@ _OPEN_PER_THREAD = 24
 _handles = threading.local()
 
 
+def _forget(href: str) -> None:
+    """Close this thread's handles of ``href``: a failed read reopens the file next time."""
+    cache: OrderedDict | None = getattr(_handles, "cache", None)
+    if not cache:
+        return
+    for key in [k for k in cache if k[0] == href]:
+        cache.pop(key).close()
+
+
 def _open(href: str) -> rasterio.DatasetReader:
     cache: OrderedDict = getattr(_handles, "cache", None) or OrderedDict()
     _handles.cache = cache
@@ -294,14 +309,38 @@ def _grid_factor(src: rasterio.DatasetReader, grid: GridSpec) -> tuple[int, int,
     return round(k), round(ox), round(oy)
 
 
+@dataclass(frozen=True)
+class ReadFailure:
+    """One asset window that could not be read (its header opened, its pixels did not)."""
+
+    href: str
+    band: str
+    error: str
+    """The reader's message: GDAL's error and its causes, first line of each."""
+
+
+@dataclass(frozen=True)
+class LocalTileRead(TileRead):
+    """A ``TileRead`` that also names the asset windows that failed to read."""
+
+    failures: tuple[ReadFailure, ...] = ()
+    """Windows read as no data because they could not be decoded; empty when all read."""
+
+
+def read_failures(read: TileRead) -> tuple[ReadFailure, ...]:
+    """The windows of ``read`` that failed to decode (none for a read from elsewhere)."""
+    return getattr(read, "failures", ())
+
+
 def _read_asset(
     ref: AssetRef, grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray | None:
+) -> np.ndarray | str:
     """One asset over grid rows/cols ``[r0, r1) x [c0, c1)`` as stored, nodata outside it.
 
     Assets whose pixels are whole multiples of the grid's, on its lines, read the
     covering window at their own resolution and repeat pixels (exact nearest
-    neighbour, no resampling pass); any other asset is warped through a VRT.
+    neighbour, no resampling pass); any other asset is warped through a VRT. An
+    asset that fails to open or decode gives the reader's message instead.
     """
     (r0, r1), (c0, c1) = rows, cols
     try:
@@ -338,16 +377,45 @@ def _read_asset(
         out = np.full((r1 - r0, c1 - c0), fill, src.dtypes[0])
         out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
         return out
-    except RasterioError as exc:
-        log.warning("scene asset %s unreadable, skipped: %s", ref.href, exc)
-        return None
+    except (RasterioError, OSError) as exc:
+        _forget(ref.href)
+        reason = _reason(exc)
+        log.warning(
+            "asset %s: grid rows %d-%d, cols %d-%d unreadable: %s", ref.href, r0, r1, c0, c1, reason
+        )
+        return reason
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in GDAL's words: rasterio puts the block's error in the cause."""
+    lines = []
+    seen: BaseException | None = exc
+    while seen is not None and len(lines) < 3:
+        text = str(seen).strip()
+        if text and "see previous exception" not in text.lower():
+            lines.append(text.splitlines()[0])
+        seen = seen.__cause__ or seen.__context__
+    return "; ".join(lines) or type(exc).__name__
 
 
 def _read_band(
-    refs: Sequence[AssetRef], grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
+    refs: Sequence[AssetRef],
+    grid: GridSpec,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    failures: list[tuple[str, str]],
 ) -> TileBand | None:
-    """One band of one acquisition: its items mosaicked (the first item with data wins)."""
-    parts = [(ref, a) for ref in refs if (a := _read_asset(ref, grid, rows, cols)) is not None]
+    """One band of one acquisition: its items mosaicked (the first item with data wins).
+
+    An item whose window fails to read adds no data and ``(href, reason)`` to ``failures``.
+    """
+    parts = []
+    for ref in refs:
+        got = _read_asset(ref, grid, rows, cols)
+        if isinstance(got, str):
+            failures.append((ref.href, got))
+        else:
+            parts.append((ref, got))
     if not parts:
         return None
     ref0, first = parts[0]
@@ -378,23 +446,32 @@ def read_tile(
     ``refs`` maps band names to the acquisition's assets (an empty sequence: the
     acquisition lacks the band; ``scl`` absent: the cube has no SCL). SCL is read
     ``halo`` pixels wider on every side so masks can be grown across tile edges.
+    A window that fails to decode reads as no data (unobserved: a missing band or
+    SCL 0 leaves no pixel clear) and is named in the result's ``failures``.
     """
     y0, x0, h, w = box
     bands, missing = {}, []
+    failed: list[ReadFailure] = []
     for band, band_refs in refs.items():
         if band == schema.SCL:
             continue
-        got = _read_band(band_refs, grid, (y0, y0 + h), (x0, x0 + w))
-        if got is not None:
+        errors: list[tuple[str, str]] = []
+        got = _read_band(band_refs, grid, (y0, y0 + h), (x0, x0 + w), errors)
+        failed.extend(ReadFailure(href, band, reason) for href, reason in errors)
+        if got is not None and not errors:
             bands[band] = got
         else:
+            # With one item's window unreadable the band is not whole: no pixel of the
+            # tile counts as observed on this date.
             missing.append(band)
     scl, inside = None, None
     if schema.SCL in refs:
         rows, cols = (y0 - halo, y0 + h + halo), (x0 - halo, x0 + w + halo)
-        got = _read_band(refs[schema.SCL], grid, rows, cols)
+        errors = []
+        got = _read_band(refs[schema.SCL], grid, rows, cols, errors)
+        failed.extend(ReadFailure(href, schema.SCL, reason) for href, reason in errors)
         scl = np.zeros((h + 2 * halo, w + 2 * halo), np.uint8)
-        if got is not None:
+        if got is not None and not errors:
             scl = got.values.astype(np.uint8, copy=False)
         if halo:
             r = np.arange(*rows)
@@ -403,7 +480,15 @@ def read_tile(
             ok_c = (c >= 0) & (c < grid.shape[1])
             if not (ok_r.all() and ok_c.all()):
                 inside = ok_r[:, np.newaxis] & ok_c[np.newaxis, :]
-    return TileRead(box=box, bands=bands, scl=scl, halo=halo, missing=tuple(missing), inside=inside)
+    return LocalTileRead(
+        box=box,
+        bands=bands,
+        scl=scl,
+        halo=halo,
+        missing=tuple(missing),
+        inside=inside,
+        failures=tuple(failed),
+    )
 
 
 def _read_tile_task(

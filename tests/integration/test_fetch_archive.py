@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
@@ -11,11 +13,15 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from pipeline.demo import ScenarioPaths
+from pipeline import schema
+from pipeline.cli import main
+from pipeline.demo import ScenarioPaths, generate_scenario
 from pipeline.fetch.cog import read_window
 from pipeline.fetch.http import RemoteBlocks, Traffic, retrying_session
 from pipeline.fetch.tiles import plan_tiles
 from tests.fakes.eo_services import FakeEOServices, Fault
+
+from .fetch_helpers import CLIENT_ID, CLIENT_SECRET, write_config
 
 
 def _sites(*boxes_utm: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
@@ -124,3 +130,57 @@ def test_remote_cog__retry_after_is_obeyed(big_cog_services):
     assert [s.status for s in svc.seen[:3]] == [503, 503, 206]
     assert min(gaps[:2]) >= 0.95
     svc.faults.clear()
+
+
+@pytest.fixture(scope="module")
+def small_scenario(tmp_path_factory: pytest.TempPathFactory) -> ScenarioPaths:
+    return generate_scenario(
+        tmp_path_factory.mktemp("run-fetch-scenario"),
+        seed=11,
+        shape=(120, 160),
+        start=date(2021, 11, 20),
+        end=date(2022, 4, 10),
+    )
+
+
+def test_run_with_provider__failed_items_are_warnings_in_the_manifest(
+    tmp_path: Path, small_scenario: ScenarioPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the local server speaks http
+    monkeypatch.setenv("SH_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("SH_CLIENT_SECRET", CLIENT_SECRET)
+    archive, ws = tmp_path / "archive", tmp_path / "ws"
+    broken: list[float] = []
+
+    def one_tile(method: str, path: str, body: dict | None) -> bool:
+        if path != "/api/v1/process" or body is None:
+            return False
+        bbox = body["input"]["bounds"]["bbox"]
+        if not broken:
+            broken.extend(bbox)
+        return bbox == broken
+
+    with FakeEOServices(small_scenario, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as svc:
+        cfg = write_config(
+            tmp_path / "run.yaml",
+            kind="sentinelhub",
+            url=svc.url,
+            archive=archive,
+            sites=small_scenario.sites,
+        )
+        svc.faults.append(Fault(one_tile, 500, times=None))
+        assert main(["run", "--config", str(cfg), "--out", str(ws)]) == 0
+
+    ledger = json.loads((archive / "fetch.json").read_text())
+    failed = {k: r for k, r in ledger["items"].items() if r["status"] == "failed"}
+    assert failed
+    manifest = json.loads((ws / schema.MANIFEST_FILE).read_text())
+    warned = {w["record"]: w for w in manifest["warnings"] if "fetch failed" in w["message"]}
+    assert set(warned) == {f"item {item_id}" for item_id in failed}
+    for item_id, rec in failed.items():
+        warning = warned[f"item {item_id}"]
+        assert warning["file"] == str(archive / "fetch.json")
+        assert rec["tile_id"] in warning["message"] and rec["datetime"][:10] in warning["message"]
+        assert "500" in warning["message"]
+        assert item_id not in manifest["inputs"]["items"]
+    assert CLIENT_SECRET not in json.dumps(manifest)

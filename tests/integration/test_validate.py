@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from pipeline.cli import main
 from pipeline.validate import validate_inputs
@@ -133,3 +135,78 @@ def test_validate_inputs__partly_outside_and_sliver_are_warnings(world: World, t
     messages = {(w.record, w.message.split(";")[0].split(":")[0]) for w in result.warnings}
     assert ("feature 0 (site_id=S01)", "site only 50% inside the imagery") in messages
     assert any(r == "feature 1 (site_id=S02)" and "mapping unit" in m for r, m in messages)
+
+
+def _provider_config(
+    tmp_path: Path, world: World, kind: str, *, end: str | None = "2022-06-30", **settings: Any
+) -> Path:
+    provider: dict[str, Any] = {"kind": kind, "archive": str(tmp_path / "archive")}
+    for key, value in settings.items():
+        provider.setdefault(kind, {})[key] = value
+    config = tmp_path / "provider.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "provider": provider,
+                "inputs": {"sites": str(world.sites)},
+                "period": {"start": "2022-01-01", "end": end},
+            }
+        )
+    )
+    return config
+
+
+def test_validate__provider_config_checks_its_settings_and_says_imagery_is_fetched(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("SH_CLIENT_ID", "validate-client")
+    monkeypatch.setenv("SH_CLIENT_SECRET", "validate-secret-xyz")
+    config = _provider_config(tmp_path, world, "sentinelhub")
+
+    assert main(["validate", "--config", str(config)]) == 0
+
+    out = capsys.readouterr().out
+    assert "no catalog given" not in out
+    assert f"archive: {tmp_path / 'archive'}" in out
+    assert "imagery: fetched from Sentinel Hub at https://services.sentinel-hub.com" in out
+    assert "validate-secret-xyz" not in out
+    assert out.splitlines()[-1] == "inputs are valid: 0 error(s), 0 warning(s)"
+    assert not (tmp_path / "archive").exists()  # nothing fetched, nothing written
+
+
+def test_validate__provider_without_credentials_or_with_bad_urls_lists_each(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SH_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SH_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    config = _provider_config(
+        tmp_path,
+        world,
+        "sentinelhub",
+        end=None,  # fetching needs both ends
+        base_url="services.example.org",  # no scheme
+        token_url="http://auth.example.org/token",  # credentials in clear
+    )
+
+    result = validate_inputs(config, {})
+
+    fields = {(e.field, e.file) for e in result.errors}
+    assert fields == {
+        ("provider.sentinelhub.client_secret", str(config)),
+        ("provider.sentinelhub.base_url", str(config)),
+        ("provider.sentinelhub.token_url", str(config)),
+        ("period", str(config)),
+    }
+    [credentials] = [e for e in result.errors if e.field.endswith("client_secret")]
+    assert "SH_CLIENT_ID" in credentials.message and "SH_CLIENT_SECRET" in credentials.message
+
+
+def test_validate__stac_api_url_is_checked(world: World, tmp_path: Path) -> None:
+    config = _provider_config(tmp_path, world, "stac_api", url="ftp://stac.example.org")
+
+    result = validate_inputs(config, {})
+
+    [error] = result.errors
+    assert error.field == "provider.stac_api.url" and "not an http(s) URL" in error.message
+    assert "STAC API ftp://stac.example.org" in str(result.inputs["imagery"])

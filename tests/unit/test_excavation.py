@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -177,3 +179,50 @@ def test_median_of_looks__equals_nanmedian_of_the_filled_looks(k, seed):
             assert np.isnan(ours[r, c])
         else:
             assert ours[r, c] == pytest.approx(float(np.median(values[: n[r, c], r, c])), abs=1e-6)
+
+
+def _median_by_sorting(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The reference: sort the whole stack (NaN last), average positions (n-1)//2, n//2."""
+    ordered = np.sort(values, axis=0)
+    n = n.astype(np.intp)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[np.newaxis], axis=0)[0]
+    hi = np.take_along_axis(ordered, (n // 2)[np.newaxis], axis=0)[0]
+    return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 20),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from(["ties", "spread"]),
+)
+def test_median_of_looks__bit_for_bit_nanmedian_with_ties_and_even_counts(k, seed, values_kind):
+    rng = np.random.default_rng(seed)
+    shape = (k, 6, 11)
+    if values_kind == "ties":  # a few distinct values: many equal looks
+        values = (rng.integers(-4, 5, size=shape) / 4).astype(np.float32)
+    else:
+        values = (rng.normal(size=shape) * 10.0 ** rng.integers(-3, 3, size=shape)).astype(
+            np.float32
+        )
+    n = rng.integers(0, k + 1, size=shape[1:]).astype(np.uint8)
+    for slot in range(k):  # unfilled slots are NaN, as the fold stores them
+        values[slot][n <= slot] = np.nan
+    ours = _median_of_looks(values, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels, where n is 0
+        reference = np.nanmedian(values, axis=0)
+    assert ours.dtype == np.float32
+    assert np.isnan(ours[n == 0]).all()
+    filled = n > 0
+    np.testing.assert_array_equal(ours[filled].view(np.uint32), reference[filled].view(np.uint32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 20), st.integers(0, 2**31 - 1))
+def test_median_of_looks__nan_anywhere_sorts_last_as_np_sort_does(k, seed):
+    rng = np.random.default_rng(seed)
+    values = (rng.integers(-3, 4, size=(k, 5, 13)) / 3).astype(np.float32)
+    values[rng.random(values.shape) < rng.random()] = np.nan
+    n = rng.integers(0, k + 1, size=(5, 13)).astype(np.uint8)
+    np.testing.assert_array_equal(_median_of_looks(values, n), _median_by_sorting(values, n))
