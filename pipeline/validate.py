@@ -47,39 +47,22 @@ PATH_KEYS = ("provider.catalog", "inputs.sites", "inputs.permits", "inputs.zones
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(InputWarning):
     """One error or warning, named like ``InputError``: file, record, field."""
 
-    level: Literal["error", "warning"]
-    file: str | None
-    record: str | None
-    field: str | None
-    message: str
+    level: Literal["error", "warning"] = "warning"
 
     @classmethod
     def from_error(cls, exc: InputError) -> Problem:
         record = None if exc.record is None else str(exc.record)
-        return cls("error", exc.file, record, exc.field, exc.reason)
+        return cls(exc.file, record, exc.field, exc.reason, level="error")
 
     @classmethod
     def from_warning(cls, warning: InputWarning) -> Problem:
-        return cls("warning", warning.file, warning.record, warning.field, warning.message)
+        return cls(warning.file, warning.record, warning.field, warning.message)
 
     def __str__(self) -> str:
-        where = [self.file] if self.file is not None else []
-        if self.record is not None:
-            where.append(f"record {self.record}")
-        if self.field is not None:
-            where.append(f"field '{self.field}'")
-        return f"{self.level}: " + ": ".join([*where, self.message])
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {
-            "file": self.file,
-            "record": self.record,
-            "field": self.field,
-            "message": self.message,
-        }
+        return f"{self.level}: {super().__str__()}"
 
 
 @dataclass
@@ -201,7 +184,6 @@ def _provider(result: Validation, cfg: RunConfig) -> None:
     if provider.catalog:
         result.problems.append(
             Problem(
-                "warning",
                 config,
                 None,
                 "provider.catalog",
