@@ -149,33 +149,29 @@ def _fetch(
 
 def _fetch_one(provider: Provider, archive: Archive, task: FetchTask, result: FetchResult) -> None:
     tile_date = f"tile {task.tile.tile_id} on {task.acquired:%Y-%m-%d}"
+
+    def record_unstored(status: str, error: str | None = None) -> None:
+        archive.record(
+            ItemRecord(
+                item_id=task.item_id,
+                tile_id=task.tile.tile_id,
+                datetime=task.acquired.isoformat(),
+                status=status,
+                sources=list(task.sources),
+                error=error,
+            )
+        )
+
     try:
         fetched = provider.fetch(task)
     except TaskFailed as exc:
         log.warning("item %s (%s) failed: %s", task.item_id, tile_date, exc)
-        archive.record(
-            ItemRecord(
-                item_id=task.item_id,
-                tile_id=task.tile.tile_id,
-                datetime=task.acquired.isoformat(),
-                status="failed",
-                sources=list(task.sources),
-                error=str(exc),
-            )
-        )
+        record_unstored("failed", str(exc))
         result.failed[task.item_id] = str(exc)
         return
     if fetched is None:
         log.info("item %s (%s): no valid pixel, nothing stored", task.item_id, tile_date)
-        archive.record(
-            ItemRecord(
-                item_id=task.item_id,
-                tile_id=task.tile.tile_id,
-                datetime=task.acquired.isoformat(),
-                status="empty",
-                sources=list(task.sources),
-            )
-        )
+        record_unstored("empty")
         result.empty.append(task.item_id)
         return
     archive.write_item(

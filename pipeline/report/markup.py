@@ -41,22 +41,25 @@ def present(value: object) -> bool:
     return not (isinstance(value, str) and value == "")
 
 
-def num(value: object, digits: int = 1) -> str:
-    """A number with thousands separators, or a dash."""
+def _number(value: object) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number or NaN."""
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return DASH
-    return DASH if math.isnan(x) else f"{x:,.{digits}f}"
+        return None
+    return None if math.isnan(x) else x
+
+
+def num(value: object, digits: int = 1) -> str:
+    """A number with thousands separators, or a dash."""
+    x = _number(value)
+    return DASH if x is None else f"{x:,.{digits}f}"
 
 
 def raw(value: object) -> str:
     """Sort key of a numeric cell ('' when missing)."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
-    return "" if math.isnan(x) else repr(x)
+    x = _number(value)
+    return "" if x is None else repr(x)
 
 
 def day(value: object) -> str:
@@ -71,11 +74,8 @@ def day(value: object) -> str:
 
 def pct(fraction: object) -> str:
     """A fraction 0..1 as a whole percentage, or a dash."""
-    try:
-        x = float(fraction)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return DASH
-    return DASH if math.isnan(x) else f"{100 * x:.0f}%"
+    x = _number(fraction)
+    return DASH if x is None else f"{100 * x:.0f}%"
 
 
 def image_src(image: ImageSource) -> str:

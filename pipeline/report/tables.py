@@ -96,13 +96,8 @@ def progress_section(progress: pd.DataFrame, lang: str) -> str:
         )
     overall = p[(p["category"] == ALL) & (p["county"] == ALL)]
     cat_totals = p[(p["category"] != ALL) & (p["county"] == ALL)]
-    body.append(
-        _progress_row(
-            f'<th scope="row">{e(t["total"])}</th>',
-            total_of(overall, cat_totals if len(cat_totals) else p[p["category"] != ALL]),
-            "total",
-        )
-    )
+    city_total = total_of(overall, cat_totals if len(cat_totals) else p[p["category"] != ALL])
+    body.append(_progress_row(f'<th scope="row">{e(t["total"])}</th>', city_total, "total"))
     by_category = (
         f'<h3>{e(t["progress_by_category"])}</h3><table class="progress">'
         f'<thead><tr><th scope="col">{e(t["category"])}</th>{number_heads}</tr></thead>'
@@ -130,11 +125,7 @@ def progress_section(progress: pd.DataFrame, lang: str) -> str:
                     )
                 )
     body.append(
-        _progress_row(
-            f'<th scope="row" colspan="2">{e(t["total"])}</th>',
-            total_of(overall, cat_totals if len(cat_totals) else p[p["category"] != ALL]),
-            "total",
-        )
+        _progress_row(f'<th scope="row" colspan="2">{e(t["total"])}</th>', city_total, "total")
     )
     by_county = (
         f'<h3>{e(t["progress_by_county"])}</h3><table class="progress">'
