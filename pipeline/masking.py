@@ -77,7 +77,7 @@ def scl_invalid_at(
     w, b = read.box[3], read.halo
     if b:  # the same pixels in the halo'd window: (row + b) * (w + 2b) + col + b
         flat = flat + 2 * b * row + b * (w + 2 * b + 1)
-    return _scl_invalid(read, cfg).reshape(-1)[flat]
+    return np.take(_scl_invalid(read, cfg).reshape(-1), flat)
 
 
 def clear_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:

@@ -31,11 +31,9 @@ from dataclasses import dataclass
 import dask
 import numpy as np
 import pandas as pd
-import rasterio
+import shapely
 import xarray as xr
 from dask.sizeof import sizeof
-from rasterio.features import geometry_mask
-from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from pipeline import schema
@@ -95,67 +93,92 @@ class SitePixels:
         return np.divide(self.n_inside, np.maximum(self.n_expected, 1)).astype(float)
 
 
+def _scanline_pixels(
+    geoms: np.ndarray, grid: GridSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(site, row, col) of every pixel whose centre lies inside its site, site after
+    site and row-major within a site; rows and columns may lie beyond the grid.
+
+    GDAL's scanline rule, for all sites at once: each row's centre line crosses a
+    ring's edge when the edge's row span ``[top, bottom)`` holds it (a horizontal edge
+    never crosses); along the line, the crossings of a site pair up into runs
+    ``(x0, x1]`` that take the pixels whose centres they hold. The spans are half-open,
+    so a centre on an edge two sites share counts in exactly one of them.
+    """
+    parts, part_site = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, vertex_ring = shapely.get_coordinates(rings, return_index=True)
+    res, left, top = grid.resolution, grid.transform.c, grid.transform.f
+    px, py = (xy[:, 0] - left) / res, (top - xy[:, 1]) / res  # pixel units, rows downwards
+    # edges: consecutive vertices of one ring (rings are closed), upper end first
+    same = vertex_ring[1:] == vertex_ring[:-1]
+    x1, y1, x2, y2 = px[:-1][same], py[:-1][same], px[1:][same], py[1:][same]
+    edge_site = part_site[ring_part[vertex_ring[:-1][same]]]
+    flip = y1 > y2
+    x1, x2 = np.where(flip, x2, x1), np.where(flip, x1, x2)
+    y1, y2 = np.where(flip, y2, y1), np.where(flip, y1, y2)
+    # rows r whose centre r + 0.5 lies in [y1, y2)
+    first = np.ceil(y1 - 0.5).astype(np.int64)
+    n_rows = np.maximum(np.ceil(y2 - 0.5).astype(np.int64) - first, 0)
+    edge = np.repeat(np.arange(x1.size), n_rows)
+    row = first[edge] + (np.arange(edge.size) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+    dy = row + 0.5
+    x = (dy - y1[edge]) * (x2[edge] - x1[edge]) / (y2[edge] - y1[edge]) + x1[edge]
+    site = edge_site[edge]
+    order = np.lexsort((x, row, site))
+    site, row, x = site[order], row[order], x[order]
+    # a site's crossings on one row pair up, in order, into runs
+    start, stop = np.floor(x[0::2] + 0.5), np.floor(x[1::2] + 0.5)
+    run_site, run_row = site[0::2], row[0::2]
+    length = np.maximum(stop - start, 0).astype(np.int64)
+    pixel_run = np.repeat(np.arange(length.size), length)
+    col = start.astype(np.int64)[pixel_run] + (
+        np.arange(pixel_run.size) - np.repeat(np.cumsum(length) - length, length)
+    )
+    return run_site[pixel_run], run_row[pixel_run], col
+
+
 def site_pixel_index(
     site_ids: Sequence[str], geometries: Sequence[BaseGeometry], grid: GridSpec, *, chunk_size: int
 ) -> SitePixels:
-    """Rasterise every site (in the grid's CRS) and split its pixels by tile."""
+    """Find every site's pixels (geometries in the grid's CRS) and split them by tile.
+
+    A pixel belongs to a site when its centre lies inside the polygon (``PIXEL_RULE``).
+    """
     rows, cols = grid.shape
-    res = grid.resolution
-    left, top = grid.transform.c, grid.transform.f
-    parts: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
-    n_expected = np.zeros(len(site_ids), np.int64)
-    n_inside = np.zeros(len(site_ids), np.int64)
-    # one GDAL environment for all sites (rasterize would set one up per call)
-    with rasterio.Env():
-        for k, geom in enumerate(geometries):
-            if geom is None or geom.is_empty:
-                continue
-            minx, miny, maxx, maxy = geom.bounds
-            c0 = int(np.floor((minx - left) / res))
-            c1 = int(np.ceil((maxx - left) / res))
-            r0 = int(np.floor((top - maxy) / res))
-            r1 = int(np.ceil((top - miny) / res))
-            window = Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
-            transform = grid.transform * grid.transform.translation(c0, r0)
-            inside = ~geometry_mask(
-                [geom],
-                out_shape=(int(window.height), int(window.width)),
-                transform=transform,
-                all_touched=False,
-            )
-            rr, cc = np.nonzero(inside)
-            rr = rr + r0
-            cc = cc + c0
-            n_expected[k] = rr.size
-            keep = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
-            rr, cc = rr[keep], cc[keep]
-            n_inside[k] = rr.size
-            if rr.size == 0:
-                continue
-            ti, tj = rr // chunk_size, cc // chunk_size
-            if ti[0] == ti[-1] and tj.min() == tj.max():  # most sites lie in one tile
-                keys = [(int(ti[0]), int(tj[0]))]
-            else:
-                keys = sorted(set(zip(ti.tolist(), tj.tolist(), strict=True)))
-            for key in keys:
-                sel = (ti == key[0]) & (tj == key[1]) if len(keys) > 1 else slice(None)
-                tile_w = min(chunk_size, cols - key[1] * chunk_size)
-                flat = (rr[sel] - key[0] * chunk_size) * tile_w + (cc[sel] - key[1] * chunk_size)
-                parts[key].append((k, flat.astype(np.int64)))
-    n_tiles = np.zeros(len(site_ids), np.int64)
-    for entries in parts.values():
-        for k, _ in entries:
-            n_tiles[k] += 1
+    n_sites = len(site_ids)
+    geoms = np.empty(n_sites, object)
+    geoms[:] = list(geometries)
+    present = np.flatnonzero([g is not None and not g.is_empty for g in geoms.tolist()])
+    site, rr, cc = _scanline_pixels(geoms[present], grid)
+    site = present[site]
+    n_expected = np.bincount(site, minlength=n_sites).astype(np.int64)
+    keep = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+    site, rr, cc = site[keep], rr[keep], cc[keep]
+    n_inside = np.bincount(site, minlength=n_sites).astype(np.int64)
+
+    # group by tile, keeping site order and each site's row-major order (a stable sort)
+    n_tj = -(-cols // chunk_size)
+    ti, tj = rr // chunk_size, cc // chunk_size
+    tile = ti * n_tj + tj
+    order = np.argsort(tile, kind="stable")
+    site, rr, cc, tile = site[order], rr[order], cc[order], tile[order]
+    # a new segment wherever the tile or the site changes
+    new = np.ones(site.size, bool)
+    new[1:] = (tile[1:] != tile[:-1]) | (site[1:] != site[:-1])
+    n_tiles = np.bincount(site[new], minlength=n_sites)
     tiles = {}
-    for key, entries in parts.items():
-        sites = np.array([k for k, _ in entries], np.int32)
-        sizes = [flat.size for _, flat in entries]
-        tile_w = min(chunk_size, cols - key[1] * chunk_size)
-        flat = np.concatenate([flat for _, flat in entries])
-        tiles[key] = TileSites(
-            flat=flat,
-            row=flat // tile_w,
-            segment=np.repeat(np.arange(len(entries), dtype=np.int32), sizes),
+    bounds = np.flatnonzero(new & np.append(True, tile[1:] != tile[:-1])).tolist()
+    for start, stop in zip(bounds, [*bounds[1:], tile.size][: len(bounds)], strict=True):
+        i, j = divmod(int(tile[start]), n_tj)
+        tile_w = min(chunk_size, cols - j * chunk_size)
+        row = rr[start:stop] - i * chunk_size
+        segment = np.cumsum(new[start:stop], dtype=np.int32) - 1
+        sites = site[start:stop][new[start:stop]].astype(np.int32)
+        tiles[(i, j)] = TileSites(
+            flat=row * tile_w + (cc[start:stop] - j * chunk_size),
+            row=row,
+            segment=segment,
             sites=sites,
             shared=n_tiles[sites] > 1,
         )
@@ -210,22 +233,31 @@ def _by_segment(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Medians of the segments not shared, and the values of those shared.
 
-    ``values`` holds the segments one after the other, ``counts`` values each. One
-    partial sort per segment beats one sort of everything: segments are small.
+    ``values`` holds the segments one after the other, ``counts`` values each; it is
+    reordered within each segment. One partial sort in place per segment beats one
+    sort of everything (segments are small), and leaves each segment's middle values
+    where a single gather finds them.
     """
+    stops = np.cumsum(counts)
+    starts = stops - counts
+    lo = starts + (counts - 1) // 2
+    hi = starts + counts // 2
+    parts = [
+        values[a:b].copy()
+        for a, b in zip(starts[shared].tolist(), stops[shared].tolist(), strict=True)
+    ]
+    todo = np.flatnonzero(~shared & (counts > 2))
+    for a, b, lo_k, hi_k in zip(
+        starts[todo].tolist(),
+        stops[todo].tolist(),
+        lo[todo].tolist(),
+        hi[todo].tolist(),
+        strict=True,
+    ):
+        values[a:b].partition((lo_k - a, hi_k - a) if hi_k != lo_k else lo_k - a)
     medians = np.full(counts.size, np.nan)
-    parts = []
-    stop = 0
-    for s, (n, is_shared) in enumerate(zip(counts.tolist(), shared.tolist(), strict=True)):
-        start, stop = stop, stop + n
-        if is_shared:
-            parts.append(values[start:stop].copy())
-        elif n > 2:
-            lo, hi = (n - 1) // 2, n // 2
-            part = np.partition(values[start:stop], (lo, hi))
-            medians[s] = (float(part[lo]) + float(part[hi])) / 2
-        elif n:
-            medians[s] = (float(values[start]) + float(values[stop - 1])) / 2
+    some = ~shared & (counts > 0)
+    medians[some] = (values[lo[some]].astype(np.float64) + values[hi[some]]) / 2
     return medians, parts
 
 
@@ -238,29 +270,35 @@ def _reduce_tile(
     surface: SurfaceConfig,
 ) -> TileStats:
     """Counts, sums and medians per segment from the gathered pixel values."""
-    seg, n_seg = where.segment, where.sites.size
+    n_seg = where.sites.size
+    # segments are contiguous runs of pixels: sums over runs (``reduceat``) beat histograms
+    starts = np.searchsorted(where.segment, np.arange(n_seg))
+    empty = np.diff(np.append(starts, where.segment.size)) == 0
+    starts = np.minimum(starts, max(where.segment.size - 1, 0))
     ok = ok & np.isfinite(nd)
     bs_ok = ok & np.isfinite(bs)
     nw_ok = ok & np.isfinite(nw)
     water = nw_ok & (nw >= surface.water_ndwi_min)
     veg = ok & (nd >= surface.vegetated_ndvi_min) & ~water
     bare = ok & (nd <= surface.bare_ndvi_max) & (bs >= surface.bare_bsi_min) & ~water
-    # one histogram of (segment, which of the five counts a pixel is in) does all counts
-    flags = ok.astype(np.int32)
-    for bit, m in enumerate((nw_ok, veg, bare, water), start=1):
-        flags |= m.astype(np.int32) << bit
-    per_flags = np.bincount(seg * 32 + flags, minlength=n_seg * 32).reshape(n_seg, 32)
-    bits = (np.arange(32)[:, np.newaxis] >> np.arange(_N_COUNTS)) & 1
-    counts = (per_flags @ bits).astype(np.int64)
+
+    def per_segment(values: np.ndarray, dtype: type) -> np.ndarray:
+        if values.size == 0:
+            return np.zeros(n_seg, dtype)
+        out = np.add.reduceat(values, starts, dtype=dtype)
+        out[empty] = 0
+        return out
+
+    counts = np.stack([per_segment(m, np.int64) for m in (ok, nw_ok, veg, bare, water)], axis=1)
     sums = np.stack(
         [
-            np.bincount(seg, weights=np.where(ok, nd, 0), minlength=n_seg),
-            np.bincount(seg, weights=np.where(bs_ok, bs, 0), minlength=n_seg),
-            np.bincount(seg, weights=np.where(nw_ok, nw, 0), minlength=n_seg),
-            np.bincount(seg[bs_ok], minlength=n_seg),
+            per_segment(np.where(ok, nd, 0), np.float64),
+            per_segment(np.where(bs_ok, bs, 0), np.float64),
+            per_segment(np.where(nw_ok, nw, 0), np.float64),
+            per_segment(bs_ok, np.int64).astype(np.float64),
         ],
         axis=1,
-    ).astype(np.float64)
+    )
     med_nd, parts_nd = _by_segment(nd[ok], counts[:, 0], where.shared)
     med_bs, parts_bs = _by_segment(bs[bs_ok], sums[:, 3].astype(np.int64), where.shared)
     medians = np.stack([med_nd, med_bs], axis=1)
@@ -280,10 +318,10 @@ def _gather_blocks(
     """One (date, tile) from index and mask blocks."""
     flat = where.flat
     return _reduce_tile(
-        ndvi.reshape(-1)[flat],
-        bsi.reshape(-1)[flat],
-        ndwi.reshape(-1)[flat],
-        clear.reshape(-1)[flat],
+        np.take(ndvi.reshape(-1), flat),
+        np.take(bsi.reshape(-1), flat),
+        np.take(ndwi.reshape(-1), flat),
+        np.take(clear.reshape(-1), flat),
         where,
         surface,
     )
@@ -299,7 +337,7 @@ def _gather_read(
         ok[:] = False
     refl = {}
     for name, band in read.bands.items():
-        stored = band.values.reshape(-1)[flat]
+        stored = np.take(band.values.reshape(-1), flat)
         ok &= band.has_data(stored)
         refl[name] = band.reflectance(stored, mark_nodata=False)  # ``ok`` masks no data
     nan = np.full(flat.shape, np.nan, np.float32)

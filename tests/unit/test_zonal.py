@@ -10,7 +10,9 @@ from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
-from shapely.geometry import box
+from rasterio.features import geometry_mask
+from shapely import make_valid
+from shapely.geometry import Polygon, box
 
 from pipeline.config import SurfaceConfig
 from pipeline.sources.base import GridSpec
@@ -168,3 +170,48 @@ def test_site_timeseries__medians_exact_with_ties_signs_and_tile_splits(values, 
         expected = np.median(np.array(values, np.float32).reshape(5, 10)[ok])
         assert table.iloc[0].ndvi_median == pytest.approx(expected, abs=1e-7)
         assert table.iloc[0].valid_fraction == pytest.approx(ok.sum() / 50)
+
+
+def _blob(cx: float, cy: float, radius: float, seed: int):
+    """An irregular polygon around (cx, cy): random radii on sorted random angles."""
+    rng = np.random.default_rng(seed)
+    theta = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 14))))
+    r = radius * rng.uniform(0.4, 1.0, theta.size)
+    return make_valid(Polygon(np.column_stack([cx + r * np.cos(theta), cy + r * np.sin(theta)])))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    centres=st.lists(
+        st.tuples(st.floats(-80, 780), st.floats(-80, 580), st.floats(15, 260)),
+        min_size=1,
+        max_size=5,
+    ),
+    seed=st.integers(0, 10**6),
+    chunk=st.sampled_from([7, 32, 128]),
+)
+def test_site_pixel_index__same_pixels_as_gdal_rasterize(centres, seed, chunk):
+    # Irregular sites (some with a hole, some in two parts, some past the grid's edge)
+    # take exactly the pixels GDAL burns with its centre rule, in every tile split.
+    geoms = []
+    for k, (cx, cy, radius) in enumerate(centres):
+        geom = _blob(cx, cy, radius, seed + k)
+        if k % 3 == 1:
+            geom = geom.difference(_blob(cx, cy, radius / 3, seed + 99))
+        elif k % 3 == 2:
+            geom = geom.union(_blob(cx + 2.5 * radius, cy - radius, radius / 2, seed + 7))
+        geoms.append(geom)
+    pixels = site_pixel_index([f"S{k}" for k in range(len(geoms))], geoms, GRID, chunk_size=chunk)
+    wide = GridSpec(GRID.crs, GRID.transform * Affine.translation(-100, -100), (250, 270))
+    for k, geom in enumerate(geoms):
+        burnt = ~geometry_mask([geom], out_shape=GRID.shape, transform=GRID.transform)
+        beyond = ~geometry_mask([geom], out_shape=wide.shape, transform=wide.transform)
+        got = np.zeros(GRID.shape, bool)
+        for (i, j), sites in pixels.tiles.items():
+            for site, flat in sites:
+                if site == k:
+                    tile_w = min(chunk, GRID.shape[1] - j * chunk)
+                    got[i * chunk + flat // tile_w, j * chunk + flat % tile_w] = True
+        np.testing.assert_array_equal(got, burnt)
+        assert pixels.n_inside[k] == burnt.sum()
+        assert pixels.n_expected[k] == beyond.sum()
