@@ -53,7 +53,7 @@ def _scl_invalid(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
     if read.halo < cfg.buffer_pixels:
         raise ValueError(f"SCL halo {read.halo} < masking buffer {cfg.buffer_pixels}")
     assert read.scl is not None
-    invalid = invalid_classes(cfg)[read.scl]
+    invalid = read.scl_on_grid(invalid_classes(cfg)[read.scl])  # classes looked up at 20 m
     if read.inside is not None:
         invalid &= read.inside
     return grow(invalid, cfg.buffer_pixels)
@@ -68,15 +68,13 @@ def scl_clear(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
     return ~_scl_invalid(read, cfg)[b : b + h, b : b + w]
 
 
-def scl_invalid_at(
-    read: TileRead, cfg: MaskingConfig, flat: np.ndarray, row: np.ndarray
-) -> np.ndarray:
-    """``~scl_clear(read, cfg)`` at the tile's flat pixel indices ``flat`` (in rows ``row``)."""
+def scl_invalid_at(read: TileRead, cfg: MaskingConfig, flat: np.ndarray) -> np.ndarray:
+    """``~scl_clear(read, cfg)`` at the tile's flat pixel indices ``flat`` (row * width + col)."""
     if read.scl is None:
         return np.zeros(flat.shape, bool)
     w, b = read.box[3], read.halo
     if b:  # the same pixels in the halo'd window: (row + b) * (w + 2b) + col + b
-        flat = flat + 2 * b * row + b * (w + 2 * b + 1)
+        flat = flat + 2 * b * (flat // w) + b * (w + 2 * b + 1)
     return np.take(_scl_invalid(read, cfg).reshape(-1), flat)
 
 

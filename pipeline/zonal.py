@@ -50,14 +50,16 @@ PIXEL_RULE = "centre"  # statistics over clear pixels whose centre lies inside t
 
 @dataclass(frozen=True)
 class TileSites:
-    """The pixels of every site touching one tile, packed site after site."""
+    """The pixels of every site touching one tile, packed site after site.
+
+    Kept small (4 bytes a pixel): it travels with the task graph to every worker.
+    """
 
     flat: np.ndarray
-    """Flat pixel indices within the tile (row * tile width + col), site after site."""
-    row: np.ndarray
-    """Each pixel's row within the tile."""
-    segment: np.ndarray
-    """int32, per pixel: which entry of ``sites`` it belongs to."""
+    """int32 flat pixel indices within the tile (row * tile width + col), site after site."""
+    starts: np.ndarray
+    """int64, one more than ``sites``: segment ``s`` is ``flat[starts[s]:starts[s + 1]]``
+    (never empty)."""
     sites: np.ndarray
     """int32 site index (into ``SitePixels.site_ids``) of each segment."""
     shared: np.ndarray
@@ -65,13 +67,12 @@ class TileSites:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         """(site index, its flat pixel indices in this tile), segment by segment."""
-        bounds = np.searchsorted(self.segment, np.arange(self.sites.size + 1))
         for s, site in enumerate(self.sites.tolist()):
-            yield site, self.flat[bounds[s] : bounds[s + 1]]
+            yield site, self.flat[self.starts[s] : self.starts[s + 1]]
 
 
 sizeof.register(TileSites)(
-    lambda sites: sum(a.nbytes for a in (sites.flat, sites.row, sites.segment, sites.sites))
+    lambda sites: sum(a.nbytes for a in (sites.flat, sites.starts, sites.sites, sites.shared))
 )
 
 
@@ -172,13 +173,12 @@ def site_pixel_index(
     for start, stop in zip(bounds, [*bounds[1:], tile.size][: len(bounds)], strict=True):
         i, j = divmod(int(tile[start]), n_tj)
         tile_w = min(chunk_size, cols - j * chunk_size)
-        row = rr[start:stop] - i * chunk_size
-        segment = np.cumsum(new[start:stop], dtype=np.int32) - 1
-        sites = site[start:stop][new[start:stop]].astype(np.int32)
+        flat = (rr[start:stop] - i * chunk_size) * tile_w + (cc[start:stop] - j * chunk_size)
+        first = np.flatnonzero(new[start:stop])
+        sites = site[start:stop][first].astype(np.int32)
         tiles[(i, j)] = TileSites(
-            flat=row * tile_w + (cc[start:stop] - j * chunk_size),
-            row=row,
-            segment=segment,
+            flat=flat.astype(np.int32),
+            starts=np.append(first, stop - start).astype(np.int64),
             sites=sites,
             shared=n_tiles[sites] > 1,
         )
@@ -271,10 +271,7 @@ def _reduce_tile(
 ) -> TileStats:
     """Counts, sums and medians per segment from the gathered pixel values."""
     n_seg = where.sites.size
-    # segments are contiguous runs of pixels: sums over runs (``reduceat``) beat histograms
-    starts = np.searchsorted(where.segment, np.arange(n_seg))
-    empty = np.diff(np.append(starts, where.segment.size)) == 0
-    starts = np.minimum(starts, max(where.segment.size - 1, 0))
+    starts = where.starts[:-1]  # segments are runs of pixels: sums over runs (``reduceat``)
     ok = ok & np.isfinite(nd)
     bs_ok = ok & np.isfinite(bs)
     nw_ok = ok & np.isfinite(nw)
@@ -285,9 +282,7 @@ def _reduce_tile(
     def per_segment(values: np.ndarray, dtype: type) -> np.ndarray:
         if values.size == 0:
             return np.zeros(n_seg, dtype)
-        out = np.add.reduceat(values, starts, dtype=dtype)
-        out[empty] = 0
-        return out
+        return np.add.reduceat(values, starts, dtype=dtype)
 
     counts = np.stack([per_segment(m, np.int64) for m in (ok, nw_ok, veg, bare, water)], axis=1)
     sums = np.stack(
@@ -316,7 +311,7 @@ def _gather_blocks(
     surface: SurfaceConfig,
 ) -> TileStats:
     """One (date, tile) from index and mask blocks."""
-    flat = where.flat
+    flat = where.flat.astype(np.intp)
     return _reduce_tile(
         np.take(ndvi.reshape(-1), flat),
         np.take(bsi.reshape(-1), flat),
@@ -331,8 +326,8 @@ def _gather_read(
     read: TileRead, where: TileSites, masking: MaskingConfig, surface: SurfaceConfig
 ) -> TileStats:
     """One (date, tile) from its tile read: mask, reflectance and indices of site pixels only."""
-    flat = where.flat
-    ok = ~scl_invalid_at(read, masking, flat, where.row)
+    flat = where.flat.astype(np.intp)  # converted once for every gather below
+    ok = ~scl_invalid_at(read, masking, flat)
     if read.missing:
         ok[:] = False
     refl = {}

@@ -119,6 +119,31 @@ class TileBand:
         return out
 
 
+Zoom = tuple[int, int, int]
+"""``(k, dr, dc)``: an array of coarser pixels, each ``k`` x ``k`` grid pixels; grid pixel
+``(i, j)`` of the window lies in coarse pixel ``((i + dr) // k, (j + dc) // k)``."""
+
+
+def upsample(native: np.ndarray, zoom: Zoom, shape: tuple[int, int]) -> np.ndarray:
+    """The grid window ``shape`` of a coarser array (nearest neighbour: pixels repeated).
+
+    Written as ``k`` strided copies into the output: ``np.repeat`` along the last axis
+    copies one element at a time and is several times slower.
+    """
+    k, dr, dc = zoom
+    if k == 1 and (dr, dc) == (0, 0) and native.shape == shape:
+        return native
+    rows, cols = native.shape
+    out = np.empty((rows, k, cols, k), native.dtype)
+    for j in range(k):
+        out[:, 0, :, j] = native
+    out[:, 1:] = out[:, :1]
+    out = out.reshape(rows * k, cols * k)
+    if out.shape == shape:
+        return out
+    return np.ascontiguousarray(out[dr : dr + shape[0], dc : dc + shape[1]])
+
+
 @dataclass(frozen=True)
 class TileRead:
     """Every band of one acquisition over one tile of the grid: what one read task returns."""
@@ -128,13 +153,22 @@ class TileRead:
     bands: dict[str, TileBand]
     """Reflectance bands by name; a band the acquisition lacks is absent."""
     scl: np.ndarray | None
-    """uint8 scene classes on the 10 m grid, ``halo`` pixels wider than the tile on every
-    side (0 = no data); ``None`` when the cube has no SCL at all."""
+    """uint8 scene classes over the tile and ``halo`` pixels around it on every side
+    (0 = no data), at their own resolution (``scl_zoom``); ``None`` when the cube has no
+    SCL at all."""
     halo: int
     missing: tuple[str, ...] = ()
     """Bands the cube carries that this acquisition lacks here: no pixel of it has data."""
     inside: np.ndarray | None = None
-    """Bool, the shape of ``scl``: which halo pixels lie on the grid (``None``: all)."""
+    """Bool, the halo'd window's shape: which of its pixels lie on the grid (``None``: all)."""
+    scl_zoom: Zoom = (1, 0, 0)
+    """How ``scl`` lies on the halo'd window: scene classes are read at their own 20 m
+    pixels and put on the 10 m grid by ``scl_on_grid`` (masks are worked out before)."""
+
+    def scl_on_grid(self, native: np.ndarray | None = None) -> np.ndarray:
+        """``native`` (default ``scl``; any array of its shape) on the halo'd 10 m window."""
+        h, w = self.box[2] + 2 * self.halo, self.box[3] + 2 * self.halo
+        return upsample(self.scl if native is None else native, self.scl_zoom, (h, w))
 
     @property
     def nbytes(self) -> int:

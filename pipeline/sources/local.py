@@ -47,7 +47,15 @@ from rasterio.windows import Window
 
 from pipeline import schema
 from pipeline.errors import InputError
-from pipeline.sources.base import AssetRef, GridSpec, Scene, TileBand, TileRead
+from pipeline.sources.base import (
+    AssetRef,
+    GridSpec,
+    Scene,
+    TileBand,
+    TileRead,
+    Zoom,
+    upsample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,15 +340,17 @@ def read_failures(read: TileRead) -> tuple[ReadFailure, ...]:
     return getattr(read, "failures", ())
 
 
-def _read_asset(
+def _read_native(
     ref: AssetRef, grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray | str:
-    """One asset over grid rows/cols ``[r0, r1) x [c0, c1)`` as stored, nodata outside it.
+) -> tuple[np.ndarray, Zoom] | str:
+    """One asset over grid rows/cols ``[r0, r1) x [c0, c1)``, as stored, at its own pixels.
 
-    Assets whose pixels are whole multiples of the grid's, on its lines, read the
-    covering window at their own resolution and repeat pixels (exact nearest
-    neighbour, no resampling pass); any other asset is warped through a VRT. An
-    asset that fails to open or decode gives the reader's message instead.
+    An asset whose pixels are whole multiples (``k``) of the grid's, on its lines, is
+    read over the covering window at its own resolution: ``(native, (k, dr, dc))`` with
+    grid pixel ``(r0 + i, c0 + j)`` in ``native[(i + dr) // k, (j + dc) // k]`` (see
+    ``upsample``). Any other asset is warped onto the grid (nearest neighbour), zoom
+    ``(1, 0, 0)``. Pixels beyond the asset hold its nodata. An asset that fails to open
+    or decode gives the reader's message instead.
     """
     (r0, r1), (c0, c1) = rows, cols
     try:
@@ -358,25 +368,22 @@ def _read_asset(
                 resampling=Resampling.nearest,
                 nodata=fill,
             ) as vrt:
-                return vrt.read(1)
+                return vrt.read(1), (1, 0, 0)
         k, ox, oy = fit
-        # the part of the request the asset covers, in grid pixels
-        cc0, cc1 = max(c0, ox), min(c1, ox + k * src.width)
-        rr0, rr1 = max(r0, oy), min(r1, oy + k * src.height)
-        if cc0 >= cc1 or rr0 >= rr1:
-            return np.full((r1 - r0, c1 - c0), fill, src.dtypes[0])
-        s_c0, s_c1 = (cc0 - ox) // k, (cc1 - 1 - ox) // k + 1
-        s_r0, s_r1 = (rr0 - oy) // k, (rr1 - 1 - oy) // k + 1
+        # the asset's pixels covering the request, and the part of them it holds
+        n_r0, n_r1 = (r0 - oy) // k, (r1 - 1 - oy) // k + 1
+        n_c0, n_c1 = (c0 - ox) // k, (c1 - 1 - ox) // k + 1
+        zoom = (k, r0 - oy - n_r0 * k, c0 - ox - n_c0 * k)
+        s_r0, s_r1 = max(n_r0, 0), min(n_r1, src.height)
+        s_c0, s_c1 = max(n_c0, 0), min(n_c1, src.width)
+        if s_r0 >= s_r1 or s_c0 >= s_c1:
+            return np.full((n_r1 - n_r0, n_c1 - n_c0), fill, src.dtypes[0]), zoom
         data = src.read(1, window=Window(s_c0, s_r0, s_c1 - s_c0, s_r1 - s_r0))
-        if k > 1:
-            dr, dc = rr0 - oy - s_r0 * k, cc0 - ox - s_c0 * k
-            data = np.repeat(np.repeat(data, k, axis=0), k, axis=1)
-            data = data[dr : dr + rr1 - rr0, dc : dc + cc1 - cc0]
-        if (rr0, rr1, cc0, cc1) == (r0, r1, c0, c1):
-            return np.ascontiguousarray(data)
-        out = np.full((r1 - r0, c1 - c0), fill, src.dtypes[0])
-        out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
-        return out
+        if (s_r0, s_r1, s_c0, s_c1) == (n_r0, n_r1, n_c0, n_c1):
+            return data, zoom
+        out = np.full((n_r1 - n_r0, n_c1 - n_c0), fill, src.dtypes[0])
+        out[s_r0 - n_r0 : s_r1 - n_r0, s_c0 - n_c0 : s_c1 - n_c0] = data
+        return out, zoom
     except (RasterioError, OSError) as exc:
         _forget(ref.href)
         reason = _reason(exc)
@@ -384,6 +391,21 @@ def _read_asset(
             "asset %s: grid rows %d-%d, cols %d-%d unreadable: %s", ref.href, r0, r1, c0, c1, reason
         )
         return reason
+
+
+def _read_asset(
+    ref: AssetRef, grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray | str:
+    """One asset over grid rows/cols ``[r0, r1) x [c0, c1)`` as stored, on the grid.
+
+    Coarser assets on the grid's lines repeat their pixels (exact nearest neighbour, no
+    resampling pass); the reader's message when the asset cannot be read.
+    """
+    got = _read_native(ref, grid, rows, cols)
+    if isinstance(got, str):
+        return got
+    native, zoom = got
+    return upsample(native, zoom, (rows[1] - rows[0], cols[1] - cols[0]))
 
 
 def _reason(exc: BaseException) -> str:
@@ -434,6 +456,37 @@ def _read_band(
     return TileBand(out)
 
 
+def _read_scl(
+    refs: Sequence[AssetRef],
+    grid: GridSpec,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    failures: list[tuple[str, str]],
+) -> tuple[np.ndarray, Zoom] | None:
+    """One acquisition's scene classes over the window, items mosaicked (the first item
+    with data wins): at their own pixels when every item lies on the same lattice of
+    coarser pixels, else on the grid. Unreadable items add ``(href, reason)`` to
+    ``failures``."""
+    parts = []
+    for ref in refs:
+        got = _read_native(ref, grid, rows, cols)
+        if isinstance(got, str):
+            failures.append((ref.href, got))
+        else:
+            parts.append((ref, *got))
+    if not parts:
+        return None
+    if len({(zoom, native.shape) for _, native, zoom in parts}) > 1:
+        shape = (rows[1] - rows[0], cols[1] - cols[0])
+        parts = [(ref, upsample(native, zoom, shape), (1, 0, 0)) for ref, native, zoom in parts]
+    ref0, first, zoom = parts[0]
+    band = TileBand(first, nodata=ref0.nodata)
+    for _, more, _ in parts[1:]:
+        hole = ~band.has_data()
+        first[hole] = more[hole]
+    return first.astype(np.uint8, copy=False), zoom
+
+
 def read_tile(
     refs: dict[str, Sequence[AssetRef]],
     grid: GridSpec,
@@ -464,15 +517,15 @@ def read_tile(
             # With one item's window unreadable the band is not whole: no pixel of the
             # tile counts as observed on this date.
             missing.append(band)
-    scl, inside = None, None
+    scl, inside, scl_zoom = None, None, (1, 0, 0)
     if schema.SCL in refs:
         rows, cols = (y0 - halo, y0 + h + halo), (x0 - halo, x0 + w + halo)
         errors = []
-        got = _read_band(refs[schema.SCL], grid, rows, cols, errors)
+        scl_read = _read_scl(refs[schema.SCL], grid, rows, cols, errors)
         failed.extend(ReadFailure(href, schema.SCL, reason) for href, reason in errors)
         scl = np.zeros((h + 2 * halo, w + 2 * halo), np.uint8)
-        if got is not None and not errors:
-            scl = got.values.astype(np.uint8, copy=False)
+        if scl_read is not None and not errors:
+            scl, scl_zoom = scl_read
         if halo:
             r = np.arange(*rows)
             c = np.arange(*cols)
@@ -487,6 +540,7 @@ def read_tile(
         halo=halo,
         missing=tuple(missing),
         inside=inside,
+        scl_zoom=scl_zoom,
         failures=tuple(failed),
     )
 
@@ -506,8 +560,8 @@ def _band_block(read: TileRead, band: str) -> np.ndarray:
 
 def _scl_block(read: TileRead) -> np.ndarray:
     assert read.scl is not None
-    b = read.halo
-    return read.scl[b : read.scl.shape[0] - b, b : read.scl.shape[1] - b][np.newaxis]
+    b, (h, w) = read.halo, read.box[2:]
+    return read.scl_on_grid()[b : b + h, b : b + w][np.newaxis]
 
 
 def load_cube(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
 from rasterio.features import geometry_mask
@@ -15,7 +15,7 @@ from shapely import make_valid
 from shapely.geometry import Polygon, box
 
 from pipeline.config import SurfaceConfig
-from pipeline.sources.base import GridSpec
+from pipeline.sources.base import GridSpec, upsample
 from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
 
 GRID = GridSpec(CRS.from_epsg(32649), Affine(10, 0, 0, 0, -10, 500), (50, 70))
@@ -215,3 +215,25 @@ def test_site_pixel_index__same_pixels_as_gdal_rasterize(centres, seed, chunk):
         np.testing.assert_array_equal(got, burnt)
         assert pixels.n_inside[k] == burnt.sum()
         assert pixels.n_expected[k] == beyond.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 4),
+    rows=st.integers(1, 9),
+    cols=st.integers(1, 9),
+    dr=st.integers(0, 3),
+    dc=st.integers(0, 3),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.bool_, np.float32]),
+)
+def test_upsample__repeats_coarse_pixels_like_np_repeat(k, rows, cols, dr, dc, dtype):
+    dr, dc = dr % k, dc % k
+    native = (np.arange(rows * cols).reshape(rows, cols) % 7).astype(dtype)
+    shape = (rows * k - dr - int(rows > 1), cols * k - dc)
+    assume(shape[0] > 0 and shape[1] > 0)
+    want = np.repeat(np.repeat(native, k, axis=0), k, axis=1)[
+        dr : dr + shape[0], dc : dc + shape[1]
+    ]
+    got = upsample(native, (k, dr, dc), shape)
+    assert got.dtype == native.dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
