@@ -22,7 +22,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import schema
 from pipeline.config import MaskingConfig
-from pipeline.sources.base import TileRead
+from pipeline.sources.base import TileRead, upsample
 from pipeline.sources.local import tile_reads
 
 
@@ -48,15 +48,51 @@ def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     return out
 
 
-def _scl_invalid(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
-    """Invalid SCL grown by the buffer, over the read's halo'd window."""
-    if read.halo < cfg.buffer_pixels:
+def _on_coarse(ok: np.ndarray, k: int, d: int, n: int) -> np.ndarray:
+    """A 1-D mask of grid pixels as ``n`` coarse pixels of ``k``: True where any of its
+    grid pixels is (grid pixel ``j`` lies in coarse pixel ``(j + d) // k``)."""
+    padded = np.zeros(n * k, bool)
+    padded[d : d + ok.size] = ok[: n * k - d]
+    return padded.reshape(n, k).any(axis=1)
+
+
+def _reach(mask: np.ndarray, n: int) -> np.ndarray:
+    """True where any pixel of the ``n`` x ``n`` window starting at it is True."""
+    rows = mask.copy()
+    for s in range(1, n):
+        rows[:-s] |= mask[s:]
+    out = rows.copy()
+    for s in range(1, n):
+        out[:, :-s] |= rows[:, s:]
+    return out
+
+
+def _grown_invalid(read: TileRead, cfg: MaskingConfig) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Invalid SCL grown by the buffer, worked out at the classes' own pixels:
+    ``(grown, (k, sr, sc))`` with tile pixel ``(r, c)`` in ``grown[(r + sr) // k, (c + sc) // k]``.
+
+    A grid pixel is invalid when any grid pixel within ``b`` of it is; at 20 m those
+    pixels span a window of ``b + 1`` coarse pixels starting at ``(r - b + dr) // 2``,
+    so the grown mask is a window test at 20 m read through a shifted zoom. Coarse
+    pixels wholly beyond the grid count as not invalid; one that the grid's edge cuts
+    counts whole, which changes no pixel on the grid: its pixels there are invalid
+    themselves and nearer than its pixels beyond. Other zooms go through the grid.
+    """
+    b = cfg.buffer_pixels
+    if read.halo < b:
         raise ValueError(f"SCL halo {read.halo} < masking buffer {cfg.buffer_pixels}")
     assert read.scl is not None
-    invalid = read.scl_on_grid(invalid_classes(cfg)[read.scl])  # classes looked up at 20 m
+    invalid = invalid_classes(cfg)[read.scl]
+    k, dr, dc = read.scl_zoom
+    if k > 2:
+        invalid, (k, dr, dc) = read.scl_on_grid(invalid), (1, 0, 0)
     if read.inside is not None:
-        invalid &= read.inside
-    return grow(invalid, cfg.buffer_pixels)
+        rows_ok = _on_coarse(read.inside.any(axis=1), k, dr, invalid.shape[0])
+        cols_ok = _on_coarse(read.inside.any(axis=0), k, dc, invalid.shape[1])
+        invalid &= rows_ok[:, np.newaxis] & cols_ok[np.newaxis, :]
+    grown = _reach(invalid, 2 * b + 1 if k == 1 else b + 1)
+    # tile pixel (r, c) reads grown[(r + sr) // k, (c + sc) // k]
+    return grown, (k, read.halo + dr - b, read.halo + dc - b)
 
 
 def scl_clear(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
@@ -64,18 +100,22 @@ def scl_clear(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
     h, w = read.box[2], read.box[3]
     if read.scl is None:
         return np.ones((h, w), bool)
-    b = read.halo
-    return ~_scl_invalid(read, cfg)[b : b + h, b : b + w]
+    grown, (k, sr, sc) = _grown_invalid(read, cfg)
+    return ~upsample(grown[sr // k :, sc // k :], (k, sr % k, sc % k), (h, w))
 
 
 def scl_invalid_at(read: TileRead, cfg: MaskingConfig, flat: np.ndarray) -> np.ndarray:
     """``~scl_clear(read, cfg)`` at the tile's flat pixel indices ``flat`` (row * width + col)."""
     if read.scl is None:
         return np.zeros(flat.shape, bool)
-    w, b = read.box[3], read.halo
-    if b:  # the same pixels in the halo'd window: (row + b) * (w + 2b) + col + b
-        flat = flat + 2 * b * (flat // w) + b * (w + 2 * b + 1)
-    return np.take(_scl_invalid(read, cfg).reshape(-1), flat)
+    grown, (k, sr, sc) = _grown_invalid(read, cfg)
+    row, col = np.divmod(flat, read.box[3])
+    row += sr
+    col += sc
+    if k > 1:
+        row //= k
+        col //= k
+    return np.take(grown.reshape(-1), row * grown.shape[1] + col)
 
 
 def clear_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:

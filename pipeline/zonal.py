@@ -132,11 +132,18 @@ def _scanline_pixels(
     start, stop = np.floor(x[0::2] + 0.5), np.floor(x[1::2] + 0.5)
     run_site, run_row = site[0::2], row[0::2]
     length = np.maximum(stop - start, 0).astype(np.int64)
-    pixel_run = np.repeat(np.arange(length.size), length)
-    col = start.astype(np.int64)[pixel_run] + (
-        np.arange(pixel_run.size) - np.repeat(np.cumsum(length) - length, length)
+    # pixel k of a run: its first column + k (int32: a grid is far below 2**31 pixels wide)
+    col = np.ones(int(length.sum()), np.int32)
+    ends = np.cumsum(length)
+    runs = np.flatnonzero(length)
+    last_col = start[runs] + length[runs] - 1
+    col[ends[runs] - length[runs]] = start[runs] - np.append(0, last_col[:-1])
+    col = np.cumsum(col, dtype=np.int32)
+    return (
+        np.repeat(run_site.astype(np.int32), length),
+        np.repeat(run_row.astype(np.int32), length),
+        col,
     )
-    return run_site[pixel_run], run_row[pixel_run], col
 
 
 def site_pixel_index(
@@ -160,8 +167,9 @@ def site_pixel_index(
 
     # group by tile, keeping site order and each site's row-major order (a stable sort)
     n_tj = -(-cols // chunk_size)
-    ti, tj = rr // chunk_size, cc // chunk_size
-    tile = ti * n_tj + tj
+    tile = (rr // chunk_size) * n_tj + cc // chunk_size
+    if n_tj * -(-rows // chunk_size) <= np.iinfo(np.uint16).max:
+        tile = tile.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
     order = np.argsort(tile, kind="stable")
     site, rr, cc, tile = site[order], rr[order], cc[order], tile[order]
     # a new segment wherever the tile or the site changes

@@ -131,8 +131,10 @@ def upsample(native: np.ndarray, zoom: Zoom, shape: tuple[int, int]) -> np.ndarr
     copies one element at a time and is several times slower.
     """
     k, dr, dc = zoom
-    if k == 1 and (dr, dc) == (0, 0) and native.shape == shape:
-        return native
+    if k == 1:
+        if native.shape == shape:
+            return native
+        return np.ascontiguousarray(native[dr : dr + shape[0], dc : dc + shape[1]])
     rows, cols = native.shape
     out = np.empty((rows, k, cols, k), native.dtype)
     for j in range(k):
