@@ -272,16 +272,8 @@ def load_model(folder: Path) -> RecoveryModel:
             "the file was changed after training",
             file=model_path,
         )
-    try:
-        untrusted = [t for t in sio.get_untrusted_types(file=model_path) if t not in TRUSTED_TYPES]
-    except Exception as exc:  # a corrupt archive: skops raises whatever zipfile does
-        raise InputError(f"not a readable skops file: {exc}", file=model_path) from None
-    if untrusted:
-        raise InputError(
-            f"refusing to load: the file asks for untrusted types {untrusted[:3]}",
-            file=model_path,
-        )
     import sklearn
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     trained_with = str((card.get("packages") or {}).get("scikit-learn", ""))
     if trained_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
@@ -291,9 +283,18 @@ def load_model(folder: Path) -> RecoveryModel:
             trained_with or "(unknown)",
             sklearn.__version__,
         )
+    # skops checks every type in the file against the trusted list before it builds any
+    # object (one pass over the file: asking for the untrusted types first read it twice).
     try:
         estimator = sio.load(model_path, trusted=list(TRUSTED_TYPES))
-    except Exception as exc:
+    except UntrustedTypesFoundException:
+        listed = sio.get_untrusted_types(file=model_path)  # only to name them
+        untrusted = [t for t in listed if t not in TRUSTED_TYPES]
+        raise InputError(
+            f"refusing to load: the file asks for untrusted types {untrusted[:3]}",
+            file=model_path,
+        ) from None
+    except Exception as exc:  # a corrupt archive: skops raises whatever zipfile does
         raise InputError(
             f"not a loadable skops file ({exc}); retrain the model with this scikit-learn",
             file=model_path,

@@ -198,6 +198,30 @@ def _stack_rgb(bands: Sequence[np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------- the report: two looks
 
 
+# Looks read per side of a flag's change: the clearest of the nearest few is shown (at a
+# 5 to 10 day revisit, about two months either side), so a city's flags read a few
+# dates each, not the whole catalog.
+LOOK_CANDIDATES = 8
+
+
+def candidate_looks(days: Sequence[date], props: Mapping[str, Any]) -> np.ndarray:
+    """Which dates may give a flag's looks: the ``LOOK_CANDIDATES`` last before
+    ``first_detected``, the first after ``confirmed`` (or ``first_detected``) up to
+    ``last_seen``, and the first from ``first_detected`` on (``pick_looks``'s fallback)."""
+    chosen = np.zeros(len(days), bool)
+    first = as_date(props.get("first_detected"))
+    if first is None or not len(days):
+        return chosen
+    d = np.array(days, dtype="datetime64[D]")
+    after_from = as_date(props.get("confirmed")) or first
+    last = as_date(props.get("last_seen")) or d[-1].item()
+    chosen[np.flatnonzero(d < np.datetime64(first))[-LOOK_CANDIDATES:]] = True
+    in_dig = (d >= np.datetime64(after_from)) & (d <= np.datetime64(last))
+    chosen[np.flatnonzero(in_dig)[:LOOK_CANDIDATES]] = True
+    chosen[np.flatnonzero(d >= np.datetime64(first))[:LOOK_CANDIDATES]] = True
+    return chosen
+
+
 def load_flag_evidence(
     scenes: Sequence[Scene],
     grid: GridSpec,
@@ -206,9 +230,9 @@ def load_flag_evidence(
 ) -> dict[str, FlagEvidence]:
     """Before/after looks of each flag in ``features`` (GeoJSON Feature dicts), by flag_id.
 
-    Reads SCL over every flag window and date, then red/green/blue over each window on
-    its two chosen dates: two computes for all flags. Flags without geometry, without
-    ``first_detected`` or outside the grid are left out.
+    Reads SCL over each flag's window on its candidate dates (``candidate_looks``), then
+    red/green/blue on its two chosen dates: two computes for all flags. Flags without
+    geometry, without ``first_detected`` or outside the grid are left out.
     """
     targets = []
     for feature in features:
@@ -227,21 +251,31 @@ def load_flag_evidence(
         return {}
 
     days = [np.datetime64(s.date, "D").item() for s in scenes]
+    candidates = [np.flatnonzero(candidate_looks(days, props)) for _, props, _, _ in targets]
+    # dates not read score -1: any date read wins over them
+    fractions = [np.full(len(scenes), -1.0) for _ in targets]
     if _has_band(scenes, schema.SCL):
         lazy = []
-        for _, _, _, window in targets:
+        for (_, _, _, window), idx in zip(targets, candidates, strict=True):
+            if not len(idx):
+                lazy.append(None)
+                continue
             sub = _subgrid(grid, window)
             cube = load_cube(
-                scenes,
+                [scenes[i] for i in idx],
                 sub,
                 chunk_size=max(sub.shape),
                 bands=(schema.SCL,),
                 halo=masking.buffer_pixels,
             )
             lazy.append(clear_mask(cube, masking).data.mean(axis=(1, 2)))
-        fractions = [np.asarray(f, float) for f in dask.compute(*lazy, scheduler="threads")]
+        computed = dask.compute(*lazy, scheduler="threads")
+        for frac, idx, got in zip(fractions, candidates, computed, strict=True):
+            if got is not None:
+                frac[idx] = np.asarray(got, float)
     else:
-        fractions = [np.ones(len(scenes)) for _ in targets]
+        for frac, idx in zip(fractions, candidates, strict=True):
+            frac[idx] = 1.0
 
     looks: list[tuple[int, int | None, int | None]] = []
     lazy_rgb = []

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +300,20 @@ def test_pick_look__clearest_then_latest():
     assert evidence.pick_look(frac, np.array([True, True, True, True, False])) == 2
     assert evidence.pick_look(frac, np.array([True, False, False, True, False])) == 0
     assert evidence.pick_look(frac, np.zeros(5, bool)) is None
+
+
+def test_candidate_looks__nearest_dates_either_side_of_the_change():
+    days = [date(2023, 1, 1) + timedelta(days=6 * k) for k in range(40)]
+    props = {
+        "first_detected": days[20].isoformat(),
+        "confirmed": days[22].isoformat(),
+        "last_seen": days[25].isoformat(),
+    }
+    chosen = np.flatnonzero(evidence.candidate_looks(days, props))
+    n = evidence.LOOK_CANDIDATES
+    # before: the last n dates before first_detected; after: from confirmed to last_seen,
+    # and the first n from first_detected on (the fallback when that span has no look)
+    assert chosen.tolist() == list(range(20 - n, 20)) + list(range(20, 20 + n))
+    assert not evidence.candidate_looks(days, {"first_detected": None}).any()
+    early = evidence.candidate_looks(days, {"first_detected": days[2].isoformat()})
+    assert np.flatnonzero(early).tolist() == [0, 1, *range(2, 2 + n)]
