@@ -109,13 +109,10 @@ def scl_invalid_at(read: TileRead, cfg: MaskingConfig, flat: np.ndarray) -> np.n
     if read.scl is None:
         return np.zeros(flat.shape, bool)
     grown, (k, sr, sc) = _grown_invalid(read, cfg)
-    row, col = np.divmod(flat, read.box[3])
-    row += sr
-    col += sc
-    if k > 1:
-        row //= k
-        col //= k
-    return np.take(grown.reshape(-1), row * grown.shape[1] + col)
+    # on the tile first: repeating the coarse mask costs less than finding each pixel's
+    # coarse row and column by integer division
+    on_tile = upsample(grown[sr // k :, sc // k :], (k, sr % k, sc % k), read.box[2:])
+    return np.take(on_tile.reshape(-1), flat)
 
 
 def clear_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:

@@ -243,8 +243,7 @@ def _by_segment(
 
     ``values`` holds the segments one after the other, ``counts`` values each; it is
     reordered within each segment. One partial sort in place per segment beats one
-    sort of everything (segments are small), and leaves each segment's middle values
-    where a single gather finds them.
+    sort of everything (segments are small).
     """
     stops = np.cumsum(counts)
     starts = stops - counts
@@ -255,17 +254,19 @@ def _by_segment(
         for a, b in zip(starts[shared].tolist(), stops[shared].tolist(), strict=True)
     ]
     todo = np.flatnonzero(~shared & (counts > 2))
-    for a, b, lo_k, hi_k in zip(
-        starts[todo].tolist(),
-        stops[todo].tolist(),
-        lo[todo].tolist(),
-        hi[todo].tolist(),
-        strict=True,
+    # one selection per segment: the upper middle value; for an even count the lower one
+    # is the largest of those left of it (a reduction, cheaper than a second selection)
+    lower = np.empty(todo.size, values.dtype)
+    for m, (a, b, hi_k) in enumerate(
+        zip(starts[todo].tolist(), stops[todo].tolist(), hi[todo].tolist(), strict=True)
     ):
-        values[a:b].partition((lo_k - a, hi_k - a) if hi_k != lo_k else lo_k - a)
+        segment = values[a:b]
+        segment.partition(hi_k - a)
+        lower[m] = segment[: hi_k - a].max() if (b - a) % 2 == 0 else segment[hi_k - a]
     medians = np.full(counts.size, np.nan)
     some = ~shared & (counts > 0)
     medians[some] = (values[lo[some]].astype(np.float64) + values[hi[some]]) / 2
+    medians[todo] = (lower.astype(np.float64) + values[hi[todo]]) / 2
     return medians, parts
 
 

@@ -8,10 +8,14 @@ a few crossing the imagery's edge.
 
 In one process, on the same files, it times:
 
-- ``decode``: GDAL decoding every band the project reads, nothing else (1 and 2 threads);
+- ``decode``: GDAL decoding every band the project reads, nothing else (1 and 2 threads,
+  the 2-thread run again after the project's runs), and on the cluster's two workers
+  (``decode_cluster``); every run but ``decode_1`` is made twice and the ratios use the
+  faster of the two, on both sides;
 - ``project``: ``load_cube -> mask_clouds -> add_indices -> site_pixel_index ->
   site_timeseries_tasks -> assemble_timeseries`` and the parquet table, on the threaded
-  scheduler (2 threads) and on a 2-worker ``LocalCluster`` (started before the clock);
+  scheduler (2 threads) and on a 2-worker ``LocalCluster`` (started, and its workers'
+  imports done, before the clock);
 - ``exactextract`` 0.3.0 (its ``Operation`` objects): per date, bands decoded with 2
   threads, the SCL mask and NDVI/BSI in numpy, then mean, median, count and the
   vegetated fraction of NDVI and mean and median of BSI per polygon;
@@ -545,10 +549,24 @@ def main() -> None:
             run_decode(catalog, threads)
         report(f"decode_{threads}", m)
 
+    def twice(name: str, run, extra=lambda m: ""):  # type: ignore[no-untyped-def]
+        """Run and report twice; the faster run stands for ``name`` in the ratios."""
+        best, result = None, None
+        for attempt in ("", "_again"):
+            with Measure() as m:
+                got = run()
+            report(name + attempt, m, extra(m))
+            if best is None or m.wall < best.wall:
+                best, result = m, got
+        runs[name] = best
+        return result
+
     out = args.data / "timeseries.parquet"
-    with Measure() as m:
-        _, ours = run_project(catalog, sites, out, {"scheduler": "threads", "num_workers": 2})
-    report("project_threads", m, f" (process {m.peak_mb:.0f} MiB)")
+    _, ours = twice(
+        "project_threads",
+        lambda: run_project(catalog, sites, out, {"scheduler": "threads", "num_workers": 2}),
+        lambda m: f" (process {m.peak_mb:.0f} MiB)",
+    )
 
     if not args.skip_cluster:
         from distributed import Client, LocalCluster
@@ -573,18 +591,27 @@ def main() -> None:
         ):
             # A standing cluster has its imports done: warm the workers before the clock.
             client.run(_warm_worker)
-            with Measure() as m:
-                paths = [p for date_paths in _asset_paths(catalog) for p in date_paths.values()]
-                client.gather(client.map(_decode_file, paths, pure=False))
-            report("decode_cluster", m)
-            with Measure() as m:
-                _, ours_c = run_project(catalog, sites, out, {})
+            paths = [p for date_paths in _asset_paths(catalog) for p in date_paths.values()]
+            twice(
+                "decode_cluster",
+                lambda: client.gather(client.map(_decode_file, paths, pure=False)),
+            )
+            _, ours_c = twice("project_cluster", lambda: run_project(catalog, sites, out, {}))
         same = np.allclose(
             ours.drop(columns=["site_id", "date"]).to_numpy(float),
             ours_c.drop(columns=["site_id", "date"]).to_numpy(float),
             equal_nan=True,
         )
-        report("project_cluster", m, f" over all processes; same table as threads: {same}")
+        print(f"  project_cluster: over all processes; same table as threads: {same}")
+
+    # Decode again after the project's runs: the ratios below use the faster of the two
+    # decode runs (and of the two runs of each project), so a slow moment of the
+    # machine during one run never flatters a ratio.
+    first = runs["decode_2"]
+    with Measure() as m:
+        run_decode(catalog, 2)
+    report("decode_2_again", m)
+    runs["decode_2"] = min(first, m, key=lambda r: r.wall)
 
     split = project_split(catalog, sites, n_dates=4)
     total = sum(split.values())
@@ -607,7 +634,10 @@ def main() -> None:
         report("rasterstats", m, f" ({n_rs} dates, times scaled to {N_DATES})")
         agreement(ours, rs, "rasterstats (pixel centres)")
 
-    print("\nratios (targets: project <= 1.5x decode, >= 3x faster than exactextract)")
+    print(
+        "\nratios (targets: project <= 1.5x decode, >= 3x faster than exactextract;"
+        " decode: the faster decode_2 run)"
+    )
     d = runs["decode_2"]
     for name in ("project_threads", "project_cluster"):
         if name not in runs:
