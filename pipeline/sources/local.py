@@ -24,9 +24,10 @@ import math
 import os
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 import dask.array as da
@@ -58,6 +59,7 @@ from pipeline.sources.base import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _local_path(path_or_url: str | Path) -> Path:
@@ -420,6 +422,28 @@ def _reason(exc: BaseException) -> str:
     return "; ".join(lines) or type(exc).__name__
 
 
+def _read_items(
+    refs: Sequence[AssetRef], read: Callable[[AssetRef], T | str], failures: list[tuple[str, str]]
+) -> list[tuple[AssetRef, T]]:
+    """``read(ref)`` of each item of one acquisition; the unreadable ones (``read`` gave
+    the reader's message) go to ``failures`` as ``(href, reason)``."""
+    parts = []
+    for ref in refs:
+        got = read(ref)
+        if isinstance(got, str):
+            failures.append((ref.href, got))
+        else:
+            parts.append((ref, got))
+    return parts
+
+
+def _fill_holes(band: TileBand, more: Sequence[np.ndarray]) -> None:
+    """Mosaic in place: the band's pixels without data take those of the next items."""
+    for values in more:
+        hole = ~band.has_data()
+        band.values[hole] = values[hole]
+
+
 def _read_band(
     refs: Sequence[AssetRef],
     grid: GridSpec,
@@ -431,22 +455,14 @@ def _read_band(
 
     An item whose window fails to read adds no data and ``(href, reason)`` to ``failures``.
     """
-    parts = []
-    for ref in refs:
-        got = _read_asset(ref, grid, rows, cols)
-        if isinstance(got, str):
-            failures.append((ref.href, got))
-        else:
-            parts.append((ref, got))
+    parts = _read_items(refs, lambda ref: _read_asset(ref, grid, rows, cols), failures)
     if not parts:
         return None
     ref0, first = parts[0]
     stored_alike = {(r.scale, r.offset, r.nodata) for r, _ in parts}
     if len(stored_alike) == 1:
         band = TileBand(first, ref0.scale, ref0.offset, ref0.nodata)
-        for _, more in parts[1:]:
-            hole = ~band.has_data()
-            first[hole] = more[hole]
+        _fill_holes(band, [more for _, more in parts[1:]])
         return band
     # items of one date stored with different offsets: mosaic as reflectance
     out = TileBand(first, ref0.scale, ref0.offset, ref0.nodata).reflectance()
@@ -467,23 +483,15 @@ def _read_scl(
     with data wins): at their own pixels when every item lies on the same lattice of
     coarser pixels, else on the grid. Unreadable items add ``(href, reason)`` to
     ``failures``."""
-    parts = []
-    for ref in refs:
-        got = _read_native(ref, grid, rows, cols)
-        if isinstance(got, str):
-            failures.append((ref.href, got))
-        else:
-            parts.append((ref, *got))
-    if not parts:
+    got = _read_items(refs, lambda ref: _read_native(ref, grid, rows, cols), failures)
+    if not got:
         return None
+    parts = [(ref, native, zoom) for ref, (native, zoom) in got]
     if len({(zoom, native.shape) for _, native, zoom in parts}) > 1:
         shape = (rows[1] - rows[0], cols[1] - cols[0])
         parts = [(ref, upsample(native, zoom, shape), (1, 0, 0)) for ref, native, zoom in parts]
     ref0, first, zoom = parts[0]
-    band = TileBand(first, nodata=ref0.nodata)
-    for _, more, _ in parts[1:]:
-        hole = ~band.has_data()
-        first[hole] = more[hole]
+    _fill_holes(TileBand(first, nodata=ref0.nodata), [more for _, more, _ in parts[1:]])
     return first.astype(np.uint8, copy=False), zoom
 
 

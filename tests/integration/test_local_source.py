@@ -17,8 +17,10 @@ from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.errors import InputError
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
+from pipeline.sources.base import Scene
 from pipeline.sources.local import analysis_grid, load_cube, read_catalog
 from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from tests.conftest import ORIGIN as ORIGIN_TEST
 from tests.conftest import write_tiny_catalog
 
 
@@ -297,3 +299,52 @@ def test_load_cube__grid_beyond_the_assets_is_no_data(random_catalog):
     )
     clear = mask_clouds(cube, MaskingConfig())["clear"].values
     assert not clear[:, :2].any() and not clear[:, :, -5:].any()
+
+
+@pytest.mark.parametrize("east_scl_m", [20, 10])
+def test_load_cube__two_items_of_a_date_mosaic_first_with_data_wins(tmp_path, east_scl_m):
+    # Two overlapping items of one date (neighbouring tiles of the grid of tiles): the
+    # west item wins where both have data, the east one fills the west's holes and the
+    # rest. SCL of both at 20 m is mosaicked at 20 m; an east SCL at 10 m puts both on
+    # the 10 m grid first. The cloud mask is grown across the seam either way.
+    rng = np.random.default_rng(5)
+    day = [date(2023, 6, 1)]
+    shape = (20, 24)  # 10 m rows, cols of each item; the east item starts 20 columns on
+    west = {b: rng.uniform(0.02, 0.5, (1, *shape)) for b in ("red", "nir")}
+    west["red"][0, 3:7, 18:24] = np.nan  # a hole in the overlap: the east item fills it
+    west["scl"] = rng.choice([4, 5, 9], (1, 10, 12), p=[0.6, 0.3, 0.1])
+    east = {b: rng.uniform(0.02, 0.5, (1, *shape)) for b in ("red", "nir")}
+    east["scl"] = (
+        rng.choice([4, 5, 9], (1, 10, 12), p=[0.6, 0.3, 0.1])
+        if east_scl_m == 20
+        else np.repeat(np.repeat(rng.choice([4, 5, 9], (1, 10, 12)), 2, axis=1), 2, axis=2)
+    )
+    a = read_catalog(write_tiny_catalog(tmp_path / "w", west, day))[0]
+    shifted = (ORIGIN_TEST[0] + 200.0, ORIGIN_TEST[1])
+    b = read_catalog(write_tiny_catalog(tmp_path / "e", east, day, origin=shifted))[0]
+    both = Scene(
+        a.date,
+        ("w", "e"),
+        (*a.assets, *b.assets),
+        a.epsg,
+        None,
+        (a.bounds[0], a.bounds[1], b.bounds[2], b.bounds[3]),
+    )
+    grid = analysis_grid([both])
+    assert grid.shape == (20, 44)
+    cube = load_cube([both], grid, chunk_size=16, halo=1)
+    up = lambda v: np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)  # noqa: E731
+    for band in ("red", "nir"):
+        want = np.full(grid.shape, np.nan)
+        want[:, 20:] = _reflectance(east[band][0], day[0])
+        w = _reflectance(west[band][0], day[0])
+        want[:, :24] = np.where(np.isnan(w), want[:, :24], w)
+        np.testing.assert_allclose(cube[band].values[0], want, atol=1e-6)
+    scl = np.zeros(grid.shape, np.uint8)
+    scl[:, 20:] = up(east["scl"][0]) if east_scl_m == 20 else east["scl"][0]
+    scl[:, :24] = up(west["scl"][0])
+    np.testing.assert_array_equal(cube["scl"].values[0], scl)
+    clear = mask_clouds(cube, MaskingConfig(invalid_scl=(9,), buffer_pixels=1))["clear"]
+    invalid = ndimage.binary_dilation(scl == 9, structure=np.ones((3, 3), bool))
+    want_clear = ~invalid & np.isfinite(cube["red"].values[0]) & np.isfinite(cube["nir"].values[0])
+    np.testing.assert_array_equal(clear.values[0], want_clear)
