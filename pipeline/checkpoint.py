@@ -11,7 +11,7 @@ Two kinds of unit come out of the one pass over the pixels:
   tile continues from its newest saved state on the same date prefix: a killed run
   redoes at most ``CHECKPOINT_DATES`` dates of it, a later ``--end`` only the new dates.
 
-A unit whose pixel reads failed to decode (``local.read_failures``) is never saved:
+A unit whose pixel reads failed to decode (``reads.read_failures``) is never saved:
 its result holds no-data windows that a later read may fill. ``save`` notes the dates
 that failed in ``UnitPlan.failures`` instead; the orchestrator leaves them out and
 plans again, reusing everything saved, so a transient fault costs a retry, not a
@@ -48,6 +48,7 @@ from pipeline.excavation import (
     fold_tasks,
 )
 from pipeline.sources import base, local
+from pipeline.sources import reads as reading
 from pipeline.sources.base import GridSpec, Scene
 from pipeline.state import (
     StateStore,
@@ -83,7 +84,7 @@ class UnitPlan:
     n_dates: int
     counts: dict[str, int] = field(default_factory=dict)
     """Units and dates reused and computed, for the manifest."""
-    failures: dict[int, set[local.ReadFailure]] = field(default_factory=dict)
+    failures: dict[int, set[reading.ReadFailure]] = field(default_factory=dict)
     """Date index -> the asset windows that failed to read (filled in by ``save``)."""
 
 
@@ -92,20 +93,20 @@ class Checked:
     """A unit's result and the reads behind it that failed: ``(date index, failure)``."""
 
     value: Any
-    failures: tuple[tuple[int, local.ReadFailure], ...]
+    failures: tuple[tuple[int, reading.ReadFailure], ...]
 
 
-def _read_failures(read: base.TileRead, t: int) -> tuple[tuple[int, local.ReadFailure], ...]:
-    return tuple((t, f) for f in local.read_failures(read))
+def _read_failures(read: base.TileRead, t: int) -> tuple[tuple[int, reading.ReadFailure], ...]:
+    return tuple((t, f) for f in reading.read_failures(read))
 
 
 def _merge_failures(
-    *parts: tuple[tuple[int, local.ReadFailure], ...],
-) -> tuple[tuple[int, local.ReadFailure], ...]:
+    *parts: tuple[tuple[int, reading.ReadFailure], ...],
+) -> tuple[tuple[int, reading.ReadFailure], ...]:
     return tuple(f for part in parts for f in part)
 
 
-def _checked(value: Any, *failures: tuple[tuple[int, local.ReadFailure], ...]) -> Checked:
+def _checked(value: Any, *failures: tuple[tuple[int, reading.ReadFailure], ...]) -> Checked:
     return Checked(value, _merge_failures(*failures))
 
 
@@ -138,7 +139,7 @@ def plan_units(
 ) -> UnitPlan:
     """Look up saved units and build the lazy graph of the missing ones."""
     cube = grid_token(grid, cfg.grid.chunk_size, sorted(ds.data_vars))
-    stage_code = code_hash(local, base, masking, indices)
+    stage_code = code_hash(local, reading, base, masking, indices)
     fold_base = unit_base(
         stage_code,
         code_hash(excavation),

@@ -53,7 +53,8 @@ from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.base import GridSpec, Scene
-from pipeline.sources.local import ReadFailure, analysis_grid, load_cube, read_catalog
+from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.reads import ReadFailure
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
 from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks

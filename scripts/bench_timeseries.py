@@ -69,7 +69,8 @@ from pipeline import zonal
 from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog, read_tile
+from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.reads import read_tile
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 4096
@@ -318,7 +319,7 @@ def _warm_worker() -> None:
     """Set the GDAL cache and import what the project's tasks use, as a standing worker has."""
     os.environ.setdefault("GDAL_CACHEMAX", "64")
     from pipeline import masking, zonal  # noqa: F401
-    from pipeline.sources import local  # noqa: F401
+    from pipeline.sources import local, reads  # noqa: F401
 
 
 def run_decode(catalog: Path, threads: int) -> float:

@@ -19,7 +19,7 @@ from pipeline.cli import main
 from pipeline.inputs import read_sites
 from pipeline.ledger import list_flags, open_ledger
 from pipeline.report import evidence, package, package_files
-from pipeline.sources import local
+from pipeline.sources import reads as tile_reading
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EVIL = '<script>alert("x")</script>'
@@ -97,14 +97,14 @@ def exported(
     """The busiest county's package (Chinese page), and the size of every window read."""
     dest = tmp_path_factory.mktemp("export") / "pkg"
     reads: list[tuple[int, int]] = []
-    real_read = local._read_asset
+    real_read = tile_reading._read_asset
 
     def recording(ref, grid, rows, cols):  # type: ignore[no-untyped-def]
         reads.append((rows[1] - rows[0], cols[1] - cols[0]))
         return real_read(ref, grid, rows, cols)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(local, "_read_asset", recording)
+        mp.setattr(tile_reading, "_read_asset", recording)
         assert _export(scenario_run, big_county, dest, "--language", "zh-CN") == 0
     return dest, reads
 
