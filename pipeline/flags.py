@@ -16,13 +16,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from rasterio.features import rasterize, shapes
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 from skimage.measure import label
 
@@ -265,3 +267,82 @@ def _county(
     if len(sites):
         return str(sites.loc[sites.distance(point).idxmin(), "county"])
     return None
+
+
+def flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
+    point = geom_wgs84.representative_point()
+    geom = geom_wgs84
+    if geom.geom_type == "Polygon":
+        geom = orient(geom, sign=1.0)
+    elif geom.geom_type == "MultiPolygon":
+        geom = type(geom)([orient(p, sign=1.0) for p in geom.geoms])
+    props = {
+        "flag_id": flag.flag_id,
+        "first_detected": flag.first_detected.isoformat(),
+        "confirmed": flag.confirmed.isoformat() if flag.confirmed else None,
+        "last_seen": flag.last_seen.isoformat(),
+        "area_m2": round(flag.area_m2, 1),
+        "area_mu": round(flag.area_m2 / schema.M2_PER_MU, 2),
+        "confidence": flag.confidence,
+        "level": flag.level,
+        "violation": flag.violation,
+        "site_id": flag.site_id,
+        "permit_id": flag.permit_id,
+        "zone_ids": flag.zone_ids,
+        "county": flag.county,
+        "lon": round(point.x, 6),
+        "lat": round(point.y, 6),
+        "status": status,
+        "enforcement": flag.violation != "within_permit",
+        "seasonal_history": flag.has_history,
+    }
+    return {"type": "Feature", "id": flag.flag_id, "geometry": mapping(geom), "properties": props}
+
+
+def disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dict[str, float]:
+    """Share of each site newly dug after its restoration began.
+
+    ``disturbed`` is a recovery class: it says a restoration was dug up. Digging in a
+    producing mine's permit is its business, and digging on a closed or suspended site
+    that was never restored is reported by its flag's violation, not as a lost
+    restoration.
+    """
+    out: dict[str, float] = {}
+    dug = [f for f in flags if f.violation != "within_permit"]
+    for _, site in sites_grid.iterrows():
+        start = site.get("restoration_start")
+        area = site.geometry.area
+        if start is None or pd.isna(start) or not area:
+            continue
+        after = [f.geometry for f in dug if f.first_detected >= start]
+        if after:
+            out[str(site["site_id"])] = float(
+                site.geometry.intersection(unary_union(after)).area / area
+            )
+    return out
+
+
+def add_quiet_time(
+    site_status: pd.DataFrame, sites: pd.DataFrame, flags: list[Flag], dates: list[date]
+) -> pd.DataFrame:
+    """Append ``quiet_since`` and ``quiet_days`` for closed illegal sites.
+
+    A closed illegal site must stay closed; a county may write it off its list once it
+    has stayed quiet long enough. Quiet since the last look that still showed a flag
+    on it, or, with none, since the start of the imagery (the closure itself is not in
+    the inputs). Other sites leave both columns empty.
+    """
+    closed = sites[(sites["category"] == "illegal") & (sites["status"] == "closed")]
+    last_dug: dict[str, date] = {}
+    for flag in flags:
+        if flag.site_id is not None:
+            last_dug[flag.site_id] = max(last_dug.get(flag.site_id, flag.last_seen), flag.last_seen)
+    since = {str(sid): last_dug.get(str(sid), dates[0]) for sid in closed["site_id"]}
+    out = site_status.copy()
+    out["quiet_since"] = out["site_id"].map(lambda s: since[s].isoformat() if s in since else None)
+    out["quiet_days"] = (
+        out["site_id"]
+        .map(lambda s: (dates[-1] - since[s]).days if s in since else None)
+        .astype("Int64")
+    )
+    return out

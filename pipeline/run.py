@@ -16,33 +16,34 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import xarray as xr
 from rasterio.features import geometry_mask
-from shapely.geometry import box, mapping
-from shapely.geometry.base import BaseGeometry
-from shapely.geometry.polygon import orient
-from shapely.ops import unary_union
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
-from pipeline.flags import Flag, attribute_violations, build_flags
+from pipeline.flags import (
+    add_quiet_time,
+    attribute_violations,
+    build_flags,
+    disturbed_fractions,
+    flag_feature,
+)
 from pipeline.indices import INDEX_BANDS, add_indices
-from pipeline.inputs import InputWarning, read_aoi, read_permits, read_sites, read_zones
-from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
-from pipeline.inputs.imagery import check_assets, cloudy_scene_warnings, reprojection_warnings
+from pipeline.inputs import InputWarning
+from pipeline.inputs.imagery import cloudy_scene_warnings
 from pipeline.ledger import open_ledger, reconcile
 from pipeline.logs import Progress
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
+from pipeline.prepare import Prepared, prepare
 from pipeline.progress import progress_table
 from pipeline.recovery.classify import site_status_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
@@ -52,8 +53,7 @@ from pipeline.report.charts import flag_is_open
 from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
-from pipeline.sources.base import GridSpec, Scene
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
@@ -72,15 +72,6 @@ class RunResult:
     outputs: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
     n_flags: int = 0
-
-
-@dataclass
-class _Inputs:
-    sites: gpd.GeoDataFrame
-    permits: gpd.GeoDataFrame
-    zones: gpd.GeoDataFrame
-    aoi: Any
-    warnings: list[dict]
 
 
 class _Timer:
@@ -110,181 +101,8 @@ class _Timer:
         return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}
 
 
-def _require(value: str | None, what: str, flag: str) -> str:
-    if not value:
-        raise InputError(f"no {what} given: pass {flag} or set it in the config", field=flag)
-    return value
-
-
-def _read_inputs(cfg: RunConfig) -> _Inputs:
-    sites = read_sites(_require(cfg.inputs.sites, "sites file", "--sites"))
-    permits = read_permits(cfg.inputs.permits, sites)
-    zones = read_zones(cfg.inputs.zones)
-    aoi = read_aoi(cfg.aoi) if cfg.aoi else None
-    warnings = []
-    for frame in (sites, permits, zones):
-        for w in frame.attrs.get("warnings", []):
-            warnings.append(
-                {"file": w.file, "record": w.record, "field": w.field, "message": w.message}
-            )
-    return _Inputs(sites, permits, zones, aoi, warnings)
-
-
-def _to_grid(frame: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
-    return frame.to_crs(grid.crs) if len(frame) else frame.set_crs(grid.crs, allow_override=True)
-
-
-def _flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
-    point = geom_wgs84.representative_point()
-    geom = geom_wgs84
-    if geom.geom_type == "Polygon":
-        geom = orient(geom, sign=1.0)
-    elif geom.geom_type == "MultiPolygon":
-        geom = type(geom)([orient(p, sign=1.0) for p in geom.geoms])
-    props = {
-        "flag_id": flag.flag_id,
-        "first_detected": flag.first_detected.isoformat(),
-        "confirmed": flag.confirmed.isoformat() if flag.confirmed else None,
-        "last_seen": flag.last_seen.isoformat(),
-        "area_m2": round(flag.area_m2, 1),
-        "area_mu": round(flag.area_m2 / schema.M2_PER_MU, 2),
-        "confidence": flag.confidence,
-        "level": flag.level,
-        "violation": flag.violation,
-        "site_id": flag.site_id,
-        "permit_id": flag.permit_id,
-        "zone_ids": flag.zone_ids,
-        "county": flag.county,
-        "lon": round(point.x, 6),
-        "lat": round(point.y, 6),
-        "status": status,
-        "enforcement": flag.violation != "within_permit",
-        "seasonal_history": flag.has_history,
-    }
-    return {"type": "Feature", "id": flag.flag_id, "geometry": mapping(geom), "properties": props}
-
-
-def _disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dict[str, float]:
-    """Share of each site newly dug after its restoration began.
-
-    ``disturbed`` is a recovery class: it says a restoration was dug up. Digging in a
-    producing mine's permit is its business, and digging on a closed or suspended site
-    that was never restored is reported by its flag's violation, not as a lost
-    restoration.
-    """
-    out: dict[str, float] = {}
-    dug = [f for f in flags if f.violation != "within_permit"]
-    for _, site in sites_grid.iterrows():
-        start = site.get("restoration_start")
-        area = site.geometry.area
-        if start is None or pd.isna(start) or not area:
-            continue
-        after = [f.geometry for f in dug if f.first_detected >= start]
-        if after:
-            out[str(site["site_id"])] = float(
-                site.geometry.intersection(unary_union(after)).area / area
-            )
-    return out
-
-
-def add_quiet_time(
-    site_status: pd.DataFrame, sites: pd.DataFrame, flags: list[Flag], dates: list[date]
-) -> pd.DataFrame:
-    """Append ``quiet_since`` and ``quiet_days`` for closed illegal sites.
-
-    A closed illegal site must stay closed; a county may write it off its list once it
-    has stayed quiet long enough. Quiet since the last look that still showed a flag
-    on it, or, with none, since the start of the imagery (the closure itself is not in
-    the inputs). Other sites leave both columns empty.
-    """
-    closed = sites[(sites["category"] == "illegal") & (sites["status"] == "closed")]
-    last_dug: dict[str, date] = {}
-    for flag in flags:
-        if flag.site_id is not None:
-            last_dug[flag.site_id] = max(last_dug.get(flag.site_id, flag.last_seen), flag.last_seen)
-    since = {str(sid): last_dug.get(str(sid), dates[0]) for sid in closed["site_id"]}
-    out = site_status.copy()
-    out["quiet_since"] = out["site_id"].map(lambda s: since[s].isoformat() if s in since else None)
-    out["quiet_days"] = (
-        out["site_id"]
-        .map(lambda s: (dates[-1] - since[s]).days if s in since else None)
-        .astype("Int64")
-    )
-    return out
-
-
-@dataclass
-class _Prepared:
-    """Everything checked and read before the workspace is touched."""
-
-    inputs: _Inputs
-    catalog: str
-    scenes: list[Scene]
-    grid: GridSpec
-    aoi_grid: BaseGeometry | None
-    sites_grid: gpd.GeoDataFrame
-    permits_grid: gpd.GeoDataFrame
-    zones_grid: gpd.GeoDataFrame
-    dates: list[date]
-    recovery_model: Any = None  # loaded before the workspace is touched; None: the rules
-
-
-def _prepare(cfg: RunConfig) -> _Prepared:
-    """Read and check every input; raise ``InputError`` before anything is written."""
-    inputs = _read_inputs(cfg)
-    if cfg.provider.kind == "catalog":
-        catalog = _require(cfg.provider.catalog, "catalog", "--catalog")
-    else:  # a provider: fetch what the archive lacks, then read the archive's catalog
-        from pipeline.fetch import fetch_for_run
-
-        catalog, fetch_warnings = fetch_for_run(cfg)
-        inputs.warnings.extend(w.as_dict() for w in fetch_warnings)
-    if cfg.compute.scheduler and "://" not in cfg.compute.scheduler:
-        raise InputError(
-            f"not a scheduler address: {cfg.compute.scheduler!r} (expected tcp://HOST:PORT)",
-            field="--scheduler",
-        )
-    start = np.datetime64(cfg.period.start) if cfg.period.start else None
-    end = np.datetime64(cfg.period.end) if cfg.period.end else None
-    scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
-    if not scenes:
-        raise InputError("no acquisition in the selected period", file=catalog, field="period")
-    scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog)
-    if not scenes:
-        raise InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
-    grid = analysis_grid(scenes, resolution=cfg.grid.resolution)
-    require_sites_on_imagery(inputs.sites, grid)
-    imagery_warnings += reprojection_warnings(probes, grid, catalog=catalog)
-    imagery_warnings += sliver_warnings(inputs.sites, grid.crs, cfg.detection)
-    inputs.warnings.extend(w.as_dict() for w in imagery_warnings)
-    aoi_grid = None
-    if inputs.aoi is not None:
-        aoi_grid = gpd.GeoSeries([inputs.aoi], crs="EPSG:4326").to_crs(grid.crs).iloc[0]
-        ab, gb = aoi_grid.bounds, grid.bounds
-        bounds = (max(ab[0], gb[0]), max(ab[1], gb[1]), min(ab[2], gb[2]), min(ab[3], gb[3]))
-        if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
-            raise InputError(
-                "the area of interest does not overlap the imagery", file=cfg.aoi, field="geometry"
-            )
-        grid = analysis_grid(scenes, resolution=cfg.grid.resolution, bounds=bounds, crs=grid.crs)
-    sites_grid = _to_grid(inputs.sites, grid)
-    if not sites_grid.intersects(box(*grid.bounds)).any():
-        raise InputError("no site overlaps the imagery", file=cfg.inputs.sites, field="geometry")
-    return _Prepared(
-        inputs=inputs,
-        catalog=catalog,
-        scenes=scenes,
-        grid=grid,
-        aoi_grid=aoi_grid,
-        sites_grid=sites_grid,
-        permits_grid=_to_grid(inputs.permits, grid),
-        zones_grid=_to_grid(inputs.zones, grid),
-        dates=[np.datetime64(s.date, "D").item() for s in scenes],
-    )
-
-
 def _manifest(
-    cfg: RunConfig, prep: _Prepared, run_id: str, coverage: dict[str, float], n_flags: int
+    cfg: RunConfig, prep: Prepared, run_id: str, coverage: dict[str, float], n_flags: int
 ) -> dict[str, Any]:
     warnings = list(prep.inputs.warnings)
     for sid, cov in coverage.items():
@@ -339,7 +157,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     """
     timer = _Timer()
     with timer.stage("inputs"):
-        prep = _prepare(cfg)
+        prep = prepare(cfg)
         prep.recovery_model = recovery_model(cfg.recovery)
     with workspace_lock(out):
         store = StateStore(out)
@@ -351,7 +169,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         return result
 
 
-def _fingerprint(cfg: RunConfig, prep: _Prepared) -> str:
+def _fingerprint(cfg: RunConfig, prep: Prepared) -> str:
     """What a run computes: a rerun with the same fingerprint continues it (same run id).
 
     Where it computes (``compute``: scheduler, workers) does not change the results.
@@ -366,7 +184,7 @@ def _fingerprint(cfg: RunConfig, prep: _Prepared) -> str:
 
 
 def _plan(
-    cfg: RunConfig, prep: _Prepared, store: StateStore, pixels: SitePixels
+    cfg: RunConfig, prep: Prepared, store: StateStore, pixels: SitePixels
 ) -> tuple[xr.Dataset, checkpoint.UnitPlan]:
     """The lazy cube of ``prep.scenes`` and the plan of the units the workspace lacks."""
     cube = load_cube(
@@ -383,7 +201,7 @@ def _plan(
     return ds, plan
 
 
-def _skip_unreadable(prep: _Prepared, failures: dict[int, set[ReadFailure]]) -> None:
+def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> None:
     """Leave out the dates whose pixels failed to read, with a warning per asset.
 
     The asset's header opened (``check_assets``), but some of its pixel blocks did not
@@ -425,7 +243,7 @@ def _skip_unreadable(prep: _Prepared, failures: dict[int, set[ReadFailure]]) -> 
 
 
 def _execute(
-    cfg: RunConfig, prep: _Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
+    cfg: RunConfig, prep: Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
 ) -> RunResult:
     grid, sites_grid = prep.grid, prep.sites_grid
     with timer.stage("graph") as counts:
@@ -492,7 +310,7 @@ def _execute(
             published = reconcile(con, flags, geoms, run_id)
         status = {p["flag_id"]: p["status"] for p in published}
         features = [
-            _flag_feature(f, g, status[f.flag_id])
+            flag_feature(f, g, status[f.flag_id])
             for f, g in zip(flags, geoms, strict=True)
             if f.flag_id in status
         ]
@@ -502,7 +320,7 @@ def _execute(
     with timer.stage("recovery"):
         sites_frame = prep.inputs.sites.copy()
         sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
-        disturbed = _disturbed_fractions(open_flags, sites_grid)
+        disturbed = disturbed_fractions(open_flags, sites_grid)
         features_frame = model_features(
             timeseries,
             ring_timeseries,

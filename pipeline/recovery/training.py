@@ -83,7 +83,7 @@ def disturbed_until(
 ) -> dict[str, float]:
     """Share of each site dug by flags first detected after its restoration began and by ``until``.
 
-    The same rule as the orchestrator's (``run._disturbed_fractions``), read back from
+    The same rule as the orchestrator's (``flags.disturbed_fractions``), read back from
     ``flags.geojson`` features and cut at a label's date. ``sites_grid`` is in a
     metric CRS.
     """
