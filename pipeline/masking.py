@@ -95,24 +95,28 @@ def _grown_invalid(read: TileRead, cfg: MaskingConfig) -> tuple[np.ndarray, tupl
     return grown, (k, read.halo + dr - b, read.halo + dc - b)
 
 
+def _invalid_on_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
+    """(rows, cols) True where the tile's SCL, grown by the buffer, is invalid.
+
+    The grown mask is put on the tile as a whole: repeating the coarse mask costs less
+    than finding each wanted pixel's coarse row and column by integer division.
+    """
+    grown, (k, sr, sc) = _grown_invalid(read, cfg)
+    return upsample(grown[sr // k :, sc // k :], (k, sr % k, sc % k), read.box[2:])
+
+
 def scl_clear(read: TileRead, cfg: MaskingConfig) -> np.ndarray:
     """(rows, cols) True where one tile read's SCL, grown by the buffer, is not invalid."""
-    h, w = read.box[2], read.box[3]
     if read.scl is None:
-        return np.ones((h, w), bool)
-    grown, (k, sr, sc) = _grown_invalid(read, cfg)
-    return ~upsample(grown[sr // k :, sc // k :], (k, sr % k, sc % k), (h, w))
+        return np.ones(read.box[2:], bool)
+    return ~_invalid_on_tile(read, cfg)
 
 
 def scl_invalid_at(read: TileRead, cfg: MaskingConfig, flat: np.ndarray) -> np.ndarray:
     """``~scl_clear(read, cfg)`` at the tile's flat pixel indices ``flat`` (row * width + col)."""
     if read.scl is None:
         return np.zeros(flat.shape, bool)
-    grown, (k, sr, sc) = _grown_invalid(read, cfg)
-    # on the tile first: repeating the coarse mask costs less than finding each pixel's
-    # coarse row and column by integer division
-    on_tile = upsample(grown[sr // k :, sc // k :], (k, sr % k, sc % k), read.box[2:])
-    return np.take(on_tile.reshape(-1), flat)
+    return np.take(_invalid_on_tile(read, cfg).reshape(-1), flat)
 
 
 def clear_tile(read: TileRead, cfg: MaskingConfig) -> np.ndarray:

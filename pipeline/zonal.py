@@ -27,6 +27,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import dask
 import numpy as np
@@ -94,6 +95,11 @@ class SitePixels:
         return np.divide(self.n_inside, np.maximum(self.n_expected, 1)).astype(float)
 
 
+def _rank_in_group(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ... within each of consecutive groups of ``sizes`` elements, concatenated."""
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
 def _scanline_pixels(
     geoms: np.ndarray, grid: GridSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +128,7 @@ def _scanline_pixels(
     first = np.ceil(y1 - 0.5).astype(np.int64)
     n_rows = np.maximum(np.ceil(y2 - 0.5).astype(np.int64) - first, 0)
     edge = np.repeat(np.arange(x1.size), n_rows)
-    row = first[edge] + (np.arange(edge.size) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+    row = first[edge] + _rank_in_group(n_rows)
     dy = row + 0.5
     x = (dy - y1[edge]) * (x2[edge] - x1[edge]) / (y2[edge] - y1[edge]) + x1[edge]
     site = edge_site[edge]
@@ -133,12 +139,7 @@ def _scanline_pixels(
     run_site, run_row = site[0::2], row[0::2]
     length = np.maximum(stop - start, 0).astype(np.int64)
     # pixel k of a run: its first column + k (int32: a grid is far below 2**31 pixels wide)
-    col = np.ones(int(length.sum()), np.int32)
-    ends = np.cumsum(length)
-    runs = np.flatnonzero(length)
-    last_col = start[runs] + length[runs] - 1
-    col[ends[runs] - length[runs]] = start[runs] - np.append(0, last_col[:-1])
-    col = np.cumsum(col, dtype=np.int32)
+    col = (np.repeat(start.astype(np.int64), length) + _rank_in_group(length)).astype(np.int32)
     return (
         np.repeat(run_site.astype(np.int32), length),
         np.repeat(run_row.astype(np.int32), length),
@@ -172,13 +173,15 @@ def site_pixel_index(
         tile = tile.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
     order = np.argsort(tile, kind="stable")
     site, rr, cc, tile = site[order], rr[order], cc[order], tile[order]
-    # a new segment wherever the tile or the site changes
-    new = np.ones(site.size, bool)
-    new[1:] = (tile[1:] != tile[:-1]) | (site[1:] != site[:-1])
+    # a new tile, and a new segment wherever the tile or the site changes
+    new_tile = np.ones(site.size, bool)
+    new_tile[1:] = tile[1:] != tile[:-1]
+    new = new_tile.copy()
+    new[1:] |= site[1:] != site[:-1]
     n_tiles = np.bincount(site[new], minlength=n_sites)
     tiles = {}
-    bounds = np.flatnonzero(new & np.append(True, tile[1:] != tile[:-1])).tolist()
-    for start, stop in zip(bounds, [*bounds[1:], tile.size][: len(bounds)], strict=True):
+    edges = [*np.flatnonzero(new_tile).tolist(), tile.size]
+    for start, stop in pairwise(edges):
         i, j = divmod(int(tile[start]), n_tj)
         tile_w = min(chunk_size, cols - j * chunk_size)
         flat = (rr[start:stop] - i * chunk_size) * tile_w + (cc[start:stop] - j * chunk_size)
@@ -247,7 +250,6 @@ def _by_segment(
     """
     stops = np.cumsum(counts)
     starts = stops - counts
-    lo = starts + (counts - 1) // 2
     hi = starts + counts // 2
     parts = [
         values[a:b].copy()
@@ -264,9 +266,9 @@ def _by_segment(
         segment.partition(hi_k - a)
         lower[m] = segment[: hi_k - a].max() if (b - a) % 2 == 0 else segment[hi_k - a]
     medians = np.full(counts.size, np.nan)
-    some = ~shared & (counts > 0)
-    medians[some] = (values[lo[some]].astype(np.float64) + values[hi[some]]) / 2
     medians[todo] = (lower.astype(np.float64) + values[hi[todo]]) / 2
+    few = np.flatnonzero(~shared & (counts > 0) & (counts <= 2))  # mean of first and last
+    medians[few] = (values[starts[few]].astype(np.float64) + values[stops[few] - 1]) / 2
     return medians, parts
 
 

@@ -120,21 +120,34 @@ def pick_look(clear_fraction: np.ndarray, candidates: np.ndarray) -> int | None:
     return int(idx[np.flatnonzero(best == best.max())[-1]])
 
 
+def _look_spans(
+    days: Sequence[date], props: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Masks over ``days`` for a flag with contract ``props``: before ``first_detected``;
+    from ``confirmed`` (or ``first_detected``) to ``last_seen``; from ``first_detected``
+    on. None when the flag has no ``first_detected`` or there are no days."""
+    first = as_date(props.get("first_detected"))
+    if first is None or not len(days):
+        return None
+    d = np.array(days, dtype="datetime64[D]")
+    after_from = as_date(props.get("confirmed")) or first
+    last = as_date(props.get("last_seen")) or d[-1].item()
+    in_dig = (d >= np.datetime64(after_from)) & (d <= np.datetime64(last))
+    return d < np.datetime64(first), in_dig, d >= np.datetime64(first)
+
+
 def pick_looks(
     days: Sequence[date], clear_fraction: np.ndarray, props: Mapping[str, Any]
 ) -> tuple[int | None, int | None]:
     """(before, after) look indices for a flag with contract ``props``."""
-    first = as_date(props.get("first_detected"))
-    if first is None or not len(days):
+    spans = _look_spans(days, props)
+    if spans is None:
         return None, None
-    d = np.array(days, dtype="datetime64[D]")
-    after_from = as_date(props.get("confirmed")) or first
-    last = as_date(props.get("last_seen")) or d[-1].item()
-    i_before = pick_look(clear_fraction, d < np.datetime64(first))
-    in_dig = (d >= np.datetime64(after_from)) & (d <= np.datetime64(last))
+    before, in_dig, from_first = spans
+    i_before = pick_look(clear_fraction, before)
     i_after = pick_look(clear_fraction, in_dig)
     if i_after is None:
-        i_after = pick_look(clear_fraction, d >= np.datetime64(first))
+        i_after = pick_look(clear_fraction, from_first)
     return i_before, i_after
 
 
@@ -205,20 +218,17 @@ LOOK_CANDIDATES = 8
 
 
 def candidate_looks(days: Sequence[date], props: Mapping[str, Any]) -> np.ndarray:
-    """Which dates may give a flag's looks: the ``LOOK_CANDIDATES`` last before
-    ``first_detected``, the first after ``confirmed`` (or ``first_detected``) up to
-    ``last_seen``, and the first from ``first_detected`` on (``pick_looks``'s fallback)."""
+    """Which dates may give a flag's looks (``pick_looks``): the ``LOOK_CANDIDATES``
+    nearest the change in each of its spans, the last ones before ``first_detected``
+    and the first ones of the others."""
     chosen = np.zeros(len(days), bool)
-    first = as_date(props.get("first_detected"))
-    if first is None or not len(days):
+    spans = _look_spans(days, props)
+    if spans is None:
         return chosen
-    d = np.array(days, dtype="datetime64[D]")
-    after_from = as_date(props.get("confirmed")) or first
-    last = as_date(props.get("last_seen")) or d[-1].item()
-    chosen[np.flatnonzero(d < np.datetime64(first))[-LOOK_CANDIDATES:]] = True
-    in_dig = (d >= np.datetime64(after_from)) & (d <= np.datetime64(last))
+    before, in_dig, from_first = spans
+    chosen[np.flatnonzero(before)[-LOOK_CANDIDATES:]] = True
     chosen[np.flatnonzero(in_dig)[:LOOK_CANDIDATES]] = True
-    chosen[np.flatnonzero(d >= np.datetime64(first))[:LOOK_CANDIDATES]] = True
+    chosen[np.flatnonzero(from_first)[:LOOK_CANDIDATES]] = True
     return chosen
 
 

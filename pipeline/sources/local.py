@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 import dask.array as da
@@ -44,7 +43,6 @@ from pipeline.sources.base import (
 from pipeline.sources.reads import read_tile
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def _local_path(path_or_url: str | Path) -> Path:
