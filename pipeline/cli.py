@@ -159,7 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--model-version", help="version in the card (default: from the data)")
     _add_run_options(train)
+    _add_estimate_commands(sub)
     return parser
+
+
+def _add_estimate_commands(sub: argparse._SubParsersAction) -> None:
+    sample = sub.add_parser(
+        "sample",
+        help="draw a stratified random sample of pixels from a run's map, for labelling",
+        description="Strata: flagged excavation, a 30 m ring around flags, sites classed "
+        "restored, other site pixels, the rest of the AOI. At least 50 points per rare "
+        "stratum, the rest in proportion to area. Writes the CSV (reference left empty) "
+        "and beside it NAME.strata.json with the strata sizes. Same seed, same sample.",
+    )
+    sample.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
+    sample.add_argument("--n", type=int, required=True, help="number of sample points")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--out", type=Path, required=True, help="sample CSV to write")
+    estimate = sub.add_parser(
+        "estimate",
+        help="area per class with 95%% confidence intervals, and accuracies, "
+        "from a labelled sample",
+        description="Reads the sample CSV with `reference` filled in (excavation, restored, "
+        "other) and its strata file; writes estimate.json into the workspace. A bad row "
+        "exits 2 naming it, with the workspace unchanged.",
+    )
+    estimate.add_argument("--workspace", type=Path, required=True, help="the run's --out folder")
+    estimate.add_argument("--sample", type=Path, required=True, help="the labelled sample CSV")
+    estimate.add_argument("--json", action="store_true", help="print estimate.json")
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -264,6 +291,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pipeline.sampling import strata_path, write_sample
+
+    frame, sidecar = write_sample(args.workspace, args.out, n=args.n, seed=args.seed)
+    for name, info in sidecar["strata"].items():
+        print(f"{name}\t{info['pixels']} pixels\t{info['n']} points")
+    print(f"{len(frame)} points written to {args.out}; strata in {strata_path(args.out)}")
+    return EXIT_OK
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from pipeline.estimate import ESTIMATE_FILE, estimate_workspace
+
+    result = estimate_workspace(args.workspace, args.sample)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    for name, c in result["classes"].items():
+        area, ua, pa = c["area_mu"], c["users_accuracy"], c["producers_accuracy"]
+        print(
+            f"{name}: mapped {c['mapped_area_mu']} mu, estimated {area['value']} mu "
+            f"(95% CI {area['ci95_low']} to {area['ci95_high']}); user's {ua['value']} "
+            f"(se {ua['se']}), producer's {pa['value']} (se {pa['se']})"
+        )
+    oa = result["overall_accuracy"]
+    print(f"overall accuracy {oa['value']} (se {oa['se']}); n={result['n']}")
+    print(f"written to {args.workspace / ESTIMATE_FILE}")
+    return EXIT_OK
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.validate import validate_inputs
 
@@ -346,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         "validate": _cmd_validate,
         "train": _cmd_train,
         "fetch": _cmd_fetch,
+        "sample": _cmd_sample,
+        "estimate": _cmd_estimate,
     }
     try:
         return handlers[args.command](args)
