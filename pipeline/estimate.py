@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
-from pipeline.outputs import write_json
+from pipeline.outputs import write_csv, write_json
 from pipeline.sampling import (
     MAP_CLASSES,
     OUTSIDE,
@@ -47,7 +47,7 @@ from pipeline.sampling import (
     load_strata,
     strata_path,
 )
-from pipeline.schema import M2_PER_MU
+from pipeline.schema import ALL, M2_PER_MU, MANIFEST_FILE, PROGRESS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,12 @@ def stratified_estimate(
 # ---------------------------------------------------------------- the labelled sample
 
 ESTIMATE_FILE = "estimate.json"
+ESTIMATE_COLUMNS = (
+    "restored_area_mu_estimate",
+    "restored_area_mu_ci95_low",
+    "restored_area_mu_ci95_high",
+)
+"""Columns ``progress.csv`` gains, filled on its overall row, when an estimate exists."""
 
 
 def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
@@ -275,4 +281,50 @@ def estimate_workspace(workspace: Path, sample_csv: Path) -> dict:
     }
     write_json(workspace / ESTIMATE_FILE, result)
     log.info("estimate from %d labelled points written to %s", len(sample), workspace)
+    _refresh_progress(workspace, result)
     return result
+
+
+def load_estimate(workspace: Path) -> dict | None:
+    """The workspace's ``estimate.json``, or None when there is none (or it is unreadable)."""
+    path = Path(workspace) / ESTIMATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        estimate = json.loads(path.read_text(encoding="utf-8"))
+        float(estimate["classes"]["restored"]["area_mu"]["value"])  # the shape it must have
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("%s unreadable (%s); figures reported without the estimate", path, exc)
+        return None
+    return estimate
+
+
+def progress_with_estimate(progress: pd.DataFrame, estimate: Mapping | None) -> pd.DataFrame:
+    """``progress`` with the estimated restored area and its 95 % interval on the overall row.
+
+    The sample covers the whole AOI, so the estimate is a city figure: it fills the
+    ``ALL``/``ALL`` row and leaves the category and county rows blank. Without an
+    estimate ``progress`` comes back with the contract columns only.
+    """
+    table = progress.drop(columns=[c for c in ESTIMATE_COLUMNS if c in progress.columns])
+    if estimate is None:
+        return table
+    area = estimate["classes"]["restored"]["area_mu"]
+    overall = (table["category"].astype(str) == ALL) & (table["county"].astype(str) == ALL)
+    for column, key in zip(ESTIMATE_COLUMNS, ("value", "ci95_low", "ci95_high"), strict=True):
+        table[column] = np.where(overall, area[key], np.nan)
+    return table
+
+
+def _refresh_progress(workspace: Path, estimate: Mapping) -> None:
+    """Rewrite ``progress.csv`` and ``progress.xlsx`` with the estimate beside the figures."""
+    from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
+
+    path = workspace / PROGRESS_FILE
+    if not path.is_file():
+        return
+    progress = progress_with_estimate(pd.read_csv(path, keep_default_na=False), estimate)
+    manifest = json.loads((workspace / MANIFEST_FILE).read_text(encoding="utf-8"))
+    language = ((manifest.get("config") or {}).get("report") or {}).get("language", "zh-CN")
+    write_csv(path, progress)
+    write_progress_xlsx(workspace / PROGRESS_XLSX_FILE, progress, estimate, language=language)

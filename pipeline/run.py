@@ -29,6 +29,7 @@ from rasterio.features import geometry_mask
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
+from pipeline.estimate import load_estimate, progress_with_estimate
 from pipeline.flags import (
     add_quiet_time,
     attribute_violations,
@@ -39,7 +40,7 @@ from pipeline.flags import (
 from pipeline.indices import INDEX_BANDS, add_indices
 from pipeline.inputs import InputWarning
 from pipeline.inputs.imagery import cloudy_scene_warnings
-from pipeline.ledger import open_ledger, reconcile
+from pipeline.ledger import list_flags, open_ledger, reconcile
 from pipeline.logs import Progress
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
@@ -49,9 +50,11 @@ from pipeline.recovery.classify import site_status_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
+from pipeline.report.audit import enforcement_record
 from pipeline.report.charts import flag_is_open
 from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
+from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
@@ -308,6 +311,7 @@ def _execute(
         geoms = list(gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326"))
         with open_ledger(out) as con:
             published = reconcile(con, flags, geoms, run_id)
+            enforcement = enforcement_record(list_flags(con))
         status = {p["flag_id"]: p["status"] for p in published}
         features = [
             flag_feature(f, g, status[f.flag_id])
@@ -335,6 +339,9 @@ def _execute(
         site_status = site_status_table(classes, sites_frame)
         site_status = add_quiet_time(site_status, sites_frame, open_flags, dates)
         progress = progress_table(site_status, sites_frame)
+        # A sample-based estimate made on this workspace (`minewatch estimate`).
+        estimate = load_estimate(out)
+        progress = progress_with_estimate(progress, estimate)
 
     coverage = dict(zip(pixels.site_ids, pixels.coverage.round(4).tolist(), strict=True))
     coverage = {sid: coverage[sid] for sid in sites_grid["site_id"]}  # rings left out
@@ -358,6 +365,8 @@ def _execute(
             language=cfg.report.language,
             title=cfg.report.title,
             evidence=evidence,
+            estimate=estimate,
+            enforcement=enforcement,
         )
 
     with timer.stage("write"):
@@ -365,6 +374,10 @@ def _execute(
         write_json(outputs[schema.FLAGS_FILE], {"type": "FeatureCollection", "features": features})
         write_csv(outputs[schema.SITE_STATUS_FILE], site_status)
         write_csv(outputs[schema.PROGRESS_FILE], progress)
+        outputs[PROGRESS_XLSX_FILE] = out / PROGRESS_XLSX_FILE
+        write_progress_xlsx(
+            outputs[PROGRESS_XLSX_FILE], progress, estimate, language=cfg.report.language
+        )
         write_parquet(
             outputs[schema.TIMESERIES_FILE],
             timeseries,

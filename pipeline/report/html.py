@@ -18,6 +18,8 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig, TargetThresholds
 from pipeline.report import charts, i18n
+from pipeline.report.audit import enforcement_section, estimate_section
+from pipeline.report.audit_text import audit_text
 from pipeline.report.evidence import FlagEvidence
 from pipeline.report.flag_list import flags_section, inline_pictures
 from pipeline.report.markup import DASH, day, e, img, page
@@ -38,6 +40,8 @@ def render_report(
     language: str = i18n.DEFAULT_LANGUAGE,
     title: str | None = None,
     evidence: Mapping[str, FlagEvidence] | None = None,
+    estimate: Mapping[str, Any] | None = None,
+    enforcement: pd.DataFrame | None = None,
 ) -> str:
     """Render the run's report page and return it as a string of HTML.
 
@@ -49,7 +53,8 @@ def render_report(
     config.recovery.targets for the target lines). ``language`` is ``zh-CN`` or ``en``;
     ``title`` overrides the language's standard title. ``evidence`` (flag_id ->
     before/after looks, from ``evidence.load_flag_evidence``) adds image chips to the
-    flag list.
+    flag list. ``estimate`` (``estimate.json``) adds the sample-based area estimate and
+    ``enforcement`` (``audit.enforcement_record``) the county teams' answers.
     """
     lang = i18n.check_language(language)
     t = i18n.text(lang)
@@ -86,6 +91,8 @@ def render_report(
             ("progress", t["progress"]),
             ("map", t["map"]),
             ("flags", t["flags"]),
+            ("estimate", audit_text(lang)["estimate"]),
+            ("enforcement", audit_text(lang)["enforcement"]),
             ("sites", t["site_table"]),
             ("provenance", t["provenance"]),
         ],
@@ -95,6 +102,8 @@ def render_report(
             progress_section(progress, lang),
             _map_section(map_png, lang),
             flags_section(flags, site_info, lang, pictures=pictures),
+            estimate_section(estimate, lang),
+            enforcement_section(enforcement, lang),
             sites_section(site_status, site_info, flags, sparklines, lang),
         ],
         footer=t["footer"].format(version=version),

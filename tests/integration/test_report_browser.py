@@ -283,3 +283,100 @@ def test_report__chinese_page_renders_with_a_cjk_font(zh_report) -> None:
     if charts.find_cjk_font() is not None:  # charts labelled in Chinese, not English
         alt = page.locator("img.map").get_attribute("alt")
         assert alt == "矿山分布图"
+
+
+@pytest.fixture(scope="module")
+def audit_pages(
+    browser: object,
+    scenario: ScenarioPaths,
+    scenario_run: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    """The report with a sample-based estimate and county answers, in both languages."""
+    from pipeline.estimate import estimate_workspace
+    from pipeline.ledger import list_flags, open_ledger, set_status
+    from pipeline.report.audit import enforcement_record
+    from pipeline.sampling import write_sample
+
+    folder = tmp_path_factory.mktemp("audit")
+    ws = folder / "ws"
+    shutil.copytree(scenario_run, ws)
+    with open_ledger(ws) as con:
+        flags = [f for f in list_flags(con) if f["violation"] != "within_permit"]
+        set_status(con, flags[0]["flag_id"], "confirmed", who="county team")
+        set_status(con, flags[1]["flag_id"], "false_alarm", who="county team")
+        record = enforcement_record(list_flags(con))
+    sample, _ = write_sample(ws, folder / "sample.csv", n=300, seed=9)
+    sample["reference"] = sample["map_class"]
+    sample.loc[sample.index[-1], "reference"] = "excavation"  # one dig the map missed
+    sample.to_csv(folder / "sample.csv", index=False)
+    estimate = estimate_workspace(ws, folder / "sample.csv")
+    sites = read_sites(scenario.sites).to_crs(4326)
+    visits = {}
+    for lang in ("zh-CN", "en"):
+        page = render_report(
+            site_status=pd.read_csv(ws / schema.SITE_STATUS_FILE),
+            progress=pd.read_csv(ws / schema.PROGRESS_FILE),
+            flags=json.loads((ws / schema.FLAGS_FILE).read_text(encoding="utf-8"))["features"],
+            timeseries=pd.read_parquet(ws / schema.TIMESERIES_FILE),
+            sites=sites,
+            manifest=json.loads((ws / schema.MANIFEST_FILE).read_text(encoding="utf-8")),
+            language=lang,
+            estimate=estimate,
+            enforcement=record,
+        )
+        path = folder / f"report_{lang}.html"
+        path.write_text(page, encoding="utf-8")
+        visits[lang] = _visit(browser, path, folder / f"report_{lang}.png")
+    yield visits, estimate, record, flags[:2]
+    for visit in visits.values():
+        visit.page.context.close()  # type: ignore[attr-defined]
+
+
+def _cell(page: object, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("lang", "estimate_title", "record_title", "excavation"),
+    [
+        ("zh-CN", "抽样面积估算", "执法核查记录", "新增开挖"),
+        ("en", "Sample-based area estimate", "Enforcement record", "New excavation"),
+    ],
+)
+def test_report__shows_the_estimate_and_the_enforcement_record(
+    audit_pages, lang: str, estimate_title: str, record_title: str, excavation: str
+) -> None:
+    visits, estimate, record, answered = audit_pages
+    visit = visits[lang]
+    page = visit.page
+    assert visit.errors == []
+    assert _outside_requests(visit) == []
+    assert _cell(page, "#estimate h2") == estimate_title
+    assert page.locator("#estimate").is_visible()  # type: ignore[attr-defined]
+    assert _rows(page, "#estimate tbody tr") == 3
+    row = "#estimate tr[data-class='excavation']"
+    assert _cell(page, f"{row} th") == excavation
+    area = estimate["classes"]["excavation"]["area_mu"]
+    mapped = estimate["classes"]["excavation"]["mapped_area_mu"]
+    assert _cell(page, f"{row} td[data-col='mapped']") == f"{mapped:,.1f}"
+    assert _cell(page, f"{row} td[data-col='estimated']") == f"{area['value']:,.1f}"
+    assert _cell(page, f"{row} td[data-col='ci95']") == (
+        f"{area['ci95_low']:,.1f} – {area['ci95_high']:,.1f}"
+    )
+    assert area["value"] > mapped  # the missed dig adds area
+    assert _cell(page, "#enforcement h2") == record_title
+    assert _rows(page, "#enforcement tbody tr") == len(record)
+    for flag, column in zip(answered, ("confirmed", "false_alarm"), strict=True):
+        sel = (
+            f"#enforcement tr[data-county='{flag['county']}'][data-violation='{flag['violation']}']"
+        )
+        expected = record[(record["county"] == flag["county"])
+                          & (record["violation"] == flag["violation"])].iloc[0]  # fmt: skip
+        assert int(_cell(page, f"{sel} td[data-col='{column}']")) == expected[column] >= 1
+        assert int(_cell(page, f"{sel} td[data-col='issued']")) == expected["issued"]
+    city = record[(record["county"] == schema.ALL)].iloc[0]
+    assert (city["confirmed"], city["false_alarm"]) == (1, 1)
+    sel = "#enforcement tr[data-county='ALL'][data-violation='ALL']"
+    assert _cell(page, f"{sel} td[data-col='precision']") == "50%"
+    assert int(_cell(page, f"{sel} td[data-col='open']")) == city["issued"] - 2
