@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
-from pipeline.outputs import write_csv, write_json
+from pipeline.outputs import write_csv, write_json, write_text
 from pipeline.sampling import (
     MAP_CLASSES,
     OUTSIDE,
@@ -47,7 +48,7 @@ from pipeline.sampling import (
     load_strata,
     strata_path,
 )
-from pipeline.schema import ALL, M2_PER_MU, MANIFEST_FILE, PROGRESS_FILE
+from pipeline.schema import ALL, M2_PER_MU, MANIFEST_FILE, PROGRESS_FILE, REPORT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
 def estimate_workspace(workspace: Path, sample_csv: Path) -> dict:
     """Check the labelled sample, estimate, and write ``estimate.json`` into ``workspace``.
 
-    Nothing is written before every check has passed; the file is replaced atomically.
+    Then ``progress.csv`` and ``progress.xlsx`` get the estimate beside the mapped
+    figures and the report's estimate section is filled in (a later run keeps them).
+    Nothing is written before every check has passed; each file is replaced atomically.
     """
     workspace = Path(workspace)
     sample, sidecar = read_labelled_sample(sample_csv)
@@ -328,3 +331,23 @@ def _refresh_progress(workspace: Path, estimate: Mapping) -> None:
     language = ((manifest.get("config") or {}).get("report") or {}).get("language", "zh-CN")
     write_csv(path, progress)
     write_progress_xlsx(workspace / PROGRESS_XLSX_FILE, progress, estimate, language=language)
+    _refresh_report(workspace / REPORT_FILE, estimate, language)
+
+
+def _refresh_report(path: Path, estimate: Mapping, language: str) -> None:
+    """Put the estimate into the report's estimate section, leaving the rest of the page.
+
+    The section is self-contained markup (``report.audit.estimate_section``), so it is
+    swapped in place: the page keeps its image chips, which only a run can read.
+    """
+    from pipeline.report.audit import estimate_section
+
+    if not path.is_file():
+        return
+    page = path.read_text(encoding="utf-8")
+    section = re.compile(r'<section id="estimate">.*?</section>\n', re.S)
+    if not section.search(page):
+        log.warning("%s has no estimate section; the next run's report will show it", path)
+        return
+    fresh = estimate_section(estimate, language)
+    write_text(path, section.sub(lambda _: fresh, page, count=1))

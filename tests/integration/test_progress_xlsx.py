@@ -93,5 +93,10 @@ def test_estimate__progress_csv_and_xlsx_carry_the_interval(
     assert list(total[6:9]) == [overall.iloc[0][c] for c in ESTIMATE_COLUMNS]
     sheet = _sheet_rows(wb["Estimate"])
     assert sheet["New excavation"][1] == estimate["classes"]["excavation"]["area_mu"]["value"]
+    report = (fresh_copy / schema.REPORT_FILE).read_text(encoding="utf-8")
+    excavation = estimate["classes"]["excavation"]["area_mu"]["value"]
+    assert f'<td class="n" data-col="estimated">{excavation:,.1f}</td>' in report
+    assert report.count('<section id="estimate">') == 1
+    assert "minewatch sample" not in report  # the placeholder is gone
     assert sheet["Restored"][3:5] == (restored["area_mu"]["ci95_low"],
                                       restored["area_mu"]["ci95_high"])  # fmt: skip
