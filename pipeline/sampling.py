@@ -58,6 +58,7 @@ from shapely.geometry import shape
 from pipeline import schema
 from pipeline.errors import InputError
 from pipeline.outputs import write_csv, write_json
+from pipeline.saved_layers import read_fold_layers
 from pipeline.sources.base import GridSpec
 
 log = logging.getLogger(__name__)
@@ -206,40 +207,15 @@ def load_strata(workspace: Path) -> StrataMap:
 def unconfirmed_change(workspace: Path, grid: GridSpec, manifest: Mapping) -> np.ndarray:
     """Pixels with fresh-bare change the detector has seen but not confirmed.
 
-    Mosaics each tile's newest saved fold state (``.state/fold/{i}-{j}/``; tiles of the
-    grid's ``chunk_size`` from the upper-left corner). A pixel counts when its current
-    run of fresh-bare looks has begun (``run_start``) or it has an onset. Missing or
-    unreadable states leave their tile out, with a warning: the stratum is a design
-    choice made before the draw, so the estimate stays unbiased without it.
+    From the run's saved fold states (``saved_layers``): a pixel counts when its
+    current run of fresh-bare looks has begun (``run_start``) or it has an onset.
+    Without saved states the stratum is empty: it is a design choice made before the
+    draw, so the estimate stays unbiased without it, only wider.
     """
-    from pipeline.excavation import decode_state
-
-    out = np.zeros(grid.shape, bool)
-    folder = Path(workspace) / ".state" / "fold"
-    chunk = int((manifest.get("grid") or {}).get("chunk_size") or 0)
-    if not folder.is_dir() or chunk <= 0:
-        log.warning(
-            "workspace %s: no saved fold states; stratum 'unconfirmed' left empty", workspace
-        )
-        return out
-    for tile_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        try:
-            i, j = (int(v) for v in tile_dir.name.split("-"))
-            states = [decode_state(p.read_bytes()) for p in sorted(tile_dir.glob("*.npz"))]
-        except (ValueError, OSError, KeyError) as exc:
-            log.warning("fold state %s unreadable (%s); its tile left out", tile_dir, exc)
-            continue
-        if not states:
-            continue
-        # After a finished run one state is kept per tile; otherwise take the furthest.
-        state = max(states, key=lambda st: int(np.max(st.bin_last_day, initial=-1)))
-        seen = (state.run_start >= 0) | (state.onset >= 0)
-        y0, x0 = i * chunk, j * chunk
-        h = min(seen.shape[0], grid.shape[0] - y0)
-        w = min(seen.shape[1], grid.shape[1] - x0)
-        if h > 0 and w > 0:
-            out[y0 : y0 + h, x0 : x0 + w] = seen[:h, :w]
-    return out
+    layers = read_fold_layers(workspace, grid, manifest, ("run_start", "onset"))
+    if layers is None:
+        return np.zeros(grid.shape, bool)
+    return (layers["run_start"] >= 0) | (layers["onset"] >= 0)
 
 
 def _burn(geoms: list, grid: GridSpec) -> np.ndarray:
