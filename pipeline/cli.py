@@ -150,8 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--labels",
         type=Path,
-        required=True,
-        help="CSV of site_id, assessed_until (YYYY-MM-DD), recovery_class",
+        help="CSV of site_id, assessed_until (YYYY-MM-DD), recovery_class (required "
+        "unless --from-ledger)",
+    )
+    train.add_argument(
+        "--from-ledger",
+        action="store_true",
+        help="learn from the county teams' answers in --workspace's ledger: review the "
+        "detection thresholds, add confirmed flags' sites as labels (retrain with --labels)",
     )
     train.add_argument("--out", type=Path, required=True, help="model folder, e.g. models/NAME")
     train.add_argument(
@@ -277,6 +283,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for key in ("provider.catalog", "inputs.sites", "inputs.permits", "inputs.zones", "aoi"):
         overrides[key] = _resolve(overrides[key])
     cfg = load_config(args.config, overrides)
+    if args.from_ledger:
+        return _train_from_ledger(cfg, args)
+    if args.labels is None:
+        raise InputError("give --labels (or --from-ledger with --workspace)", field="--labels")
     model = train_from_labels(
         cfg, args.labels, args.out, workspace=args.workspace, version=args.model_version
     )
@@ -318,6 +328,42 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     oa = result["overall_accuracy"]
     print(f"overall accuracy {oa['value']} (se {oa['se']}); n={result['n']}")
     print(f"written to {args.workspace / ESTIMATE_FILE}")
+    return EXIT_OK
+
+
+def _train_from_ledger(cfg: Any, args: argparse.Namespace) -> int:
+    from pipeline.recovery.ledger_training import train_from_ledger
+
+    if args.workspace is None:
+        raise InputError(
+            "--from-ledger reads a run's ledger: give --workspace", field="--workspace"
+        )
+    result = train_from_ledger(
+        cfg, args.workspace, args.out, labels_path=args.labels, version=args.model_version
+    )
+    ex = result.examples
+    print(
+        f"{len(ex)} answered flags: {int(ex['real'].sum())} confirmed, "
+        f"{int((~ex['real']).sum())} false alarms"
+    )
+    for t in result.thresholds:
+        if t.suggested is None:
+            print(f"{t.key}: {t.current} unchanged")
+        else:
+            print(
+                f"{t.key}: {t.current} -> {t.suggested} would drop {t.false_alarms_dropped} of "
+                f"{t.false_alarms} false alarms and keep all {t.confirmed} confirmed flags"
+            )
+    for row in result.site_labels.itertuples(index=False):
+        print(f"label: {row.site_id} {row.recovery_class} as of {row.assessed_until}")
+    if result.class_changes is None:
+        print(f"site labels written to {args.out / 'ledger_labels.csv'}; add --labels to retrain")
+    else:
+        print(f"model {result.model.version} written to {args.out.resolve()}")
+        for row in result.class_changes.itertuples(index=False):
+            print(f"class: {row.site_id} {row.current} -> {row.retrained}")
+        if result.class_changes.empty:
+            print("class: no site changes class")
     return EXIT_OK
 
 
