@@ -182,6 +182,11 @@ def _add_estimate_commands(sub: argparse._SubParsersAction) -> None:
     sample.add_argument("--n", type=int, required=True, help="number of sample points")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sample.add_argument("--out", type=Path, required=True, help="sample CSV to write")
+    sample.add_argument(
+        "--chips",
+        type=Path,
+        help="also write a before/after chip and an NDVI plot per point into this new folder",
+    )
     estimate = sub.add_parser(
         "estimate",
         help="area per class with 95%% confidence intervals, and accuracies, "
@@ -304,10 +309,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from pipeline.sampling import strata_path, write_sample
 
+    if args.chips is not None and args.chips.exists() and any(args.chips.iterdir()):
+        raise InputError("exists and is not an empty folder", file=args.chips, field="--chips")
     frame, sidecar = write_sample(args.workspace, args.out, n=args.n, seed=args.seed)
     for name, info in sidecar["strata"].items():
         print(f"{name}\t{info['pixels']} pixels\t{info['n']} points")
     print(f"{len(frame)} points written to {args.out}; strata in {strata_path(args.out)}")
+    if args.chips is not None:
+        from pipeline.sample_chips import write_sample_chips
+
+        drawn = write_sample_chips(args.workspace, frame, args.chips)
+        print(f"chips and plots for {drawn} points in {args.chips}")
     return EXIT_OK
 
 

@@ -206,3 +206,49 @@ def test_estimate__bad_row_exits_2_naming_it_and_changes_nothing(
     assert "Traceback" not in err
     assert _tree_digest(fresh_copy) == before
     assert not (fresh_copy / ESTIMATE_FILE).exists()
+
+
+def test_sample_chips__before_after_and_plot_per_point(scenario_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pipeline.sample_chips import write_sample_chips
+
+    frame, _ = write_sample(scenario_run, tmp_path / "s.csv", n=N_POINTS, seed=3)
+    points = pd.concat([frame[frame["stratum"] == s].head(1) for s in ("excavation", "rest")])
+    dest = tmp_path / "chips"
+    assert write_sample_chips(scenario_run, points, dest, language="en") == 2
+    index = pd.read_csv(dest / "index.csv", keep_default_na=False)
+    assert list(index["sample_id"]) == list(points["sample_id"])
+    flags = json.loads((scenario_run / "flags.geojson").read_text())["features"]
+    dig = index.iloc[0]
+    # A point inside a flag is looked at around the flag's first detection.
+    first = next(
+        f["properties"]["first_detected"]
+        for f in flags
+        if shape(f["geometry"]).intersects(
+            shape({"type": "Point", "coordinates": [points.iloc[0]["lon"], points.iloc[0]["lat"]]})
+        )
+    )
+    assert dig["looks_around"] == first
+    assert dig["before_date"] < first <= dig["after_date"]
+    for row in index.itertuples(index=False):
+        for rel in (row.before, row.after, row.plot):
+            with Image.open(dest / rel) as image:
+                assert image.width >= 200 and image.height >= 200
+    assert (
+        main(
+            [
+                "sample",
+                "--workspace",
+                str(scenario_run),
+                "--n",
+                "12",
+                "--out",
+                str(tmp_path / "t.csv"),
+                "--chips",
+                str(dest),
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "t.csv").exists()  # a used chips folder is refused first
