@@ -157,7 +157,9 @@ ESTIMATE_COLUMNS = (
 """Columns ``progress.csv`` gains, filled on its overall row, when an estimate exists."""
 
 
-def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
+def read_labelled_sample(
+    sample_csv: Path, workspace: Path | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Read and check a labelled sample and its strata sidecar against the run's map.
 
     Every row must carry a known ``stratum`` with that stratum's ``map_class``, a
@@ -165,7 +167,8 @@ def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
     the stratum it claims (so a hand-edited or mis-pasted row, or a map that changed
     since the sample was drawn, is caught). Every stratum with pixels needs at least two
     labelled units for its variance. The first problem raises ``InputError`` naming the
-    file, the row (its CSV line and ``sample_id``) and the field.
+    file, the row (its CSV line and ``sample_id``) and the field. The map is rebuilt
+    from ``workspace`` (default: the one the sidecar names).
     """
     sample_csv = Path(sample_csv)
     sidecar_path = strata_path(sample_csv)
@@ -211,6 +214,8 @@ def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
                 f"map_class {row['map_class']!r} is not the "
                 f"stratum's ({strata_info[row['stratum']]['map_class']})",
             )
+        if not row["reference"]:
+            raise fail(int(i), "reference", "reference is empty: label the point")
         if row["reference"] not in MAP_CLASSES:
             raise fail(
                 int(i),
@@ -222,7 +227,7 @@ def read_labelled_sample(sample_csv: Path) -> tuple[pd.DataFrame, dict]:
     for i in np.flatnonzero(~np.isfinite(lon) | ~np.isfinite(lat)):
         raise fail(int(i), "lon", "lon/lat is not a number")
 
-    strata = load_strata(Path(sidecar.get("workspace", "")))
+    strata = load_strata(Path(workspace) if workspace else Path(sidecar.get("workspace", "")))
     rows, cols = strata.locate(lon, lat)
     code = np.where(rows >= 0, strata.strata[np.maximum(rows, 0), np.maximum(cols, 0)], OUTSIDE)
     for i in np.flatnonzero(code == OUTSIDE):
@@ -257,7 +262,7 @@ def estimate_workspace(workspace: Path, sample_csv: Path) -> dict:
     Nothing is written before every check has passed; each file is replaced atomically.
     """
     workspace = Path(workspace)
-    sample, sidecar = read_labelled_sample(sample_csv)
+    sample, sidecar = read_labelled_sample(sample_csv, workspace)
     if Path(sidecar["workspace"]).resolve() != workspace.resolve():
         log.warning(
             "sample %s was drawn from %s, not %s", sample_csv, sidecar["workspace"], workspace

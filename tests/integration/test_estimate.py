@@ -178,6 +178,7 @@ def _bad_sample(
     [
         ("label", "row 12 (sample_id=S0011): field 'reference': unknown label 'quarry'"),
         ("outside", "row 12 (sample_id=S0011): field 'lon': the point lies outside"),
+        ("empty", "row 12 (sample_id=S0011): field 'reference': reference is empty"),
         ("stratum", "record stratum restored: field 'stratum': stratum 'restored' has 1 "),
     ],
 )
@@ -192,6 +193,8 @@ def test_estimate__bad_row_exits_2_naming_it_and_changes_nothing(
     csv, frame = _bad_sample(fresh_copy, tmp_path, truth_maps)
     if edit == "label":
         frame.loc[10, "reference"] = "quarry"
+    elif edit == "empty":
+        frame.loc[10, "reference"] = ""
     elif edit == "outside":
         frame.loc[10, ["lon", "lat"]] = [100.0, 20.0]
     else:
