@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import __version__, schema
 from pipeline.errors import InputError, MineWatchError, WorkspaceLocked
-from pipeline.logs import setup_logging
+from pipeline.logs import report_folded, setup_logging
 
 log = logging.getLogger("pipeline")
 
@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except InputError as exc:
+        report_folded()
         print(f"minewatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except WorkspaceLocked as exc:
@@ -368,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    finally:
+        report_folded()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ continues from the saved units and ends with the same outputs.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from rasterio.features import geometry_mask
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NoValidData
 from pipeline.flags import (
     add_quiet_time,
     attribute_violations,
@@ -38,6 +39,7 @@ from pipeline.flags import (
 )
 from pipeline.indices import INDEX_BANDS, add_indices
 from pipeline.inputs import InputWarning
+from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
 from pipeline.ledger import open_ledger, reconcile
 from pipeline.logs import Progress
@@ -55,6 +57,7 @@ from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
+from pipeline.sources.sensors import add_sensor
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
 from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks
@@ -106,7 +109,7 @@ def _manifest(
 ) -> dict[str, Any]:
     warnings = list(prep.inputs.warnings)
     for sid, cov in coverage.items():
-        if cov < 0.999:
+        if 0 < cov < 0.999:  # a site wholly outside is named by require_site_values
             warnings.append(
                 {
                     "file": cfg.inputs.sites,
@@ -143,6 +146,7 @@ def _manifest(
             "chunk_size": cfg.grid.chunk_size,
         },
         "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
+        "offset_corrections": prep.offset_corrections,
         "counts": {"sites": len(prep.sites_grid), "flags": n_flags, "dates": len(prep.dates)},
         "warnings": warnings,
     }
@@ -159,14 +163,22 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with timer.stage("inputs"):
         prep = prepare(cfg)
         prep.recovery_model = recovery_model(cfg.recovery)
-    with workspace_lock(out):
-        store = StateStore(out)
-        run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
-        if resumed:
-            log.info("workspace %s: continuing interrupted run %s", out, run_id)
-        result = _execute(cfg, prep, out, timer, run_id, store)
-        store.end_run()
-        return result
+    created = not out.exists() or not any(out.iterdir())
+    try:
+        with workspace_lock(out):
+            store = StateStore(out)
+            run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
+            if resumed:
+                log.info("workspace %s: continuing interrupted run %s", out, run_id)
+            result = _execute(cfg, prep, out, timer, run_id, store)
+            store.end_run()
+            return result
+    except NoValidData:
+        # Nothing to show for any site: a workspace this run made goes again (an earlier
+        # one keeps its outputs; only the units it computed were added).
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _fingerprint(cfg: RunConfig, prep: Prepared) -> str:
@@ -283,7 +295,11 @@ def _execute(
             counts["dates_skipped_unreadable"] = skipped
         dates = prep.dates
         timeseries = checkpoint.timeseries(plan, pixels.site_ids)
-        timeseries, ring_timeseries = split_rings(timeseries)
+        timeseries, ring_timeseries = split_rings(add_sensor(timeseries, prep.scenes))
+        empty = require_site_values(timeseries, prep.inputs.sites, catalog=prep.catalog)
+        for warning in empty:
+            log.warning("%s", warning)
+        prep.inputs.warnings.extend(w.as_dict() for w in empty)
         prep.inputs.warnings.extend(
             w.as_dict()
             for w in cloudy_scene_warnings(timeseries, prep.scenes, catalog=prep.catalog)

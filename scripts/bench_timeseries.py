@@ -69,7 +69,8 @@ from pipeline import zonal
 from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.grid import analysis_grid
+from pipeline.sources.local import load_cube, read_catalog
 from pipeline.sources.reads import read_tile
 
 ROOT = Path(__file__).resolve().parents[1]
