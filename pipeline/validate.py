@@ -286,8 +286,6 @@ def _imagery(result: Validation, cfg: RunConfig, sites: gpd.GeoDataFrame | None,
             for exc in outside:
                 result.error(exc)
         else:  # the run goes on without them, naming them
-            result.warn(
-                [InputWarning(e.file, str(e.record), e.field, e.reason) for e in outside]
-            )
+            result.warn([InputWarning(e.file, str(e.record), e.field, e.reason) for e in outside])
         result.warn(partial_coverage_warnings(sites, grid))
         result.warn(sliver_warnings(sites, grid.crs, cfg.detection))
