@@ -89,8 +89,9 @@ def item_sensor(item: pystac.Item) -> str:
 
 
 def landsat_band(key: str) -> str | None:
-    """Our band name of a Landsat asset key, or ``None`` for assets we do not read."""
-    return LANDSAT_ASSETS.get(key)
+    """Our band name of a Landsat asset key (``nir08`` -> ``nir``; a key that already is
+    one of ours stays), or ``None`` for assets we do not read."""
+    return LANDSAT_ASSETS.get(key, key if key in schema.ALL_ASSETS else None)
 
 
 def landsat_ref(item: pystac.Item, band: str, ref: AssetRef, declared: bool) -> AssetRef:

@@ -342,3 +342,187 @@ def landsat_sites(path: Path) -> Path:
         json.dumps({"type": "Feature", "geometry": aoi, "properties": {}})
     )
     return path
+
+
+SLOVENIA = REAL / "eo-learn-slovenia"
+SLOVENIA_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
+                  "B10", "B11", "B12"]  # fmt: skip
+SLOVENIA_ASSETS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08",
+                   "swir16": "B11", "swir22": "B12"}  # fmt: skip
+# Sites on the Slovenian patch (UTM 33N), 250-400 m wide, in its forest and clearings.
+SLOVENIA_SITES_UTM = {
+    "F1": (465250, 5079300, 465600, 5079650),
+    "F2": (465700, 5079800, 466100, 5080150),
+    "F3": (465300, 5079800, 465600, 5080200),
+    "F4": (465750, 5079300, 466120, 5079600),
+}
+
+
+def _slovenia_grid() -> tuple[Affine, tuple[int, int]]:
+    """The patch's transform (its pixels are 9.995 x 9.997 m) and shape."""
+    ring = json.loads((SLOVENIA / "bbox.geojson").read_text())["coordinates"][0]
+    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+    arr = np.load(SLOVENIA / "REFERENCE_SCENES.npy", mmap_mode="r")
+    rows, cols = arr.shape[1:3]
+    return rasterio.transform.from_bounds(min(xs), min(ys), max(xs), max(ys), cols, rows), (
+        rows,
+        cols,
+    )
+
+
+def slovenia_scenes() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(date, TOA bands (rows, cols, 13), clear mask) of the five reference scenes.
+
+    The scenes are the first five timestamps but not stored in date order: each is
+    matched to the date whose eo-learn NDVI it reproduces. Clear: s2cloudless says no
+    cloud (``CLM``) and the pixel has data (``IS_DATA``).
+    """
+    scenes = np.load(SLOVENIA / "REFERENCE_SCENES.npy")
+    ref = np.load(SLOVENIA / "data" / "NDVI.npy")[:5, ..., 0]
+    clm = np.load(SLOVENIA / "mask" / "CLM.npy")[..., 0]
+    is_data = np.load(SLOVENIA / "mask" / "IS_DATA.npy")[..., 0]
+    stamps = json.loads((SLOVENIA / "timestamps.json").read_text())
+    out = []
+    for scene in scenes:
+        nir, red = scene[..., SLOVENIA_BANDS.index("B08")], scene[..., SLOVENIA_BANDS.index("B04")]
+        ndvi = (nir - red) / (nir + red)
+        [j] = [j for j in range(5) if np.allclose(ndvi, ref[j], atol=1e-5, equal_nan=True)]
+        out.append((stamps[j][:10], scene, (clm[j] == 0) & (is_data[j] == 1)))
+    return sorted(out, key=lambda s: s[0])
+
+
+def slovenia_catalog(root: Path, *, crs: str | None = None) -> Path:
+    """The five scenes as a catalog of uint16 GeoTIFFs (DN = 10000 x R) with an SCL made
+    from the cloud mask (9 cloud, 4 clear, 0 no data), optionally reprojected."""
+    transform, (rows, cols) = _slovenia_grid()
+    native = CRS.from_epsg(NATIVE_EPSG)
+    target = CRS.from_user_input(crs) if crs else native
+    items = []
+    for day, scene, clear in slovenia_scenes():
+        item_id = f"S2_33TVM_{day.replace('-', '')}_L1C"
+        folder = root / item_id
+        folder.mkdir(parents=True, exist_ok=True)
+        assets = {}
+        arrays = {k: np.clip(np.rint(scene[..., SLOVENIA_BANDS.index(b)] * 10000), 1, 65535)
+                  .astype(np.uint16) for k, b in SLOVENIA_ASSETS.items()}  # fmt: skip
+        arrays["scl"] = np.where(clear, 4, 9).astype(np.uint8)
+        for key, data in arrays.items():
+            tmp = folder / f"_{key}.tif"
+            profile = {"driver": "GTiff", "height": rows, "width": cols, "count": 1,
+                       "dtype": data.dtype, "crs": native, "transform": transform,
+                       "nodata": 0}  # fmt: skip
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(data, 1)
+            proj = _write_reprojected(tmp, folder / f"{key}.tif", target, None)
+            tmp.unlink()
+            band: dict = {"nodata": 0}
+            if key != "scl":
+                band.update(scale=0.0001, offset=0.0)
+            assets[key] = {"href": f"./{key}.tif", "type": "image/tiff; application=geotiff",
+                           "roles": ["data"], "raster:bands": [band], **proj}  # fmt: skip
+        item = {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "geometry": None,
+                "bbox": None, "assets": assets,
+                "properties": {"datetime": f"{day}T10:00:00Z", "platform": "sentinel-2a",
+                               "proj:epsg": target.to_epsg()}}  # fmt: skip
+        items.append((folder, item))
+    return _write_catalog(root, items, "slovenia")
+
+
+def slovenia_sites(path: Path) -> Path:
+    features = []
+    for sid, bounds in SLOVENIA_SITES_UTM.items():
+        geom = transform_geom(f"EPSG:{NATIVE_EPSG}", "EPSG:4326", mapping(box(*bounds)))
+        props = {"site_id": sid, "name": f"forest {sid}", "county": "Grosuplje",
+                 "category": "orphaned", "status": "restoring", "target": "forest",
+                 "restoration_start": "2014-04-01"}  # fmt: skip
+        features.append({"type": "Feature", "geometry": geom, "properties": props})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def independent_slovenia() -> dict[tuple[str, str], tuple[float, float, int]]:
+    """(site_id, date) -> (mean NDVI, mean BSI, clear pixels) on the patch's own pixels
+    (centre inside the site, clear by s2cloudless), in numpy from the reference arrays."""
+    transform, shape = _slovenia_grid()
+    out = {}
+    for day, scene, clear in slovenia_scenes():
+        b = {k: scene[..., SLOVENIA_BANDS.index(v)].astype(np.float64)
+             for k, v in SLOVENIA_ASSETS.items()}  # fmt: skip
+        ndvi = (b["nir"] - b["red"]) / (b["nir"] + b["red"])
+        bsi = ((b["swir16"] + b["red"]) - (b["nir"] + b["blue"])) / (
+            (b["swir16"] + b["red"]) + (b["nir"] + b["blue"])
+        )
+        for sid, bounds in SLOVENIA_SITES_UTM.items():
+            sel = ~geometry_mask([box(*bounds)], out_shape=shape, transform=transform) & clear
+            n = int(sel.sum())
+            out[(sid, day)] = (
+                float(ndvi[sel].mean()) if n else np.nan,
+                float(bsi[sel].mean()) if n else np.nan,
+                n,
+            )
+    return out
+
+
+BC06 = REAL / "spectral-recovery-bc06"
+BC06_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
+
+
+def bc06_catalog(root: Path) -> Path:
+    """The yearly Landsat composites 2002..2023 as a catalog, one item a year (1 August),
+    each band its own float32 GeoTIFF (reflectance as stored: scale 1, no nodata)."""
+    items = []
+    for path in sorted((BC06 / "bc06_wildfire_landsat_BAP").glob("*.tif")):
+        year = path.stem
+        item_id = f"bc06_landsat_bap_{year}"
+        folder = root / item_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(path) as src:
+            data, profile = src.read().astype(np.float32), src.profile.copy()
+        profile.update(count=1, dtype="float32", nodata=None, interleave="band")
+        assets = {}
+        for i, key in enumerate(BC06_BANDS):
+            with rasterio.open(folder / f"{key}.tif", "w", **profile) as dst:
+                dst.write(data[i], 1)
+            band = {"scale": 1.0, "offset": 0.0, "nodata": None}
+            assets[key] = {"href": f"./{key}.tif", "type": "image/tiff; application=geotiff",
+                           "roles": ["data"], "raster:bands": [band]}  # fmt: skip
+        item = {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "geometry": None,
+                "bbox": None, "assets": assets,
+                "properties": {"datetime": f"{year}-08-01T19:00:00Z", "platform": "landsat",
+                               "proj:epsg": 26910}}  # fmt: skip
+        items.append((folder, item))
+    return _write_catalog(root, items, "bc06")
+
+
+def bc06_site(path: Path) -> Path:
+    """The burned and recovering site's outline as a MineWatch site (WGS84 GeoJSON)."""
+    import geopandas as gpd
+
+    outline = gpd.read_file(BC06 / "bc06_wildfire_restoration_site.gpkg").to_crs("EPSG:4326")
+    props = {"site_id": "BC06", "name": "burn BC06", "county": "Cariboo",
+             "category": "orphaned", "status": "restoring", "target": "forest",
+             "restoration_start": "2007-05-01"}  # fmt: skip
+    feature = {
+        "type": "Feature",
+        "geometry": mapping(outline.geometry.iloc[0]),
+        "properties": props,
+    }
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return path
+
+
+def independent_bc06() -> dict[int, float]:
+    """Year -> mean NDVI of the composite's pixels whose centre lies inside the site."""
+    import geopandas as gpd
+
+    outline = gpd.read_file(BC06 / "bc06_wildfire_restoration_site.gpkg").geometry.iloc[0]
+    out = {}
+    for path in sorted((BC06 / "bc06_wildfire_landsat_BAP").glob("*.tif")):
+        with rasterio.open(path) as src:
+            red, nir = src.read(3), src.read(4)
+            inside = ~geometry_mask([outline], out_shape=red.shape, transform=src.transform)
+        with np.errstate(invalid="ignore"):
+            ndvi = (nir - red) / (nir + red)
+        ok = inside & np.isfinite(ndvi)
+        out[int(path.stem)] = float(ndvi[ok].mean())
+    return out

@@ -260,3 +260,51 @@ def test_run__landsat_c2_l2__qa_masked_harmonised_and_equal_to_independent(
     clear = ts["valid_fraction"] > 0.1
     diff = (wgs.loc[clear, "ndvi_mean"] - ts.loc[clear, "ndvi_mean"]).abs()
     assert diff.median() <= 0.02
+
+
+@pytest.mark.parametrize("crs", [None, "EPSG:4326"])
+def test_run__slovenian_series__ndvi_and_bsi_equal_independent(tmp_path: Path, crs: str | None):
+    # Five real Sentinel-2 scenes with SWIR (two under cloud by s2cloudless), in their
+    # UTM zone and in degrees, sites in WGS84: NDVI and BSI on every clear date.
+    if not rc.SLOVENIA.exists():
+        pytest.skip(f"real data not found at {rc.SLOVENIA}")
+    sites = rc.slovenia_sites(tmp_path / "sites.geojson")
+    (tmp_path / "config.yaml").write_text("masking:\n  buffer_pixels: 0\n")
+    catalog = rc.slovenia_catalog(tmp_path / "cat", crs=crs)
+    args = ["run", "--config", str(tmp_path / "config.yaml"), "--catalog", str(catalog)]
+    assert main([*args, "--sites", str(sites), "--out", str(tmp_path / "run")]) == 0
+    ts = _series(tmp_path / "run")
+    ref = rc.independent_slovenia()
+    assert len(ts) == len(ref) == 20
+    for (sid, day), (ndvi, bsi, n_clear) in ref.items():
+        row = ts.loc[(sid, day)]
+        if n_clear == 0:  # the two cloudy dates: kept, with no statistics
+            assert row["valid_fraction"] == 0 and np.isnan(row["ndvi_mean"])
+            continue
+        assert row["valid_fraction"] > 0.95, (sid, day)
+        assert row["ndvi_mean"] == pytest.approx(ndvi, abs=0.02), (sid, day)
+        assert row["bsi_mean"] == pytest.approx(bsi, abs=0.02), (sid, day)
+
+
+def test_run__landsat_recovery_series__history_before_2017_follows_the_burn(tmp_path: Path):
+    # 22 yearly Landsat composites (2002-2023) of a site burned in 2006, on a grid set
+    # by grid.crs (the data's NAD83 UTM 10N) at 30 m: the series falls with the burn,
+    # bottoms out in 2011 and recovers, year by year as an independent computation.
+    if not rc.BC06.exists():
+        pytest.skip(f"real data not found at {rc.BC06}")
+    sites = rc.bc06_site(tmp_path / "sites.geojson")
+    (tmp_path / "config.yaml").write_text("grid:\n  resolution: 30\n  crs: EPSG:26910\n")
+    args = ["run", "--config", str(tmp_path / "config.yaml")]
+    args += ["--catalog", str(rc.bc06_catalog(tmp_path / "cat")), "--sites", str(sites)]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    ts = pd.read_parquet(tmp_path / "run" / "timeseries.parquet")
+    by_year = dict(zip(ts["date"].dt.year, ts["ndvi_mean"], strict=True))
+    ref = rc.independent_bc06()
+    assert sorted(by_year) == list(range(2002, 2024))
+    for year, want in ref.items():
+        assert by_year[year] == pytest.approx(want, abs=0.01), year
+    assert by_year[2005] > 0.55 and by_year[2006] < 0.35 and by_year[2011] < 0.1
+    assert by_year[2023] > 0.3
+    assert set(ts["sensor"]) == {"landsat"}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["grid"]["crs"] == "EPSG:26910"
