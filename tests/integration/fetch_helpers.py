@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.demo import ScenarioPaths
+from pipeline.scenes import ScenarioPaths
 from pipeline.sources.local import analysis_grid, load_cube, read_catalog
 
 CLIENT_ID = "mw-test-client-7f3a"

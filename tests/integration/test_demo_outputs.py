@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
-from pipeline.demo import ScenarioPaths
+from pipeline.scenes import ScenarioPaths
 
 GOLDEN = Path(__file__).parents[1] / "data" / "demo_outputs.json"
 WRITE = os.environ.get("MINEWATCH_WRITE_GOLDEN") == "1"

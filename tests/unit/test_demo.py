@@ -15,7 +15,8 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 from shapely.geometry import shape as to_shape
 
-from pipeline import demo, schema
+from pipeline import schema
+from pipeline.scenes import layout as demo
 
 SMALL = {"shape": (120, 160), "start": date(2021, 6, 1), "end": date(2022, 11, 30)}
 

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from pipeline import demo
+from pipeline.scenes import layout as demo
 
 SHAPE = (300, 360)
 START, END = date(2020, 6, 1), date(2023, 9, 30)
