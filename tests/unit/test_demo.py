@@ -205,3 +205,10 @@ def test_ensure_demo_data__no_regeneration_when_complete(tmp_path, monkeypatch) 
     (tmp_path / scenes.MARKER).unlink()  # half-written folder: no marker
     scenes.ensure_demo_data(tmp_path)
     assert len(calls) == 2
+
+
+def test_scene_family__standard_is_the_demo_generator_and_unknown_names_fail() -> None:
+    assert scenes.scene_family("standard") is standard.generate_scenario
+    assert scenes.FAMILIES["standard"] is standard.generate_scenario
+    with pytest.raises(ValueError, match="standard"):
+        scenes.scene_family("no_such_family")
