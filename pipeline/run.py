@@ -45,10 +45,10 @@ from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, prepare
 from pipeline.progress import progress_table
-from pipeline.recovery.classify import site_status_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
+from pipeline.recovery.status import site_status_table
 from pipeline.report.charts import flag_is_open
 from pipeline.report.evidence import load_flag_evidence
 from pipeline.report.html import render_report
