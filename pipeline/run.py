@@ -50,7 +50,7 @@ from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
 from pipeline.recovery.status import site_status_table
 from pipeline.report.charts import flag_is_open
-from pipeline.report.evidence import load_flag_evidence
+from pipeline.report.evidence_reads import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.sources.local import load_cube

@@ -24,8 +24,9 @@ from shapely.geometry import box, mapping
 from pipeline.config import MaskingConfig
 from pipeline.errors import InputError
 from pipeline.report import charts, i18n, render_report, sparklines
-from pipeline.report.evidence import ChipLook, FlagEvidence, load_flag_evidence
+from pipeline.report.evidence import ChipLook, FlagEvidence
 from pipeline.report.evidence_charts import chip_png, scale_bar_length
+from pipeline.report.evidence_reads import load_flag_evidence
 from pipeline.schema import (
     ALL,
     CATEGORIES,
