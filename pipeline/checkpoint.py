@@ -47,6 +47,7 @@ from pipeline.excavation import (
     decode_state,
     fold_tasks,
 )
+from pipeline.site_pixels import SitePixels
 from pipeline.sources import base, local
 from pipeline.sources import reads as reading
 from pipeline.sources.base import GridSpec, Scene
@@ -58,7 +59,7 @@ from pipeline.state import (
     row_keys,
     unit_base,
 )
-from pipeline.zonal import SitePixels, assemble_timeseries
+from pipeline.zonal import assemble_timeseries
 
 log = logging.getLogger(__name__)
 

@@ -53,11 +53,12 @@ from pipeline.report.charts import flag_is_open
 from pipeline.report.evidence_reads import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
+from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
-from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import site_timeseries_tasks
 
 log = logging.getLogger(__name__)
 
