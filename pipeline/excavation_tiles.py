@@ -23,6 +23,9 @@ from pipeline import schema
 from pipeline.config import DetectionConfig
 from pipeline.excavation import CHANGE_LAYERS, FoldState, change_layers, fold_step, new_state
 
+# The cube's variables one fold step reads, in ``fold_step``'s order.
+FOLD_BANDS = ("clear", "ndvi", "bsi", "red")
+
 
 def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldState:
     # ``tile`` only makes each tile's first task distinct: states are advanced in place.
@@ -30,17 +33,12 @@ def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldSt
 
 
 def _step_task(
-    state: FoldState,
-    t: int,
-    day: int,
-    clear: np.ndarray,
-    ndvi: np.ndarray,
-    bsi: np.ndarray,
-    red: np.ndarray,
-    cfg: DetectionConfig,
+    state: FoldState, t: int, day: int, cfg: DetectionConfig, *blocks: np.ndarray
 ) -> FoldState:
-    # The state belongs to its tile's chain alone, so it is advanced in place.
-    return fold_step(state, t, day, clear[0], ndvi[0], bsi[0], red[0], cfg)
+    # ``blocks``: the date's (1, h, w) blocks of ``FOLD_BANDS``. The state belongs to its
+    # tile's chain alone, so it is advanced in place.
+    clear, ndvi, bsi, red = (block[0] for block in blocks)
+    return fold_step(state, t, day, clear, ndvi, bsi, red, cfg)
 
 
 def detect_excavation_tasks(
@@ -51,10 +49,7 @@ def detect_excavation_tasks(
     ``ds`` holds ``clear``, ``ndvi``, ``bsi`` and ``red`` chunked (1, tile, tile); the
     blocks are the same tasks the per-site statistics read, so each pixel is read once.
     """
-    blocks = {
-        name: ds[name].data.to_delayed(optimize_graph=False)
-        for name in ("clear", "ndvi", "bsi", "red")
-    }
+    blocks = {name: ds[name].data.to_delayed(optimize_graph=False) for name in FOLD_BANDS}
     days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
     y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
     out = {}
@@ -63,14 +58,7 @@ def detect_excavation_tasks(
             state = dask.delayed(_start_tile, pure=True)((i, j), (h, w), cfg.prior_observations)
             for t, day in enumerate(days):
                 state = dask.delayed(_step_task, pure=True)(
-                    state,
-                    t,
-                    int(day),
-                    blocks["clear"][t, i, j],
-                    blocks["ndvi"][t, i, j],
-                    blocks["bsi"][t, i, j],
-                    blocks["red"][t, i, j],
-                    cfg,
+                    state, t, int(day), cfg, *(blocks[b][t, i, j] for b in FOLD_BANDS)
                 )
             out[(i, j)] = dask.delayed(change_layers, pure=True)(state)
     return out
@@ -138,10 +126,7 @@ def fold_tasks(
     state saved after ``n`` dates continues exactly on any date list with the same
     first ``n`` dates. A tile whose start is already at the last date gets no tasks.
     """
-    blocks = {
-        name: ds[name].data.to_delayed(optimize_graph=False)
-        for name in ("clear", "ndvi", "bsi", "red")
-    }
+    blocks = {name: ds[name].data.to_delayed(optimize_graph=False) for name in FOLD_BANDS}
     days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
     n = len(days)
     y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
@@ -158,14 +143,7 @@ def fold_tasks(
         snapshots = []
         for t in range(start.n_done, n):
             state = dask.delayed(_step_task, pure=True)(
-                state,
-                t,
-                int(days[t]),
-                blocks["clear"][t, i, j],
-                blocks["ndvi"][t, i, j],
-                blocks["bsi"][t, i, j],
-                blocks["red"][t, i, j],
-                cfg,
+                state, t, int(days[t]), cfg, *(blocks[b][t, i, j] for b in FOLD_BANDS)
             )
             if (t + 1) % every == 0 or t + 1 == n:
                 snapshot = dask.delayed(encode_state, pure=True)(state)
