@@ -223,8 +223,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.demo import ensure_demo_data
     from pipeline.run import run_pipeline
+    from pipeline.scenes import ensure_demo_data
 
     paths = ensure_demo_data(args.data)
     cfg = load_config(
@@ -244,7 +244,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.recovery.training import train_from_labels
+    from pipeline.train import train_from_labels
 
     overrides = _run_overrides(args)
     for key in ("provider.catalog", "inputs.sites", "inputs.permits", "inputs.zones", "aoi"):

@@ -47,20 +47,21 @@ from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, prepare
 from pipeline.progress import progress_table
-from pipeline.recovery.classify import site_status_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
+from pipeline.recovery.status import site_status_table
 from pipeline.report.charts import flag_is_open
-from pipeline.report.evidence import load_flag_evidence
+from pipeline.report.evidence_reads import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.scheduler import compute_units, connect, local_workers
+from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
 from pipeline.sources.sensors import add_sensor
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
-from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import site_timeseries_tasks
 
 log = logging.getLogger(__name__)
 

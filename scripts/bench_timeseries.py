@@ -65,7 +65,7 @@ from scipy import ndimage
 from shapely import make_valid
 from shapely.geometry import Polygon
 
-from pipeline import zonal
+from pipeline import site_pixels, zonal
 from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
@@ -340,7 +340,7 @@ def run_project(
     grid = analysis_grid(scenes)
     cube = load_cube(scenes, grid, chunk_size=CHUNK, bands=(*BANDS, "scl"), halo=1)
     ds = add_indices(mask_clouds(cube, MASKING))
-    pixels = zonal.site_pixel_index(
+    pixels = site_pixels.site_pixel_index(
         list(sites["site_id"]), list(sites.geometry), grid, chunk_size=CHUNK
     )
     tasks = zonal.site_timeseries_tasks(ds, pixels, SURFACE)
@@ -359,7 +359,7 @@ def project_split(catalog: Path, sites: gpd.GeoDataFrame, n_dates: int) -> dict[
     scenes = read_catalog(catalog)[:n_dates]
     grid = analysis_grid(scenes)
     cube = load_cube(scenes, grid, chunk_size=CHUNK, bands=(*BANDS, "scl"), halo=1)
-    pixels = zonal.site_pixel_index(
+    pixels = site_pixels.site_pixel_index(
         list(sites["site_id"]), list(sites.geometry), grid, chunk_size=CHUNK
     )
     split = dict.fromkeys(("decode", "mask and indices", "statistics", "assembly"), 0.0)

@@ -48,7 +48,7 @@ def render_report(
     version, model_version, period {start, end}, inputs.items or n_items, created, and
     config.recovery.targets for the target lines). ``language`` is ``zh-CN`` or ``en``;
     ``title`` overrides the language's standard title. ``evidence`` (flag_id ->
-    before/after looks, from ``evidence.load_flag_evidence``) adds image chips to the
+    before/after looks, from ``evidence_reads.load_flag_evidence``) adds image chips to the
     flag list.
     """
     lang = i18n.check_language(language)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.demo import ScenarioPaths
+from pipeline.scenes import ScenarioPaths
 from pipeline.sources.grid import analysis_grid
 from pipeline.sources.local import load_cube, read_catalog
 
