@@ -20,6 +20,8 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -210,3 +212,31 @@ class Progress:
                 100 * self.done // self.total,
                 extra={"stage": self.stage, "done": self.done, "total": self.total},
             )
+
+
+class StageTimer:
+    """Wall time and counts of each stage of a run, logged and kept for the manifest."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self._log = logger
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, int]]:
+        """Time the block; what it puts in the yielded dict is the stage's counts."""
+        start = time.perf_counter()
+        self._log.info("stage %s: start", name, extra={"stage": name})
+        counts: dict[str, int] = {}
+        yield counts
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        self.counts[name] = counts
+        self._log.info(
+            "stage %s: done in %.2f s",
+            name,
+            self.timings[name],
+            extra={"stage": name, "seconds": self.timings[name], "counts": counts},
+        )
+
+    def stages(self) -> dict[str, dict[str, Any]]:
+        return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}

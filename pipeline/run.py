@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -42,7 +39,7 @@ from pipeline.inputs import InputWarning
 from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
 from pipeline.ledger import open_ledger, reconcile
-from pipeline.logs import Progress
+from pipeline.logs import Progress, StageTimer
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, prepare
@@ -76,33 +73,6 @@ class RunResult:
     outputs: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
     n_flags: int = 0
-
-
-class _Timer:
-    """Wall time and counts of each stage, logged and kept for the manifest."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self.counts: dict[str, dict[str, int]] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[dict[str, int]]:
-        """Time the block; what it puts in the yielded dict is the stage's counts."""
-        start = time.perf_counter()
-        log.info("stage %s: start", name, extra={"stage": name})
-        counts: dict[str, int] = {}
-        yield counts
-        self.timings[name] = round(time.perf_counter() - start, 3)
-        self.counts[name] = counts
-        log.info(
-            "stage %s: done in %.2f s",
-            name,
-            self.timings[name],
-            extra={"stage": name, "seconds": self.timings[name], "counts": counts},
-        )
-
-    def stages(self) -> dict[str, dict[str, Any]]:
-        return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}
 
 
 def _manifest(
@@ -160,7 +130,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     untouched. The workspace lock is held from the first write to the last. A run
     with the same inputs as an interrupted one continues it, under its run id.
     """
-    timer = _Timer()
+    timer = StageTimer(log)
     with timer.stage("inputs"):
         prep = prepare(cfg)
         prep.recovery_model = recovery_model(cfg.recovery)
@@ -256,7 +226,7 @@ def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> N
 
 
 def _execute(
-    cfg: RunConfig, prep: Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
+    cfg: RunConfig, prep: Prepared, out: Path, timer: StageTimer, run_id: str, store: StateStore
 ) -> RunResult:
     grid, sites_grid = prep.grid, prep.sites_grid
     with timer.stage("graph") as counts:
