@@ -38,15 +38,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import excavation, indices, masking, schema, zonal
+from pipeline import excavation, excavation_tiles, indices, masking, schema, site_pixels, zonal
 from pipeline.config import RunConfig
-from pipeline.excavation import (
-    CHANGE_LAYERS,
-    TileStart,
-    change_layers,
-    decode_state,
-    fold_tasks,
-)
+from pipeline.excavation import CHANGE_LAYERS, change_layers
+from pipeline.excavation_tiles import TileStart, decode_state, fold_tasks
+from pipeline.site_pixels import SitePixels
 from pipeline.sources import base, local
 from pipeline.sources import reads as reading
 from pipeline.sources.base import GridSpec, Scene
@@ -58,7 +54,7 @@ from pipeline.state import (
     row_keys,
     unit_base,
 )
-from pipeline.zonal import SitePixels, assemble_timeseries
+from pipeline.zonal import assemble_timeseries
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +138,14 @@ def plan_units(
     stage_code = code_hash(local, reading, base, masking, indices)
     fold_base = unit_base(
         stage_code,
-        code_hash(excavation),
+        code_hash(excavation, excavation_tiles),
         cube,
         cfg.masking.model_dump(mode="json"),
         cfg.detection.model_dump(mode="json"),
     )
     rows_base = unit_base(
         stage_code,
-        code_hash(zonal),
+        code_hash(zonal, site_pixels),
         cube,
         cfg.masking.model_dump(mode="json"),
         cfg.surface.model_dump(mode="json"),

@@ -101,6 +101,27 @@ class PeriodConfig(_Model):
 
 class GridConfig(_Model):
     resolution: float = Field(10.0, gt=0)
+    # A projected CRS (``EPSG:32649``, ``EPSG:4547``...) for the analysis grid; null: the
+    # UTM zone of the area of interest's (or the sites') centroid. Items in other CRSs
+    # are warped onto it.
+    crs: str | None = None
+
+    @field_validator("crs")
+    @classmethod
+    def _projected(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            crs = CRS.from_user_input(value)
+        except CRSError:
+            raise ValueError(f"not a CRS: {value!r}") from None
+        if not crs.is_projected:
+            raise ValueError(f"{value} is not a projected CRS (the grid is in metres)")
+        return value
+
     chunk_size: int = Field(512, ge=64, le=8192)
 
 

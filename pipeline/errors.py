@@ -42,5 +42,10 @@ class InputError(MineWatchError):
         return f"{where}: {self.reason}" if where else self.reason
 
 
+class NoValidData(InputError):
+    """No site got a single valid value from the imagery (exit status 2): the imagery
+    misses the sites, or their CRS does not say where they are."""
+
+
 class WorkspaceLocked(MineWatchError):
     """Another live run holds the workspace lock (exit status 3)."""

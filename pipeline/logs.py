@@ -3,7 +3,12 @@
 The CLI calls ``setup_logging`` once. Plain lines (``time level logger: message``)
 suit cron mail and journald; ``--log-json`` writes one JSON object per line, with
 any structured fields a message carries (``stage``, ``seconds``, ``done``,
-``total``, counts). ``Progress`` draws a bar when stderr is a terminal and plain
+``total``, counts). Warnings are folded: the first of each kind is shown as it comes,
+the others of that kind are counted and ``report_folded`` (called by the CLI when the
+command ends) shows them as one line per kind with the count and the first three
+examples (the manifest keeps every warning). Warnings of the libraries underneath
+(``warnings.warn`` in geopandas, rasterio, sentinelhub...) become one line of ours,
+without their source paths. ``Progress`` draws a bar when stderr is a terminal and plain
 logging is on, and otherwise logs a line at every tenth of the work.
 """
 
@@ -11,8 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -20,6 +29,79 @@ from typing import IO, Any
 FIELDS = ("stage", "seconds", "done", "total", "run_id", "counts", "workspace")
 
 _bar_stream: IO[str] | None = None
+SHOWN_PER_KIND = 3
+"""Examples of a kind of warning named in its folded line."""
+_DIGITS = re.compile(r"[^\s,;:()'\"]*\d[^\s,;:()'\"]*")
+library_log = logging.getLogger("minewatch.libraries")
+
+
+def warning_kind(record: logging.LogRecord) -> tuple[str, str]:
+    """What makes two warnings alike: the logger and the message with every token that
+    holds a digit (ids, dates, counts, paths) blanked out."""
+    return record.name, _DIGITS.sub("#", record.getMessage())
+
+
+class FoldWarnings(logging.Filter):
+    """Lets the first warning of each kind through; counts and keeps the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: dict[tuple[str, str], list[str]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        seen = self.kinds.setdefault(warning_kind(record), [])
+        seen.append(record.getMessage())
+        return len(seen) == 1
+
+    def folded(self) -> list[tuple[str, int, list[str]]]:
+        """(logger, count, first examples) of each kind that was held back."""
+        return [
+            (name, len(msgs), msgs[: 1 + SHOWN_PER_KIND])
+            for (name, _), msgs in self.kinds.items()
+            if len(msgs) > 1
+        ]
+
+
+_fold: FoldWarnings | None = None
+
+
+def report_folded() -> None:
+    """One line per kind of warning that was held back: how many, and examples."""
+    global _fold
+    fold, _fold = _fold, None
+    if fold is None:
+        return
+    for name, count, (first, *examples) in fold.folded():
+        rest = count - 1 - len(examples)
+        more = f" and {rest} more" if rest > 0 else ""
+        head = first if len(first) <= 60 else first[:57] + "..."
+        logging.getLogger(name).info(
+            "%d more warning(s) like %r: %s%s",
+            count - 1,
+            head,
+            " | ".join(examples),
+            more,
+        )
+
+
+def _show_library_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: IO[str] | None = None,
+    line: str | None = None,
+) -> None:
+    """A library's ``warnings.warn`` as one line of ours: which library, what it said."""
+    parts = re.split(r"[\\/]", filename)
+    where = next(
+        (parts[i + 1] for i, p in enumerate(parts[:-1]) if p in ("site-packages", "dist-packages")),
+        "minewatch" if "pipeline" in parts else parts[-1],
+    )
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    library_log.warning("%s (%s %s)", text, where, category.__name__)
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,9 +156,12 @@ def setup_logging(*, verbose: bool = False, json_lines: bool = False) -> None:
     _bar_stream = None
     if root.handlers:  # a host (or a test runner) configured logging: keep its setup
         return
+    global _fold
+    _fold = FoldWarnings()
+    handler.addFilter(_fold)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.captureWarnings(True)  # library warnings become records (JSON lines too)
+    warnings.showwarning = _show_library_warning  # library warnings become records of ours
     _bar_stream = sys.stderr if (not json_lines and _is_terminal(sys.stderr)) else None
 
 
@@ -127,3 +212,31 @@ class Progress:
                 100 * self.done // self.total,
                 extra={"stage": self.stage, "done": self.done, "total": self.total},
             )
+
+
+class StageTimer:
+    """Wall time and counts of each stage of a run, logged and kept for the manifest."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self._log = logger
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, int]]:
+        """Time the block; what it puts in the yielded dict is the stage's counts."""
+        start = time.perf_counter()
+        self._log.info("stage %s: start", name, extra={"stage": name})
+        counts: dict[str, int] = {}
+        yield counts
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        self.counts[name] = counts
+        self._log.info(
+            "stage %s: done in %.2f s",
+            name,
+            self.timings[name],
+            extra={"stage": name, "seconds": self.timings[name], "counts": counts},
+        )
+
+    def stages(self) -> dict[str, dict[str, Any]]:
+        return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}

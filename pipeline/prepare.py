@@ -8,7 +8,7 @@ file, record and field; nothing has been written by then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -22,8 +22,10 @@ from pipeline.errors import InputError
 from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
 from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
 from pipeline.inputs.imagery import check_assets, reprojection_warnings
+from pipeline.inputs.offsets import check_offsets
 from pipeline.sources.base import GridSpec, Scene
-from pipeline.sources.local import analysis_grid, read_catalog
+from pipeline.sources.grid import analysis_grid, grid_crs
+from pipeline.sources.local import read_catalog
 
 
 @dataclass
@@ -78,6 +80,8 @@ class Prepared:
     zones_grid: gpd.GeoDataFrame
     dates: list[date]
     recovery_model: Any = None  # loaded before the workspace is touched; None: the rules
+    offset_corrections: list[dict] = field(default_factory=list)
+    """Items read with another reflectance offset than declared (``inputs.offsets``)."""
 
 
 def prepare(cfg: RunConfig) -> Prepared:
@@ -103,7 +107,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog)
     if not scenes:
         raise InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
-    grid = analysis_grid(scenes, resolution=cfg.grid.resolution)
+    scenes, offset_warnings, corrections = check_offsets(scenes, catalog=catalog)
+    imagery_warnings += offset_warnings
+    crs = grid_crs(cfg.grid.crs, aoi=inputs.aoi, sites=inputs.sites)
+    grid = analysis_grid(scenes, resolution=cfg.grid.resolution, crs=crs)
     require_sites_on_imagery(inputs.sites, grid)
     imagery_warnings += reprojection_warnings(probes, grid, catalog=catalog)
     imagery_warnings += sliver_warnings(inputs.sites, grid.crs, cfg.detection)
@@ -131,4 +138,5 @@ def prepare(cfg: RunConfig) -> Prepared:
         permits_grid=to_grid(inputs.permits, grid),
         zones_grid=to_grid(inputs.zones, grid),
         dates=[np.datetime64(s.date, "D").item() for s in scenes],
+        offset_corrections=[c.as_dict() for c in corrections],
     )

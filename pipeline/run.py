@@ -12,9 +12,7 @@ continues from the saved units and ends with the same outputs.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,7 +26,7 @@ from rasterio.features import geometry_mask
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NoValidData
 from pipeline.estimate import load_estimate, progress_with_estimate
 from pipeline.flags import (
     add_quiet_time,
@@ -39,28 +37,31 @@ from pipeline.flags import (
 )
 from pipeline.indices import INDEX_BANDS, add_indices
 from pipeline.inputs import InputWarning
+from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
 from pipeline.ledger import list_flags, open_ledger, reconcile
-from pipeline.logs import Progress
+from pipeline.logs import Progress, StageTimer
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, prepare
 from pipeline.progress import progress_table
-from pipeline.recovery.classify import site_status_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
+from pipeline.recovery.status import site_status_table
 from pipeline.report.audit import enforcement_record
 from pipeline.report.charts import flag_is_open
-from pipeline.report.evidence import load_flag_evidence
+from pipeline.report.evidence_reads import load_flag_evidence
 from pipeline.report.html import render_report
 from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
 from pipeline.scheduler import compute_units, connect, local_workers
+from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
+from pipeline.sources.sensors import add_sensor
 from pipeline.state import StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
-from pipeline.zonal import PIXEL_RULE, SitePixels, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import site_timeseries_tasks
 
 log = logging.getLogger(__name__)
 
@@ -77,39 +78,12 @@ class RunResult:
     n_flags: int = 0
 
 
-class _Timer:
-    """Wall time and counts of each stage, logged and kept for the manifest."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self.counts: dict[str, dict[str, int]] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[dict[str, int]]:
-        """Time the block; what it puts in the yielded dict is the stage's counts."""
-        start = time.perf_counter()
-        log.info("stage %s: start", name, extra={"stage": name})
-        counts: dict[str, int] = {}
-        yield counts
-        self.timings[name] = round(time.perf_counter() - start, 3)
-        self.counts[name] = counts
-        log.info(
-            "stage %s: done in %.2f s",
-            name,
-            self.timings[name],
-            extra={"stage": name, "seconds": self.timings[name], "counts": counts},
-        )
-
-    def stages(self) -> dict[str, dict[str, Any]]:
-        return {n: {"seconds": s, **self.counts.get(n, {})} for n, s in self.timings.items()}
-
-
 def _manifest(
     cfg: RunConfig, prep: Prepared, run_id: str, coverage: dict[str, float], n_flags: int
 ) -> dict[str, Any]:
     warnings = list(prep.inputs.warnings)
     for sid, cov in coverage.items():
-        if cov < 0.999:
+        if 0 < cov < 0.999:  # a site wholly outside is named by require_site_values
             warnings.append(
                 {
                     "file": cfg.inputs.sites,
@@ -146,6 +120,7 @@ def _manifest(
             "chunk_size": cfg.grid.chunk_size,
         },
         "zonal_statistics": {"pixel_rule": PIXEL_RULE, "coverage": coverage},
+        "offset_corrections": prep.offset_corrections,
         "counts": {"sites": len(prep.sites_grid), "flags": n_flags, "dates": len(prep.dates)},
         "warnings": warnings,
     }
@@ -158,18 +133,26 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     untouched. The workspace lock is held from the first write to the last. A run
     with the same inputs as an interrupted one continues it, under its run id.
     """
-    timer = _Timer()
+    timer = StageTimer(log)
     with timer.stage("inputs"):
         prep = prepare(cfg)
         prep.recovery_model = recovery_model(cfg.recovery)
-    with workspace_lock(out):
-        store = StateStore(out)
-        run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
-        if resumed:
-            log.info("workspace %s: continuing interrupted run %s", out, run_id)
-        result = _execute(cfg, prep, out, timer, run_id, store)
-        store.end_run()
-        return result
+    created = not out.exists() or not any(out.iterdir())
+    try:
+        with workspace_lock(out):
+            store = StateStore(out)
+            run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
+            if resumed:
+                log.info("workspace %s: continuing interrupted run %s", out, run_id)
+            result = _execute(cfg, prep, out, timer, run_id, store)
+            store.end_run()
+            return result
+    except NoValidData:
+        # Nothing to show for any site: a workspace this run made goes again (an earlier
+        # one keeps its outputs; only the units it computed were added).
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _fingerprint(cfg: RunConfig, prep: Prepared) -> str:
@@ -246,7 +229,7 @@ def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> N
 
 
 def _execute(
-    cfg: RunConfig, prep: Prepared, out: Path, timer: _Timer, run_id: str, store: StateStore
+    cfg: RunConfig, prep: Prepared, out: Path, timer: StageTimer, run_id: str, store: StateStore
 ) -> RunResult:
     grid, sites_grid = prep.grid, prep.sites_grid
     with timer.stage("graph") as counts:
@@ -286,7 +269,11 @@ def _execute(
             counts["dates_skipped_unreadable"] = skipped
         dates = prep.dates
         timeseries = checkpoint.timeseries(plan, pixels.site_ids)
-        timeseries, ring_timeseries = split_rings(timeseries)
+        timeseries, ring_timeseries = split_rings(add_sensor(timeseries, prep.scenes))
+        empty = require_site_values(timeseries, prep.inputs.sites, catalog=prep.catalog)
+        for warning in empty:
+            log.warning("%s", warning)
+        prep.inputs.warnings.extend(w.as_dict() for w in empty)
         prep.inputs.warnings.extend(
             w.as_dict()
             for w in cloudy_scene_warnings(timeseries, prep.scenes, catalog=prep.catalog)

@@ -32,7 +32,7 @@ def read_fold_layers(
     When a tile holds several states (a run killed before pruning), the one that
     reaches the latest date is read.
     """
-    from pipeline.excavation import decode_state
+    from pipeline.excavation_tiles import decode_state
 
     folder = Path(workspace) / FOLD_FOLDER
     chunk = int((manifest.get("grid") or {}).get("chunk_size") or 0)

@@ -73,6 +73,10 @@ TIMESERIES_COLUMNS = (
     "water_fraction",
 )
 
+TIMESERIES_FILE_COLUMNS = (*TIMESERIES_COLUMNS, "sensor")
+"""``timeseries.parquet``: the statistics and which sensor took each date
+(``sentinel-2``, ``landsat``, or both joined by ``+``)."""
+
 SITE_STATUS_COLUMNS = (
     "site_id",
     "category",

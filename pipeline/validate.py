@@ -36,7 +36,8 @@ from pipeline.inputs.checks import (
     sliver_warnings,
 )
 from pipeline.inputs.imagery import check_assets, reprojection_warnings
-from pipeline.sources.local import analysis_grid, read_catalog
+from pipeline.sources.grid import analysis_grid, grid_crs
+from pipeline.sources.local import read_catalog
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,13 @@ def _imagery(result: Validation, cfg: RunConfig, sites: gpd.GeoDataFrame | None,
             InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
         )
         return
-    grid = result.attempt(lambda: analysis_grid(scenes, resolution=cfg.grid.resolution))
+    grid = result.attempt(
+        lambda: analysis_grid(
+            scenes,
+            resolution=cfg.grid.resolution,
+            crs=grid_crs(cfg.grid.crs, aoi=aoi, sites=sites),
+        )
+    )
     if grid is None:
         return
     result.warn(reprojection_warnings(probes, grid, catalog=catalog))
@@ -274,7 +281,11 @@ def _imagery(result: Validation, cfg: RunConfig, sites: gpd.GeoDataFrame | None,
                 )
             )
     if sites is not None:
-        for exc in sites_outside_imagery(sites, grid):
-            result.error(exc)
+        outside = sites_outside_imagery(sites, grid)
+        if len(outside) == len(sites):  # nothing to watch: the run refuses it too
+            for exc in outside:
+                result.error(exc)
+        else:  # the run goes on without them, naming them
+            result.warn([InputWarning(e.file, str(e.record), e.field, e.reason) for e in outside])
         result.warn(partial_coverage_warnings(sites, grid))
         result.warn(sliver_warnings(sites, grid.crs, cfg.detection))

@@ -65,11 +65,12 @@ from scipy import ndimage
 from shapely import make_valid
 from shapely.geometry import Polygon
 
-from pipeline import zonal
+from pipeline import site_pixels, zonal
 from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.sources.grid import analysis_grid
+from pipeline.sources.local import load_cube, read_catalog
 from pipeline.sources.reads import read_tile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,7 +340,7 @@ def run_project(
     grid = analysis_grid(scenes)
     cube = load_cube(scenes, grid, chunk_size=CHUNK, bands=(*BANDS, "scl"), halo=1)
     ds = add_indices(mask_clouds(cube, MASKING))
-    pixels = zonal.site_pixel_index(
+    pixels = site_pixels.site_pixel_index(
         list(sites["site_id"]), list(sites.geometry), grid, chunk_size=CHUNK
     )
     tasks = zonal.site_timeseries_tasks(ds, pixels, SURFACE)
@@ -358,7 +359,7 @@ def project_split(catalog: Path, sites: gpd.GeoDataFrame, n_dates: int) -> dict[
     scenes = read_catalog(catalog)[:n_dates]
     grid = analysis_grid(scenes)
     cube = load_cube(scenes, grid, chunk_size=CHUNK, bands=(*BANDS, "scl"), halo=1)
-    pixels = zonal.site_pixel_index(
+    pixels = site_pixels.site_pixel_index(
         list(sites["site_id"]), list(sites.geometry), grid, chunk_size=CHUNK
     )
     split = dict.fromkeys(("decode", "mask and indices", "statistics", "assembly"), 0.0)

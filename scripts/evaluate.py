@@ -1,6 +1,6 @@
 """Score MineWatch against generated scenarios it was not tuned on.
 
-For each seed: generate a scenario (pipeline.demo.generate_scenario, cached under
+For each seed: generate a scenario (pipeline.scenes.generate_scenario, cached under
 data/scenarios/), run the whole pipeline on it, and compare with its truth file:
 
 - digs: recall (a true dig overlapped by a flag), precision of enforcement flags
@@ -12,7 +12,7 @@ data/scenarios/), run the whole pipeline on it, and compare with its truth file:
     .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--json out.json]
         [--climate 0.15] [--model models/NAME | --model rules]
 
-``--climate`` adds drought and wet years (pipeline.demo's yearly vegetation vigour);
+``--climate`` adds drought and wet years (pipeline.scenes' yearly vegetation vigour);
 ``--model`` picks the recovery model (default: the shipped one). The site classes
 of all seeds are summed into one confusion matrix at the end.
 """
@@ -34,8 +34,8 @@ from shapely.geometry import shape
 
 from pipeline import schema
 from pipeline.config import load_config
-from pipeline.demo import ScenarioPaths, generate_scenario
 from pipeline.run import run_pipeline
+from pipeline.scenes import ScenarioPaths, generate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,10 +30,10 @@ import pandas as pd
 
 from pipeline import schema
 from pipeline.config import load_config
-from pipeline.demo import ScenarioPaths, generate_scenario
 from pipeline.recovery.model import save_model, train_model
 from pipeline.recovery.training import labelled_features
 from pipeline.run import run_pipeline
+from pipeline.scenes import ScenarioPaths, generate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (300, 360)
@@ -138,7 +138,7 @@ def main() -> int:
         table["group"],
         version="pending",
         training_data={
-            "source": "scripts/train_model.py: generated scenarios (pipeline.demo)",
+            "source": "scripts/train_model.py: generated scenarios (pipeline.scenes)",
             "seeds": seeds,
             "shape": list(SHAPE),
             "extra_sites": EXTRA_SITES,

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from shapely.geometry import box
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NoValidData
 from pipeline.inputs.records import InputWarning
 from pipeline.sources.base import GridSpec
 
@@ -56,7 +57,9 @@ def sites_outside_imagery(sites: gpd.GeoDataFrame, grid: GridSpec) -> list[Input
 
 
 def require_sites_on_imagery(sites: gpd.GeoDataFrame, grid: GridSpec) -> None:
-    """Raise ``InputError`` naming the first site outside the imagery (or saying all are)."""
+    """Raise ``InputError`` when no site overlaps the imagery. Sites entirely outside
+    it are kept: the run names them once it has seen their pixels
+    (``require_site_values``), and ``validate`` names them beforehand."""
     outside = sites_outside_imagery(sites, grid)
     if outside and len(outside) == len(sites):
         raise InputError(
@@ -64,8 +67,6 @@ def require_sites_on_imagery(sites: gpd.GeoDataFrame, grid: GridSpec) -> None:
             file=sites.attrs.get("source"),
             field="geometry",
         )
-    if outside:
-        raise outside[0]
 
 
 def partial_coverage_warnings(sites: gpd.GeoDataFrame, grid: GridSpec) -> list[InputWarning]:
@@ -109,4 +110,65 @@ def sliver_warnings(
                     "rest on a few pixels",
                 )
             )
+    return out
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(ids[:10])
+    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def require_site_values(
+    timeseries: pd.DataFrame, sites: gpd.GeoDataFrame, *, catalog: str
+) -> list[InputWarning]:
+    """Warnings naming the sites the imagery gave nothing; ``NoValidData`` if none got
+    a single valid value (every output would be empty).
+
+    A site with no pixel on the grid lies outside the imagery's grid or is thinner than
+    a pixel; a site with pixels but no valid one on any date lies where every item has
+    no data (outside the scenes' footprints), or under cloud on every date.
+    """
+    file = sites.attrs.get("source")
+    ids = [str(s) for s in sites["site_id"]]
+    per_site = timeseries.groupby("site_id")
+    n_pixels = per_site["n_pixels"].max().reindex(ids, fill_value=0)
+    clear = (timeseries["valid_fraction"].fillna(0) * timeseries["n_pixels"]).groupby(
+        timeseries["site_id"]
+    )
+    n_clear = clear.sum().reindex(ids, fill_value=0)
+    no_pixel = [sid for sid in ids if n_pixels[sid] <= 0]
+    no_value = [sid for sid in ids if n_pixels[sid] > 0 and n_clear[sid] <= 0]
+    if len(no_pixel) + len(no_value) == len(ids):
+        if no_value:
+            why = (
+                "every site pixel is no data or masked (cloud, shadow) on every date: the "
+                "imagery does not cover the sites, or their CRS puts them elsewhere"
+            )
+        else:
+            why = (
+                "no site has a pixel on the analysis grid: the imagery does not overlap the "
+                "sites, or their CRS puts them elsewhere"
+            )
+        raise NoValidData(f"no site has a single valid value; {why}", file=catalog)
+    out = []
+    if no_pixel:
+        out.append(
+            InputWarning(
+                file,
+                f"sites {_listed(no_pixel)}",
+                "geometry",
+                f"{len(no_pixel)} site(s) have no pixel on the analysis grid (outside the "
+                "imagery, or thinner than a pixel): no figures; check their coordinates and CRS",
+            )
+        )
+    if no_value:
+        out.append(
+            InputWarning(
+                file,
+                f"sites {_listed(no_value)}",
+                "geometry",
+                f"{len(no_value)} site(s) have no valid pixel on any date (no data, cloud or "
+                "shadow): no figures",
+            )
+        )
     return out

@@ -3,9 +3,9 @@
 ``check_assets`` opens every asset's header once (no pixel is read): an asset that
 cannot be opened, declares no CRS, or is shorter than its own block index says
 (a truncated download) makes its whole acquisition unusable, so that scene is left
-out and named in a warning. ``reprojection_warnings`` names items whose assets are
-in another CRS or at another resolution than their band's: they are warped or
-resampled onto the analysis grid by nearest neighbour, as ``sources.local`` does.
+out and named in a warning. ``reprojection_warnings`` names, once per kind, the items whose
+assets are in another CRS or at another resolution than their band's: they are warped
+or resampled onto the analysis grid, as ``sources.reads`` does.
 ``cloudy_scene_warnings`` names acquisitions that gave no clear pixel over any site.
 """
 
@@ -129,44 +129,54 @@ def check_assets(
     return kept, warnings, probes
 
 
+def _first_three(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def reprojection_warnings(
     probes: Sequence[AssetProbe], grid: GridSpec, *, catalog: str
 ) -> list[InputWarning]:
-    """One warning per item with assets off the grid's CRS or off their band's resolution."""
-    by_item: dict[str, list[AssetProbe]] = {}
+    """One warning per kind of asset off the grid, naming the first three items.
+
+    Kinds: assets in another CRS (warped onto the grid: bilinear for reflectance,
+    nearest for classes), and assets in the grid's CRS at another resolution than their
+    band's (read at their own pixels, or warped when off the grid's lines).
+    """
+    other_crs: dict[str, list[str]] = {}
+    odd: dict[str, list[str]] = {}
     for probe in probes:
-        by_item.setdefault(probe.item_id, []).append(probe)
-    out = []
-    for item_id, items in by_item.items():
-        other_crs = [p for p in items if p.crs != grid.crs]
-        if other_crs:
-            bands = ", ".join(p.band for p in other_crs)
-            out.append(
-                InputWarning(
-                    catalog,
-                    f"item {item_id}",
-                    "proj:epsg",
-                    f"assets {bands} are in {other_crs[0].crs.to_string()}, the grid in "
-                    f"{grid.crs.to_string()}: warped onto the grid (nearest neighbour)",
-                )
+        if probe.crs != grid.crs:
+            items = other_crs.setdefault(probe.crs.to_string(), [])
+        elif not math.isclose(
+            probe.resolution, NATIVE_RESOLUTION.get(probe.band, probe.resolution)
+        ):
+            items = odd.setdefault(f"{probe.band} {probe.resolution:g} m", [])
+        else:
+            continue
+        if probe.item_id not in items:
+            items.append(probe.item_id)
+    out = [
+        InputWarning(
+            catalog,
+            f"items {_first_three(items)}",
+            "proj:epsg",
+            f"{len(items)} item(s) in {crs}, the grid in {grid.crs.to_string()}: warped onto "
+            "the grid (bilinear for reflectance, nearest for SCL and QA)",
+        )
+        for crs, items in other_crs.items()
+    ]
+    if odd:
+        items = list(dict.fromkeys(i for ids in odd.values() for i in ids))
+        out.append(
+            InputWarning(
+                catalog,
+                f"items {_first_three(items)}",
+                "proj:transform",
+                f"{len(items)} item(s) with assets at an unusual resolution "
+                f"({', '.join(sorted(odd))}): resampled onto the {grid.resolution:g} m grid",
             )
-        odd = [
-            p
-            for p in items
-            if p.crs == grid.crs
-            and not math.isclose(p.resolution, NATIVE_RESOLUTION.get(p.band, p.resolution))
-        ]
-        if odd:
-            sizes = ", ".join(f"{p.band} {p.resolution:g} m" for p in odd)
-            out.append(
-                InputWarning(
-                    catalog,
-                    f"item {item_id}",
-                    "proj:transform",
-                    f"assets at an unusual resolution ({sizes}): resampled onto the "
-                    f"{grid.resolution:g} m grid (nearest neighbour)",
-                )
-            )
+        )
     for warning in out:
         logger.warning("%s", warning)
     return out

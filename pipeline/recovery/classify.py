@@ -1,9 +1,9 @@
-"""Rule-based recovery classes from the site features, and the ``site_status`` table.
+"""Rule-based recovery classes from the site features (``recovery.model: rules``).
 
 The trained model (``predict.py``) decides by default; these rules decide with
 ``recovery.model: rules`` and serve as the readable reference it was built to beat.
-``target_margin`` (the target test behind ``meets_target``) and
-``site_status_table`` serve both.
+The target test behind ``meets_target`` (``target_margin``) and the ``site_status``
+table, which serve both, are in ``status.py``.
 
 The rules, in order (the first that holds decides):
 
@@ -32,23 +32,6 @@ The rules, in order (the first that holds decides):
    ``landscape`` also the water fraction).
 6. ``unrestored``: everything else.
 
-Meeting the target (``meets_target``), latest window, thresholds from
-``cfg.targets[target]``:
-
-* forest / farmland / grassland (and any target other than ``landscape``):
-  peak NDVI >= ``season_peak_ndvi_min``, vegetated fraction >=
-  ``vegetated_fraction_min``, water fraction >= ``water_fraction_min``, and a seasonal
-  amplitude >= ``SEASONAL_AMPLITUDE_MIN``. The amplitude test keeps green
-  dust-control netting (constant NDVI 0.25-0.35, bare-like SWIR) from ever reading
-  as restored, even under permissive thresholds. Caveat: a dense evergreen stand in
-  a snow-free winter can swing by less and is then not counted as restored; the
-  trained model (with field labels) is the place to correct that, not a looser rule.
-* landscape: either the general test (peak, vegetated and water fractions, no
-  amplitude test because water does not swing), or a pit lake: water fraction >=
-  ``LANDSCAPE_LAKE_WATER_MIN`` with a vegetated margin >=
-  ``LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN``. A mostly-water site's median NDVI is
-  below zero whatever its banks look like, so the peak NDVI test is skipped there.
-
 ``probability`` is a heuristic confidence in the class, not a calibrated
 probability (the trained model's is its ``predict_proba``)::
 
@@ -63,11 +46,6 @@ rests on several tests, the weakest one counts. On the threshold the confidence 
 shrinks in proportion, and without any it is 0. ``disturbed`` rests on the
 excavation flags, not on the season's looks: its margin is the dug fraction above
 ``cfg.disturbed_fraction_min`` in units of that threshold, and its data confidence 1.
-
-``restored_area_m2`` is the whole site area for a site classed ``restored`` and 0
-otherwise, so that "sites finished" and "area restored" in the city report always
-agree and a site is not half-counted while still unstable. ``restored_area_mu`` is
-that area in mu, rounded to 2 decimals.
 """
 
 from __future__ import annotations
@@ -80,16 +58,21 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RecoveryConfig, TargetThresholds
-from pipeline.errors import InputError
 from pipeline.recovery.features import LAST_CLEAR_DATE, site_features, site_table
-from pipeline.schema import M2_PER_MU, SITE_STATUS_COLUMNS
+from pipeline.recovery.status import (
+    CLASSIFIED_COLUMNS,
+    FRACTION_MARGIN_SCALE,
+    NDVI_MARGIN_SCALE,
+    NEEDS_RESTORATION,
+    WATER_TARGETS,
+    all_of,
+    any_of,
+    site_status_table,
+    site_target,
+    target_margin,
+)
 
 logger = logging.getLogger(__name__)
-
-# Candidate config key ``recovery.seasonal_amplitude_min``: NDVI swing between winter
-# and the season's peak that living vegetation shows. Deciduous and crop canopies
-# swing 0.3-0.6; green netting and sprayed dust binders swing < 0.05.
-SEASONAL_AMPLITUDE_MIN = 0.15
 
 # Candidate config keys ``recovery.stability_slack_ndvi`` / ``_fraction``: how close to
 # the target the previous window must have come for the latest one to count as
@@ -102,36 +85,9 @@ STABILITY_SLACK_FRACTION = 0.1
 # a tenth of the site.
 FRACTION_RISE_MIN = 0.1
 
-# Candidate config keys ``recovery.landscape_lake_water_min`` / ``_margin_vegetated_min``:
-# a pit lake (围湖造景) is mostly water with a planted bank.
-LANDSCAPE_LAKE_WATER_MIN = 0.5
-LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN = 0.05
-
-# Targets judged as open water plus banks rather than as a canopy.
-WATER_TARGETS = frozenset({"landscape"})
-
 # Confidence: clear growing-season looks in the latest window for full confidence
-# (about one every three weeks from April to October), and the distances that count
-# as "clearly" past a threshold.
+# (about one every three weeks from April to October).
 FULL_CONFIDENCE_SEASON_LOOKS = 10
-NDVI_MARGIN_SCALE = 0.1
-FRACTION_MARGIN_SCALE = 0.1
-
-CLASSIFIED_COLUMNS = (
-    "recovery_class",
-    "probability",
-    "meets_target",
-    "vegetated_fraction",
-    "bare_fraction",
-    "water_fraction",
-    "disturbed_fraction",
-    "rule",
-    "assessed_until",
-)
-
-
-# Classes that only a site whose restoration has begun can have.
-NEEDS_RESTORATION = ("revegetating", "regressed")
 
 
 def classify_sites(
@@ -177,44 +133,6 @@ def classify_sites(
     return out
 
 
-def site_target(targets: pd.Series, site_id: object, cfg: RecoveryConfig) -> str:
-    """The target of ``site_id`` from ``targets`` (by site_id), checked against the config.
-
-    Raises ``InputError`` naming the site when it is not in the sites table or its
-    target has no thresholds in ``cfg.targets``.
-    """
-    if site_id not in targets.index:
-        raise InputError("site is not in the sites table", record=str(site_id), field="site_id")
-    target = str(targets[site_id])
-    if target not in cfg.targets:
-        raise InputError(
-            f"no recovery thresholds for target {target!r}", record=str(site_id), field="target"
-        )
-    return target
-
-
-def site_status_table(classified: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
-    """The ``site_status.csv`` table: ``SITE_STATUS_COLUMNS``, one row per site, by site_id.
-
-    ``sites`` supplies ``category``, ``county``, ``target`` and ``area_m2``;
-    ``restored_area_m2`` is ``area_m2`` for a ``restored`` site and 0 otherwise.
-    """
-    frame = site_table(sites)
-    if "area_m2" not in frame.columns:
-        raise InputError("sites have no area_m2 (the orchestrator must add it)", field="area_m2")
-    missing = frame.loc[~frame["site_id"].isin(classified.index), "site_id"]
-    if not missing.empty:
-        raise InputError("site was not classified", record=str(missing.iloc[0]), field="site_id")
-    table = frame[["site_id", "category", "county", "target", "area_m2"]].join(
-        classified, on="site_id"
-    )
-    restored = table["recovery_class"] == "restored"
-    table["restored_area_m2"] = np.where(restored, table["area_m2"].astype(float), 0.0).round(1)
-    table["restored_area_mu"] = (table["restored_area_m2"] / M2_PER_MU).round(2)
-    table = table.sort_values("site_id", kind="stable").reset_index(drop=True)
-    return table.loc[:, list(SITE_STATUS_COLUMNS)]
-
-
 def assess_sites(
     timeseries: pd.DataFrame,
     sites: pd.DataFrame,
@@ -227,61 +145,6 @@ def assess_sites(
     features = site_features(timeseries, sites, assessed_until=assessed_until, cfg=cfg)
     classified = classify_sites(features, sites, disturbed, cfg=cfg)
     return site_status_table(classified, sites)
-
-
-def target_margin(
-    feat: pd.Series,
-    target: str,
-    thresholds: TargetThresholds,
-    *,
-    window: str = "latest",
-    slack_ndvi: float = 0.0,
-    slack_fraction: float = 0.0,
-) -> float:
-    """Signed distance of a window from meeting its target (>= 0 means met; NaN unknown).
-
-    In margin units: the weakest of the tests counts (every test must pass). For
-    ``landscape`` the better of the general test and the pit-lake test counts.
-    """
-    if window == "latest":
-        peak, veg, water = (
-            feat["latest_peak_ndvi"],
-            feat["vegetated_fraction"],
-            feat["water_fraction"],
-        )
-        amplitude = feat["seasonal_amplitude"]
-    else:
-        peak, veg, water = (
-            feat["previous_peak_ndvi"],
-            feat["previous_vegetated_fraction"],
-            feat["previous_water_fraction"],
-        )
-        amplitude = feat["previous_seasonal_amplitude"]
-
-    def ndvi_test(value: float, minimum: float) -> float:
-        return (value - (minimum - slack_ndvi)) / NDVI_MARGIN_SCALE
-
-    def fraction_test(value: float, minimum: float) -> float:
-        return (value - (minimum - slack_fraction)) / FRACTION_MARGIN_SCALE
-
-    tests = [
-        ndvi_test(peak, thresholds.season_peak_ndvi_min),
-        fraction_test(veg, thresholds.vegetated_fraction_min),
-    ]
-    if thresholds.water_fraction_min > 0:
-        tests.append(fraction_test(water, thresholds.water_fraction_min))
-    if target not in WATER_TARGETS:
-        tests.append(ndvi_test(amplitude, SEASONAL_AMPLITUDE_MIN))
-    general = _all_of(tests)
-    if target not in WATER_TARGETS:
-        return general
-    lake = _all_of(
-        [
-            fraction_test(water, LANDSCAPE_LAKE_WATER_MIN),
-            fraction_test(veg, LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN),
-        ]
-    )
-    return _any_of([general, lake])
 
 
 def _classify_one(
@@ -330,13 +193,13 @@ def _classify_one(
         """Margin of a season peak over the target's peak NDVI, less the stability slack."""
         return (peak - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE
 
-    greened = _any_of(
+    greened = any_of(
         [near_target(feat["best_earlier_peak_ndvi"]), near_target(feat["previous_peak_ndvi"])]
     )
     dying = (-feat["recent_ndvi_change"] - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
     lake = target in WATER_TARGETS and feat["water_fraction"] >= FRACTION_RISE_MIN
     if greened >= 0 and dying >= 0 and not lake:
-        return decide("regressed", "recent_die_back", _all_of([greened, dying]))
+        return decide("regressed", "recent_die_back", all_of([greened, dying]))
 
     # 3. Meets the target now and (nearly) did over the previous season.
     previous = target_margin(
@@ -356,7 +219,7 @@ def _classify_one(
         feat["first_season_peak_ndvi"],
         feat["latest_peak_ndvi"],
     )
-    reached = _any_of(
+    reached = any_of(
         [
             near_target(best),
             (best - (first + cfg.greening_gain_min)) / NDVI_MARGIN_SCALE,
@@ -369,13 +232,13 @@ def _classify_one(
         feat["water_fraction"] >= max(thresholds.water_fraction_min, FRACTION_RISE_MIN)
     )
     if not meets and reached >= 0 and drop >= 0 and not lake_filled:
-        return decide("regressed", "peak_drop", _all_of([reached, drop, -latest]))
+        return decide("regressed", "peak_drop", all_of([reached, drop, -latest]))
 
     # 5. Moving towards the target.
     if meets:
-        return decide("revegetating", "target_met_once", _all_of([latest, -previous]))
+        return decide("revegetating", "target_met_once", all_of([latest, -previous]))
     progress = {
-        "greening": _all_of(
+        "greening": all_of(
             [
                 (now - first - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
                 (feat["seasonal_amplitude"] - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
@@ -392,22 +255,10 @@ def _classify_one(
         progress.items(), key=lambda item: -np.inf if np.isnan(item[1]) else item[1]
     )
     if best_progress >= 0:
-        return decide("revegetating", rule, _all_of([best_progress, -latest]))
+        return decide("revegetating", rule, all_of([best_progress, -latest]))
 
     # 6. Neither there nor on the way.
-    return decide("unrestored", "no_progress", _all_of([-latest, -best_progress]))
-
-
-def _all_of(margins: list[float]) -> float:
-    """Margin of "every test passes": the weakest test; NaN if any test is unknown."""
-    values = np.asarray(margins, dtype=float)
-    return float("nan") if np.isnan(values).any() else float(values.min())
-
-
-def _any_of(margins: list[float]) -> float:
-    """Margin of "some test passes": the strongest known test; NaN if none is known."""
-    values = np.asarray(margins, dtype=float)
-    return float("nan") if np.isnan(values).all() else float(np.nanmax(values))
+    return decide("unrestored", "no_progress", all_of([-latest, -best_progress]))
 
 
 def _margin_confidence(margin: float) -> float:

@@ -16,7 +16,7 @@ not care which one decided.
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
 - ``meets_target`` is the rule set's target test on the latest window
-  (``classify.target_margin``): whether the surface now behaves like its target,
+  (``status.target_margin``): whether the surface now behaves like its target,
   stated by thresholds an analyst can read in the config. A site the model calls
   ``restored`` meets its target by definition (domain.md: restored means behaving
   like the target), so the two columns never contradict each other in the report.
@@ -32,14 +32,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RecoveryConfig
-from pipeline.recovery.classify import (
+from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
+from pipeline.recovery.model import RecoveryModel, load_model
+from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     NEEDS_RESTORATION,
     site_target,
     target_margin,
 )
-from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
-from pipeline.recovery.model import RecoveryModel, load_model
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 Labels are a CSV of ``site_id, assessed_until, recovery_class`` (one row per site and
 date an analyst or a field visit judged; a site may appear on several dates). The
 features come from a run's workspace by the production code path: ``minewatch run``
-(here run with the rule set, so no model is needed to train one) writes
-``timeseries.parquet``, the rings' series and ``flags.geojson``; for every label date
+(``pipeline/train.py`` runs it with the rule set, so no model is needed to train one)
+writes ``timeseries.parquet``, the rings' series and ``flags.geojson``; for every label date
 ``model_features`` is computed as of that date, with the share of the site dug by
 flags first detected on or before it. Cross-validation then groups rows by site.
 """
@@ -22,10 +22,9 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from pipeline import schema
-from pipeline.config import RecoveryConfig, RunConfig
+from pipeline.config import RecoveryConfig
 from pipeline.errors import InputError
 from pipeline.inputs import read_sites
-from pipeline.recovery.model import RecoveryModel
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE
 
@@ -147,54 +146,3 @@ def labelled_features(
         parts.append(feats)
     logger.info("features for %d labels at %d sites", len(labels), labels["site_id"].nunique())
     return pd.concat(parts).loc[labels.index]
-
-
-def train_from_labels(
-    cfg: RunConfig,
-    labels_path: str | Path,
-    out: Path,
-    *,
-    workspace: Path | None = None,
-    version: str | None = None,
-) -> RecoveryModel:
-    """``minewatch train``: run the pipeline (or read ``workspace``), fit, write the model.
-
-    Without ``workspace`` the pipeline runs with the rule set into a temporary folder
-    on ``cfg``'s catalog and sites; with it, that run's outputs are read (they must
-    come from the same catalog and sites). The model and its card go to ``out``.
-    """
-    import tempfile
-
-    from pipeline.recovery.model import save_model, train_model
-    from pipeline.run import run_pipeline
-
-    labels = read_labels(labels_path)
-    if cfg.inputs.sites is None:
-        raise InputError(
-            "no sites file given: pass --sites or set it in the config", field="--sites"
-        )
-    with tempfile.TemporaryDirectory(prefix="minewatch-train-") as tmp:
-        if workspace is None:
-            workspace = Path(tmp) / "run"
-            rules = cfg.model_copy(
-                update={"recovery": cfg.recovery.model_copy(update={"model": "rules"})}
-            )
-            run_pipeline(rules, workspace)
-        table = labelled_features(workspace, cfg.inputs.sites, labels, cfg=cfg.recovery)
-    model = train_model(
-        table,
-        table["recovery_class"],
-        table["site_id"],
-        version=version or "pending",
-        training_data={
-            "source": "minewatch train",
-            "labels": str(Path(labels_path).resolve()),
-            "catalog": cfg.provider.catalog,
-            "sites": cfg.inputs.sites,
-        },
-    )
-    if version is None:
-        fp = model.card["training_data"]["fingerprint_sha256"]
-        model.card["version"] = f"recovery-hgb-{fp[:8]}"
-    save_model(model, out)
-    return model

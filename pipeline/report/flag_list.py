@@ -9,6 +9,7 @@ below the table (``trajectories_section``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,18 @@ def inline_pictures(evidence: Mapping[str, FlagEvidence], lang: str) -> dict[str
             }
         )
     return out
+
+
+def site_label(site_id: object, name: object) -> str:
+    """A site as the pages show it (HTML): its name, then its id unless the name already
+    holds it ("quarry S024", not "quarry S024 S024"); the id alone without a name."""
+    code = f"<code>{e(site_id)}</code>"
+    if not present(name):
+        return code
+    # The id as a whole token: site S02 still shows its id beside a name "quarry S024".
+    if re.search(rf"(?<![0-9A-Za-z_-]){re.escape(str(site_id))}(?![0-9A-Za-z_-])", str(name)):
+        return e(name)
+    return f"{e(name)} {code}"
 
 
 def _chips_cell(fid: str, pictures: FlagPictures | None, lang: str) -> str:
@@ -130,12 +143,7 @@ def flags_section(
         site_id = p.get("site_id")
         site_html = DASH
         if present(site_id):
-            name = (site_info.get(str(site_id)) or {}).get("name")
-            site_html = (
-                f"{e(name)} <code>{e(site_id)}</code>"
-                if present(name)
-                else f"<code>{e(site_id)}</code>"
-            )
+            site_html = site_label(site_id, (site_info.get(str(site_id)) or {}).get("name"))
         touches = [e(p.get("permit_id"))] if present(p.get("permit_id")) else []
         zone_ids = p.get("zone_ids") or []
         touches += [e(z) for z in (zone_ids if isinstance(zone_ids, list) else [zone_ids])]

@@ -52,7 +52,7 @@ def render_report(
     version, model_version, period {start, end}, inputs.items or n_items, created, and
     config.recovery.targets for the target lines). ``language`` is ``zh-CN`` or ``en``;
     ``title`` overrides the language's standard title. ``evidence`` (flag_id ->
-    before/after looks, from ``evidence.load_flag_evidence``) adds image chips to the
+    before/after looks, from ``evidence_reads.load_flag_evidence``) adds image chips to the
     flag list. ``estimate`` (``estimate.json``) adds the sample-based area estimate and
     ``enforcement`` (``audit.enforcement_record``) the county teams' answers.
     """

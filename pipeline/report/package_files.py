@@ -22,8 +22,9 @@ from typing import Any
 from pipeline import __version__, schema
 from pipeline.config import MaskingConfig
 from pipeline.report import i18n
-from pipeline.report.evidence import as_date, load_flag_window
+from pipeline.report.evidence import as_date
 from pipeline.report.evidence_charts import chip_png, trajectory_png
+from pipeline.report.evidence_reads import load_flag_window
 from pipeline.report.flag_list import (
     FlagPictures,
     Picture,

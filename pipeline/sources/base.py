@@ -26,6 +26,9 @@ class AssetRef:
     """Added after scaling (-0.1 for processing baseline 04.00 and later)."""
     nodata: float | None = 0
     """Stored value that means no data."""
+    decode: str | None = None
+    """How stored values become our band's: ``None`` as they are; ``landsat_qa``:
+    Landsat ``qa_pixel`` bits turned into SCL classes (``sources.sensors.qa_to_scl``)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,12 @@ class Scene:
     cloud_cover: float | None = None
     """Scene cloud cover in percent, when the catalog gives one."""
     bounds: tuple[float, float, float, float] | None = None
-    """Native-CRS bounds of the union of the items, when known."""
+    """Native-CRS bounds of the union of the items, when known (and they share a CRS)."""
+    footprints: tuple[tuple[str, tuple[float, float, float, float]], ...] = ()
+    """Per item whose extent is known: its CRS (``EPSG:n`` or WKT) and its bounds there.
+    Items of one date may lie in different CRSs (tiles of two UTM zones)."""
+    sensor: str = "sentinel-2"
+    """Which instrument family took it: ``sentinel-2`` or ``landsat``."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ SCL stays uint8 (0 = no data).
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,9 +27,7 @@ from affine import Affine
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
-from rasterio.crs import CRS
 from rasterio.errors import RasterioError
-from rasterio.warp import transform_bounds
 
 from pipeline import schema
 from pipeline.errors import InputError
@@ -41,8 +38,11 @@ from pipeline.sources.base import (
     TileRead,
 )
 from pipeline.sources.reads import read_tile
+from pipeline.sources.sensors import LANDSAT, SENTINEL2, item_sensor, landsat_band, landsat_ref
 
 log = logging.getLogger(__name__)
+
+BOA_OFFSET_APPLIED = "earthsearch:boa_offset_applied"
 
 
 def _local_path(path_or_url: str | Path) -> Path:
@@ -75,6 +75,10 @@ def _asset_ref(item: pystac.Item, key: str, asset: pystac.Asset) -> AssetRef:
         ) from None
     if key == schema.SCL:
         scale, offset = 1.0, 0.0
+    elif item.properties.get(BOA_OFFSET_APPLIED) is True:
+        # Earth Search took the baseline offset off its COGs but still declares it
+        # (inputs.offsets checks this flag against the pixels: it is sometimes wrong).
+        offset = 0.0
     return AssetRef(
         href=asset.get_absolute_href() or asset.href, scale=scale, offset=offset, nodata=nodata
     )
@@ -90,10 +94,14 @@ def _item_epsg(item: pystac.Item) -> int | None:
     return None
 
 
-def _item_bounds(item: pystac.Item, refs: dict[str, AssetRef]) -> tuple[float, ...] | None:
+def _item_footprint(
+    item: pystac.Item, refs: dict[str, AssetRef]
+) -> tuple[str, tuple[float, float, float, float]] | None:
+    """The item's CRS and bounds there: from ``proj:*`` when given, else a file's header."""
+    epsg = _item_epsg(item)
     for key in (*schema.BANDS_10M, *schema.BANDS_20M, schema.SCL):
         asset = item.assets.get(key)
-        if asset is None:
+        if asset is None or epsg is None:
             continue
         transform = asset.extra_fields.get("proj:transform") or item.properties.get(
             "proj:transform"
@@ -104,13 +112,15 @@ def _item_bounds(item: pystac.Item, refs: dict[str, AssetRef]) -> tuple[float, .
             rows, cols = shape
             x0, y0 = aff @ (0, 0)
             x1, y1 = aff @ (cols, rows)
-            return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            return f"EPSG:{epsg}", (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
     ref = refs.get("red") or next(iter(refs.values()), None)
     if ref is None:
         return None
     try:
         with rasterio.open(ref.href) as src:
-            return tuple(src.bounds)
+            if src.crs is None:
+                return None
+            return src.crs.to_string(), tuple(src.bounds)
     except RasterioError:
         return None
 
@@ -162,10 +172,15 @@ def read_catalog(
         if end is not None and day > end.astype("datetime64[D]"):
             continue
         refs: dict[str, AssetRef] = {}
+        sensor = item_sensor(item)
         for key, asset in item.assets.items():
-            band = aliases.get(key, key)
+            band = aliases.get(key) or (landsat_band(key) if sensor == LANDSAT else key)
             if band in schema.ALL_ASSETS:
-                refs[band] = _asset_ref(item, band, asset)
+                ref = _asset_ref(item, band, asset)
+                if sensor == LANDSAT:
+                    declared = "scale" in ((asset.extra_fields.get("raster:bands") or [{}])[0])
+                    ref = landsat_ref(item, band, ref, declared)
+                refs[band] = ref
         if not refs:
             log.warning("item %s has no asset with a known band name; skipped", item.id)
             continue
@@ -175,11 +190,14 @@ def read_catalog(
 
     scenes = []
     for day in sorted(by_time):
-        group = sorted(by_time[day], key=lambda pair: pair[0].id)
+        # Sentinel-2 items first: where both sensors saw a date, Landsat fills the gaps.
+        group = sorted(by_time[day], key=lambda p: (item_sensor(p[0]) == LANDSAT, p[0].id))
+        sensors = sorted({item_sensor(it) for it, _ in group}, key=[SENTINEL2, LANDSAT].index)
         epsgs = {_item_epsg(it) for it, _ in group} - {None}
-        bounds = [b for it, refs in group if (b := _item_bounds(it, refs)) is not None]
+        footprints = tuple(fp for it, refs in group if (fp := _item_footprint(it, refs)))
+        bounds = [b for _, b in footprints]
         union = None
-        if bounds:
+        if bounds and len({c for c, _ in footprints}) == 1:
             union = (
                 min(b[0] for b in bounds),
                 min(b[1] for b in bounds),
@@ -197,59 +215,11 @@ def read_catalog(
                 epsg=epsgs.pop() if len(epsgs) == 1 else None,
                 cloud_cover=float(np.mean(covers)) if covers else None,
                 bounds=union,
+                footprints=footprints,
+                sensor="+".join(sensors),
             )
         )
     return scenes
-
-
-def _bounds_in(scene: Scene, crs: CRS) -> tuple[float, ...]:
-    """A scene's bounds in ``crs``: a scene in another CRS (a neighbouring UTM zone) is
-    reprojected, so it widens the grid where it lies rather than by its raw numbers."""
-    assert scene.bounds is not None
-    if scene.epsg is None or CRS.from_epsg(scene.epsg) == crs:
-        return scene.bounds
-    return transform_bounds(CRS.from_epsg(scene.epsg), crs, *scene.bounds)
-
-
-def analysis_grid(
-    scenes: Sequence[Scene],
-    *,
-    resolution: float = 10.0,
-    bounds: tuple[float, float, float, float] | None = None,
-    crs: CRS | None = None,
-) -> GridSpec:
-    """The analysis grid: the scenes' common CRS, snapped to ``resolution``.
-
-    ``bounds`` (in ``crs``, or in the scenes' CRS) limits it to an area of interest;
-    default the union of all scenes' extents.
-    """
-    if not scenes:
-        raise InputError("no acquisitions in the selected period", field="period")
-    if crs is None:
-        epsgs = [s.epsg for s in scenes if s.epsg is not None]
-        if not epsgs:
-            with rasterio.open(next(iter(scenes[0].assets[0].values())).href) as src:
-                crs = src.crs
-        else:
-            crs = CRS.from_epsg(max(set(epsgs), key=epsgs.count))
-    if bounds is None:
-        known = [_bounds_in(s, crs) for s in scenes if s.bounds is not None]
-        if not known:
-            raise InputError("cannot tell the catalog's extent", field="proj:transform")
-        bounds = (
-            min(b[0] for b in known),
-            min(b[1] for b in known),
-            max(b[2] for b in known),
-            max(b[3] for b in known),
-        )
-    left = math.floor(bounds[0] / resolution) * resolution
-    bottom = math.floor(bounds[1] / resolution) * resolution
-    right = math.ceil(bounds[2] / resolution) * resolution
-    top = math.ceil(bounds[3] / resolution) * resolution
-    shape = (round((top - bottom) / resolution), round((right - left) / resolution))
-    return GridSpec(
-        crs=crs, transform=Affine(resolution, 0, left, 0, -resolution, top), shape=shape
-    )
 
 
 def _read_tile_task(

@@ -41,6 +41,7 @@ from pipeline.sources.base import (
     Zoom,
     upsample,
 )
+from pipeline.sources.sensors import LANDSAT_QA, qa_to_scl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,15 +121,20 @@ def read_failures(read: TileRead) -> tuple[ReadFailure, ...]:
 
 
 def _read_native(
-    ref: AssetRef, grid: GridSpec, rows: tuple[int, int], cols: tuple[int, int]
+    ref: AssetRef,
+    grid: GridSpec,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    resampling: Resampling = Resampling.nearest,
 ) -> tuple[np.ndarray, Zoom] | str:
     """One asset over grid rows/cols ``[r0, r1) x [c0, c1)``, as stored, at its own pixels.
 
     An asset whose pixels are whole multiples (``k``) of the grid's, on its lines, is
     read over the covering window at its own resolution: ``(native, (k, dr, dc))`` with
     grid pixel ``(r0 + i, c0 + j)`` in ``native[(i + dr) // k, (j + dc) // k]`` (see
-    ``upsample``). Any other asset is warped onto the grid (nearest neighbour), zoom
-    ``(1, 0, 0)``. Pixels beyond the asset hold its nodata. An asset that fails to open
+    ``upsample``). Any other asset (another CRS, pixels off the grid's lines) is warped
+    onto the grid with ``resampling`` (bilinear for reflectance, nearest for classes),
+    zoom ``(1, 0, 0)``. Pixels beyond the asset hold its nodata. An asset that fails to open
     or decode gives the reader's message instead.
     """
     (r0, r1), (c0, c1) = rows, cols
@@ -144,10 +150,11 @@ def _read_native(
                 transform=transform,
                 width=c1 - c0,
                 height=r1 - r0,
-                resampling=Resampling.nearest,
+                resampling=resampling,
                 nodata=fill,
+                **({} if ref.nodata is None else {"src_nodata": ref.nodata}),
             ) as vrt:
-                return vrt.read(1), (1, 0, 0)
+                return _decoded(ref, vrt.read(1)), (1, 0, 0)
         k, ox, oy = fit
         # the asset's pixels covering the request, and the part of them it holds
         n_r0, n_r1 = (r0 - oy) // k, (r1 - 1 - oy) // k + 1
@@ -156,13 +163,13 @@ def _read_native(
         s_r0, s_r1 = max(n_r0, 0), min(n_r1, src.height)
         s_c0, s_c1 = max(n_c0, 0), min(n_c1, src.width)
         if s_r0 >= s_r1 or s_c0 >= s_c1:
-            return np.full((n_r1 - n_r0, n_c1 - n_c0), fill, src.dtypes[0]), zoom
+            return _decoded(ref, np.full((n_r1 - n_r0, n_c1 - n_c0), fill, src.dtypes[0])), zoom
         data = src.read(1, window=Window(s_c0, s_r0, s_c1 - s_c0, s_r1 - s_r0))
         if (s_r0, s_r1, s_c0, s_c1) == (n_r0, n_r1, n_c0, n_c1):
-            return data, zoom
+            return _decoded(ref, data), zoom
         out = np.full((n_r1 - n_r0, n_c1 - n_c0), fill, src.dtypes[0])
         out[s_r0 - n_r0 : s_r1 - n_r0, s_c0 - n_c0 : s_c1 - n_c0] = data
-        return out, zoom
+        return _decoded(ref, out), zoom
     except (RasterioError, OSError) as exc:
         _forget(ref.href)
         reason = _reason(exc)
@@ -170,6 +177,11 @@ def _read_native(
             "asset %s: grid rows %d-%d, cols %d-%d unreadable: %s", ref.href, r0, r1, c0, c1, reason
         )
         return reason
+
+
+def _decoded(ref: AssetRef, stored: np.ndarray) -> np.ndarray:
+    """Stored values as our band's (Landsat QA bits as SCL classes, 0 for no data)."""
+    return qa_to_scl(stored) if ref.decode == LANDSAT_QA else stored
 
 
 def _read_asset(
@@ -180,7 +192,7 @@ def _read_asset(
     Coarser assets on the grid's lines repeat their pixels (exact nearest neighbour, no
     resampling pass); the reader's message when the asset cannot be read.
     """
-    got = _read_native(ref, grid, rows, cols)
+    got = _read_native(ref, grid, rows, cols, Resampling.bilinear)
     if isinstance(got, str):
         return got
     native, zoom = got
@@ -268,7 +280,8 @@ def _read_scl(
         shape = (rows[1] - rows[0], cols[1] - cols[0])
         parts = [(ref, upsample(native, zoom, shape), (1, 0, 0)) for ref, native, zoom in parts]
     ref0, first, zoom = parts[0]
-    _fill_holes(TileBand(first, nodata=ref0.nodata), [more for _, more, _ in parts[1:]])
+    nodata = 0 if ref0.decode else ref0.nodata  # decoded classes mark no data with 0
+    _fill_holes(TileBand(first, nodata=nodata), [more for _, more, _ in parts[1:]])
     return first.astype(np.uint8, copy=False), zoom
 
 

@@ -1,6 +1,6 @@
 """A local HTTP server that speaks the endpoints MineWatch fetches imagery from.
 
-It serves a generated scenario (``pipeline.demo.generate_scenario``) as:
+It serves a generated scenario (``pipeline.scenes.generate_scenario``) as:
 
 - Sentinel Hub: ``POST /oauth/token`` (client credentials), ``POST
   /api/v1/catalog/1.0.0/search`` (Catalog API, paged with ``context.next``) and
@@ -35,7 +35,7 @@ from rasterio.io import MemoryFile
 from rasterio.windows import from_bounds
 from shapely.geometry import box, shape
 
-from pipeline.demo import BASELINE_04, ScenarioPaths
+from pipeline.scenes import BASELINE_04, ScenarioPaths
 
 SH_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22", "scl")
 STAC_CONFORMANCE = [

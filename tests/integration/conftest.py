@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.demo import ScenarioPaths, generate_scenario
+from pipeline.scenes import ScenarioPaths, generate_scenario
 
 SCENARIO_SEED = 7  # not the demo's seed
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.demo import ScenarioPaths
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
+from pipeline.scenes import ScenarioPaths
+from pipeline.sources.grid import analysis_grid
+from pipeline.sources.local import load_cube, read_catalog
 
 CLIENT_ID = "mw-test-client-7f3a"
 CLIENT_SECRET = "s3cret-Zq9-never-to-be-seen"

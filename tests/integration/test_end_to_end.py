@@ -20,7 +20,7 @@ def test_run__writes_the_six_outputs_with_contract_columns(scenario_run):
     for name in schema.OUTPUT_FILES:
         assert (scenario_run / name).stat().st_size > 0, name
     ts = pd.read_parquet(scenario_run / schema.TIMESERIES_FILE)
-    assert list(ts.columns) == list(schema.TIMESERIES_COLUMNS)
+    assert list(ts.columns) == list(schema.TIMESERIES_FILE_COLUMNS)
     status = pd.read_csv(scenario_run / schema.SITE_STATUS_FILE)
     assert list(status.columns) == [*schema.SITE_STATUS_COLUMNS, *schema.SITE_STATUS_EXTRA_COLUMNS]
     assert set(status.recovery_class) <= set(schema.RECOVERY_CLASSES)

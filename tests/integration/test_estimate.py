@@ -13,10 +13,10 @@ import pytest
 from shapely.geometry import shape
 
 from pipeline.cli import main
-from pipeline.demo import ScenarioPaths
 from pipeline.estimate import ESTIMATE_FILE, read_labelled_sample, stratified_estimate
 from pipeline.inputs.vectors import read_sites
 from pipeline.sampling import MAP_CLASSES, STRATA, StrataMap, load_strata, write_sample
+from pipeline.scenes import ScenarioPaths
 
 N_POINTS = 400
 N_SEEDS = 20

@@ -15,10 +15,10 @@ from shapely.geometry import box
 
 from pipeline import schema
 from pipeline.cli import main
-from pipeline.demo import ScenarioPaths, generate_scenario
 from pipeline.fetch.cog import read_window
 from pipeline.fetch.http import RemoteBlocks, Traffic, retrying_session
 from pipeline.fetch.tiles import plan_tiles
+from pipeline.scenes import ScenarioPaths, generate_scenario
 from tests.fakes.eo_services import FakeEOServices, Fault
 
 from .fetch_helpers import CLIENT_ID, CLIENT_SECRET, write_config

@@ -19,7 +19,7 @@ import pytest
 
 from pipeline import schema
 from pipeline.cli import main
-from pipeline.demo import ScenarioPaths, generate_scenario
+from pipeline.scenes import ScenarioPaths, generate_scenario
 from tests.fakes.eo_services import FakeEOServices, Fault
 
 from .fetch_helpers import (

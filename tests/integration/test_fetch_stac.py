@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.demo import ScenarioPaths, generate_scenario
+from pipeline.scenes import ScenarioPaths, generate_scenario
 from tests.fakes.eo_services import FakeEOServices, Fault
 
 from .fetch_helpers import CLIENT_ID, CLIENT_SECRET, assert_archive_matches_source, write_config

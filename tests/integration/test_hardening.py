@@ -418,14 +418,6 @@ REFUSED = [
         "no acquisition",
     ),
     Refused(
-        "one_site_outside_the_imagery",
-        lambda w, t: _sites(w, t, site_feature("S01"), site_feature("S02", FAR_AWAY)),
-        "bad_sites.geojson",
-        "feature 1 (site_id=S02)",
-        "geometry",
-        "entirely outside the imagery",
-    ),
-    Refused(
         "no_site_overlaps_the_imagery",
         lambda w, t: _sites(w, t, site_feature("S01", FAR_AWAY)),
         "bad_sites.geojson",

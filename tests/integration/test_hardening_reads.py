@@ -22,7 +22,8 @@ from pipeline import schema
 from pipeline.cli import main
 from pipeline.config import MaskingConfig
 from pipeline.masking import clear_tile
-from pipeline.sources.local import analysis_grid, read_catalog
+from pipeline.sources.grid import analysis_grid
+from pipeline.sources.local import read_catalog
 from pipeline.sources.reads import read_failures, read_tile
 
 from .compare import assert_same_outputs

@@ -17,9 +17,11 @@ from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.errors import InputError
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
+from pipeline.site_pixels import site_pixel_index
 from pipeline.sources.base import Scene
-from pipeline.sources.local import analysis_grid, load_cube, read_catalog
-from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from pipeline.sources.grid import analysis_grid
+from pipeline.sources.local import load_cube, read_catalog
+from pipeline.zonal import assemble_timeseries, site_timeseries_tasks
 from tests.conftest import ORIGIN as ORIGIN_TEST
 from tests.conftest import write_tiny_catalog
 

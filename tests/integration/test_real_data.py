@@ -14,8 +14,9 @@ from shapely.geometry import box
 
 from pipeline.config import SurfaceConfig
 from pipeline.indices import add_indices, bsi, ndvi
+from pipeline.site_pixels import site_pixel_index
 from pipeline.sources.base import GridSpec
-from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import assemble_timeseries, site_timeseries_tasks
 
 REAL = Path(__file__).parents[2].parent / "shared" / "data" / "real"
 SLOVENIA = REAL / "eo-learn-slovenia"

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
-from pipeline.demo import ScenarioPaths
 from pipeline.inputs import read_sites
 from pipeline.report import charts, render_report
+from pipeline.scenes import ScenarioPaths
 
 EVIL = "<script>alert(1)</script>"
 CJK_FAMILIES = ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK", "Source Han", "Droid Sans Fallback")

@@ -15,14 +15,17 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 from shapely.geometry import shape as to_shape
 
-from pipeline import demo, schema
+from pipeline import scenes, schema
+from pipeline.scenes import standard
+from pipeline.scenes.atmosphere import render
+from pipeline.scenes.world import build_world
 
 SMALL = {"shape": (120, 160), "start": date(2021, 6, 1), "end": date(2022, 11, 30)}
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory) -> demo.ScenarioPaths:
-    return demo.generate_scenario(tmp_path_factory.mktemp("small"), seed=7, **SMALL)
+def small(tmp_path_factory) -> scenes.ScenarioPaths:
+    return scenes.generate_scenario(tmp_path_factory.mktemp("small"), seed=7, **SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +55,9 @@ def stack(items) -> dict:
 
 
 def _pixels(geom_wgs84: dict, shape: tuple[int, int]) -> np.ndarray:
-    to_utm = Transformer.from_crs(4326, demo.EPSG, always_xy=True)
+    to_utm = Transformer.from_crs(4326, scenes.EPSG, always_xy=True)
     g = shapely.transform(to_shape(geom_wgs84), to_utm.transform, interleaved=False)
-    tr = rasterio.transform.from_origin(*demo.ORIGIN, demo.PIXEL, demo.PIXEL)
+    tr = rasterio.transform.from_origin(*scenes.ORIGIN, scenes.PIXEL, scenes.PIXEL)
     return rasterize([(g, 1)], out_shape=shape, transform=tr) > 0
 
 
@@ -64,7 +67,7 @@ def _clear(stack: dict, mask: np.ndarray) -> np.ndarray:
 
 
 def test_generate_scenario__same_seed_same_bytes(tmp_path, small) -> None:
-    again = demo.generate_scenario(tmp_path / "again", seed=7, **SMALL)
+    again = scenes.generate_scenario(tmp_path / "again", seed=7, **SMALL)
     assert again.truth.read_bytes() == small.truth.read_bytes()
     assert again.sites.read_bytes() == small.sites.read_bytes()
     a = sorted((small.root / "catalog" / "items").rglob("*.tif"))
@@ -76,8 +79,8 @@ def test_generate_scenario__same_seed_same_bytes(tmp_path, small) -> None:
 
 
 def test_build_world__different_seed_different_layout() -> None:
-    w1 = demo._build_world(7, SMALL["shape"], SMALL["start"], SMALL["end"])
-    w2 = demo._build_world(8, SMALL["shape"], SMALL["start"], SMALL["end"])
+    w1 = build_world(7, SMALL["shape"], SMALL["start"], SMALL["end"])
+    w2 = build_world(8, SMALL["shape"], SMALL["start"], SMALL["end"])
     c1 = [s["geometry"].centroid.coords[0] for s in w1.sites]
     c2 = [s["geometry"].centroid.coords[0] for s in w2.sites]
     assert c1 != c2
@@ -113,12 +116,12 @@ def test_items__10m_and_20m_asset_shapes(items) -> None:
             assert list(it.assets[name].extra_fields["proj:shape"]) == list(want)
             assert src.crs.to_epsg() == 32649
             assert src.transform.a == (10 if want == (120, 160) else 20)
-            assert src.transform.c == demo.ORIGIN[0] and src.transform.f == demo.ORIGIN[1]
+            assert src.transform.c == scenes.ORIGIN[0] and src.transform.f == scenes.ORIGIN[1]
 
 
 def test_surface__forest_summer_ndvi_above_winter(small, stack) -> None:
     with rasterio.open(small.root / "landcover.tif") as src:
-        forest = src.read(1) == demo.LANDCOVER_CODES["forest"]
+        forest = src.read(1) == scenes.LANDCOVER_CODES["forest"]
     months = np.array([d.month for d in stack["dates"]])
     clear = stack["scl"] == 4
     ndvi = np.where(clear | (stack["scl"] == 5), stack["ndvi"], np.nan)[:, forest]
@@ -159,7 +162,7 @@ def test_netting__low_ndvi_without_seasonal_cycle(small, stack) -> None:
 
 
 def test_truth__default_scenario_has_every_violation_and_class() -> None:
-    w = demo._build_world(demo.DEMO_SEED, (400, 480), date(2021, 3, 1), date(2024, 10, 31))
+    w = build_world(scenes.DEMO_SEED, (400, 480), date(2021, 3, 1), date(2024, 10, 31))
     assert {d["violation"] for d in w.truth["digs"]} == set(schema.VIOLATIONS)
     classes = [s["recovery_class"] for s in w.truth["sites"]]
     assert set(classes) == set(schema.RECOVERY_CLASSES)
@@ -174,11 +177,11 @@ def test_truth__default_scenario_has_every_violation_and_class() -> None:
 
 
 def test_render__scl_misses_cloud_edges(small) -> None:
-    w = demo._build_world(7, SMALL["shape"], SMALL["start"], SMALL["end"])
+    w = build_world(7, SMALL["shape"], SMALL["start"], SMALL["end"])
     rng = np.random.default_rng(0)
     missed = 0
     for k in range(6):
-        sc = demo._render(w, date(2022, 7, 10 + k), rng, cloud_scale=1.5)
+        sc = render(w, date(2022, 7, 10 + k), rng, cloud_scale=1.5)
         ring = (sc.alpha > 0.1) & (sc.alpha < 0.6)
         missed += int((ring & np.isin(sc.scl, (4, 5, 6))).sum())
     assert missed > 0
@@ -189,16 +192,23 @@ def test_ensure_demo_data__no_regeneration_when_complete(tmp_path, monkeypatch) 
 
     def fake(out_dir, **kw):
         calls.append(out_dir)
-        (Path(out_dir) / demo.MARKER).write_text(
-            json.dumps({"generator_version": demo.GENERATOR_VERSION, "seed": demo.DEMO_SEED})
+        (Path(out_dir) / scenes.MARKER).write_text(
+            json.dumps({"generator_version": scenes.GENERATOR_VERSION, "seed": scenes.DEMO_SEED})
         )
-        return demo.ScenarioPaths.under(out_dir)
+        return scenes.ScenarioPaths.under(out_dir)
 
-    monkeypatch.setattr(demo, "generate_scenario", fake)
-    p1 = demo.ensure_demo_data(tmp_path)
-    p2 = demo.ensure_demo_data(tmp_path)
+    monkeypatch.setattr(standard, "generate_scenario", fake)
+    p1 = scenes.ensure_demo_data(tmp_path)
+    p2 = scenes.ensure_demo_data(tmp_path)
     assert len(calls) == 1 and p1 == p2
     assert p1.catalog == tmp_path / "catalog" / "catalog.json"
-    (tmp_path / demo.MARKER).unlink()  # half-written folder: no marker
-    demo.ensure_demo_data(tmp_path)
+    (tmp_path / scenes.MARKER).unlink()  # half-written folder: no marker
+    scenes.ensure_demo_data(tmp_path)
     assert len(calls) == 2
+
+
+def test_scene_family__standard_is_the_demo_generator_and_unknown_names_fail() -> None:
+    assert scenes.scene_family("standard") is standard.generate_scenario
+    assert scenes.FAMILIES["standard"] is standard.generate_scenario
+    with pytest.raises(ValueError, match="standard"):
+        scenes.scene_family("no_such_family")

@@ -14,12 +14,11 @@ from pipeline.config import DetectionConfig
 from pipeline.excavation import (
     CHANGE_LAYERS,
     _median_of_looks,
-    assemble_layers,
     change_layers,
-    detect_excavation_tasks,
     fold_step,
     new_state,
 )
+from pipeline.excavation_tiles import assemble_layers, detect_excavation_tasks
 
 L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
 START = np.datetime64("2021-03-01")

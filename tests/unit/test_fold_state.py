@@ -8,10 +8,10 @@ import pytest
 import xarray as xr
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation import (
+from pipeline.excavation import change_layers
+from pipeline.excavation_tiles import (
     TileStart,
     assemble_layers,
-    change_layers,
     decode_state,
     detect_excavation_tasks,
     encode_state,

@@ -19,7 +19,6 @@ import skops.io as sio
 from pipeline.config import RecoveryConfig
 from pipeline.errors import InputError
 from pipeline.recovery import model as model_module
-from pipeline.recovery.classify import target_margin
 from pipeline.recovery.model import (
     CARD_FILE,
     MODEL_FILE,
@@ -31,6 +30,7 @@ from pipeline.recovery.model import (
 )
 from pipeline.recovery.predict import DEFAULT_MODEL_DIR, predict_sites, recovery_model
 from pipeline.recovery.relative import MODEL_FEATURES
+from pipeline.recovery.status import target_margin
 from pipeline.recovery.training import read_labels
 from pipeline.schema import RECOVERY_CLASSES
 

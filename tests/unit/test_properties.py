@@ -27,9 +27,10 @@ from pipeline.errors import InputError
 from pipeline.indices import bsi, ndvi, ndwi
 from pipeline.inputs import read_sites
 from pipeline.inputs.records import MIN_AREA_DEG2
+from pipeline.site_pixels import site_pixel_index
 from pipeline.sources.base import GridSpec
 from pipeline.sources.local import read_catalog
-from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import assemble_timeseries, site_timeseries_tasks
 from tests.conftest import uniform_bands, write_tiny_catalog
 
 FAST = settings(max_examples=25, deadline=None)

@@ -7,7 +7,10 @@ from datetime import date
 import numpy as np
 import pytest
 
-from pipeline import demo
+from pipeline.scenes import LANDCOVER_CODES
+from pipeline.scenes.cast import Plan, restoration_trajectory
+from pipeline.scenes.surface import surface_reflectance
+from pipeline.scenes.world import build_world
 
 SHAPE = (300, 360)
 START, END = date(2020, 6, 1), date(2023, 9, 30)
@@ -15,14 +18,14 @@ START, END = date(2020, 6, 1), date(2023, 9, 30)
 
 @pytest.fixture(scope="module")
 def worlds():
-    plain = demo._build_world(5000, SHAPE, START, END)
-    climate = demo._build_world(5000, SHAPE, START, END, climate=0.2)
+    plain = build_world(5000, SHAPE, START, END)
+    climate = build_world(5000, SHAPE, START, END, climate=0.2)
     return plain, climate
 
 
 def _forest_ndvi(world, when: date) -> float:
-    r = demo._surface(world, (when - world.start).days, when.timetuple().tm_yday)
-    forest = (world.landcover.ravel() == demo.LANDCOVER_CODES["forest"]) & (world.phen == 1)
+    r = surface_reflectance(world, (when - world.start).days, when.timetuple().tm_yday)
+    forest = (world.landcover.ravel() == LANDCOVER_CODES["forest"]) & (world.phen == 1)
     nir, red = r[3, forest], r[2, forest]
     return float(np.median((nir - red) / (nir + red)))
 
@@ -50,8 +53,8 @@ def test_climate__a_dry_summer_is_browner_and_a_wet_one_greener(worlds):
 
 
 def test_extra_sites__training_cast_covers_every_class():
-    base = demo._build_world(5001, SHAPE, START, END)
-    more = demo._build_world(5001, SHAPE, START, END, extra_sites=16)
+    base = build_world(5001, SHAPE, START, END)
+    more = build_world(5001, SHAPE, START, END, extra_sites=16)
     assert len(more.truth["sites"]) == len(base.truth["sites"]) + 16
     classes = {s["recovery_class"] for s in more.truth["sites"]}
     assert classes == {"unrestored", "revegetating", "restored", "regressed", "disturbed"}
@@ -63,8 +66,8 @@ def test_trajectory__landscape_lake_per_class(seed):
     days_total = 1200
 
     def cover(klass: str, day: float) -> float:
-        plan = demo._Plan("orphaned", "restoring", klass, "landscape", "lake", (1, 5))
-        _, (days, values) = demo._trajectory(np.random.default_rng(seed), plan, days_total)
+        plan = Plan("orphaned", "restoring", klass, "landscape", "lake", (1, 5))
+        _, (days, values) = restoration_trajectory(np.random.default_rng(seed), plan, days_total)
         return float(np.interp(day, days, values))
 
     # Restored and later dug: full of water well before the end.

@@ -24,8 +24,10 @@ from shapely.geometry import box, mapping
 from pipeline.config import MaskingConfig
 from pipeline.errors import InputError
 from pipeline.report import charts, i18n, render_report, sparklines
-from pipeline.report.evidence import ChipLook, FlagEvidence, load_flag_evidence
+from pipeline.report.evidence import ChipLook, FlagEvidence
 from pipeline.report.evidence_charts import chip_png, scale_bar_length
+from pipeline.report.evidence_reads import load_flag_evidence
+from pipeline.report.flag_list import flags_section, site_label
 from pipeline.schema import (
     ALL,
     CATEGORIES,
@@ -523,3 +525,26 @@ def test_load_flag_evidence__chips_show_the_flag_where_it_is(tiny_catalog) -> No
         ].before
         is None
     )  # nothing was seen before the first look
+
+
+@pytest.mark.parametrize(
+    ("site_id", "name", "shown"),
+    [
+        ("S024", "quarry S024", "quarry S024"),
+        ("S024", "S024", "S024"),
+        ("S024", "quarry", "quarry <code>S024</code>"),
+        ("S02", "quarry S024", "quarry S024 <code>S02</code>"),
+        ("S024", None, "<code>S024</code>"),
+        ("S024", "", "<code>S024</code>"),
+        ("S07", "袁家店S07采石场", "袁家店S07采石场"),
+    ],
+)
+def test_site_label__the_id_is_never_shown_twice(site_id, name, shown) -> None:
+    assert site_label(site_id, name) == shown
+
+
+def test_flags_section__a_name_that_holds_the_id_shows_it_once() -> None:
+    props = {"flag_id": "F1", "site_id": "S024", "violation": "outside_permit"}
+    html = flags_section([{"properties": props}], {"S024": {"name": "quarry S024"}}, "en")
+    assert "quarry S024" in html
+    assert "S024 S024" not in html and "<code>S024</code>" not in html

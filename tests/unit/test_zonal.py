@@ -15,8 +15,9 @@ from shapely import make_valid
 from shapely.geometry import Polygon, box
 
 from pipeline.config import SurfaceConfig
+from pipeline.site_pixels import site_pixel_index
 from pipeline.sources.base import GridSpec, upsample
-from pipeline.zonal import assemble_timeseries, site_pixel_index, site_timeseries_tasks
+from pipeline.zonal import assemble_timeseries, site_timeseries_tasks
 
 GRID = GridSpec(CRS.from_epsg(32649), Affine(10, 0, 0, 0, -10, 500), (50, 70))
 

@@ -1,0 +1,165 @@
+"""The excavation fold run tile by tile: a chain of one task per date for each tile.
+
+``excavation`` says what one step of the fold does to a tile's per-pixel state; here
+the steps are chained into lazy dask tasks over the cube's (1, tile, tile) blocks (the
+same blocks the per-site statistics read, so each pixel is read once), states are
+encoded for saving (``encode_state``) and a later run continues each tile from its
+saved state (``fold_tasks``, ``TileStart``). ``assemble_layers`` mosaics the tiles'
+change layers.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import dask
+import numpy as np
+import xarray as xr
+
+from pipeline import schema
+from pipeline.config import DetectionConfig
+from pipeline.excavation import CHANGE_LAYERS, FoldState, change_layers, fold_step, new_state
+
+# The cube's variables one fold step reads, in ``fold_step``'s order.
+FOLD_BANDS = ("clear", "ndvi", "bsi", "red")
+
+
+def _start_tile(tile: tuple[int, int], shape: tuple[int, int], k: int) -> FoldState:
+    # ``tile`` only makes each tile's first task distinct: states are advanced in place.
+    return new_state(shape, k)
+
+
+def _step_task(
+    state: FoldState, t: int, day: int, cfg: DetectionConfig, *blocks: np.ndarray
+) -> FoldState:
+    # ``blocks``: the date's (1, h, w) blocks of ``FOLD_BANDS``. The state belongs to its
+    # tile's chain alone, so it is advanced in place.
+    clear, ndvi, bsi, red = (block[0] for block in blocks)
+    return fold_step(state, t, day, clear, ndvi, bsi, red, cfg)
+
+
+def detect_excavation_tasks(
+    ds: xr.Dataset, cfg: DetectionConfig
+) -> dict[tuple[int, int], dask.delayed]:
+    """Lazy per-tile change layers: a chain of one task per date for each tile.
+
+    ``ds`` holds ``clear``, ``ndvi``, ``bsi`` and ``red`` chunked (1, tile, tile); the
+    blocks are the same tasks the per-site statistics read, so each pixel is read once.
+    """
+    blocks = {name: ds[name].data.to_delayed(optimize_graph=False) for name in FOLD_BANDS}
+    days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
+    y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
+    out = {}
+    for i, h in enumerate(y_chunks):
+        for j, w in enumerate(x_chunks):
+            state = dask.delayed(_start_tile, pure=True)((i, j), (h, w), cfg.prior_observations)
+            for t, day in enumerate(days):
+                state = dask.delayed(_step_task, pure=True)(
+                    state, t, int(day), cfg, *(blocks[b][t, i, j] for b in FOLD_BANDS)
+                )
+            out[(i, j)] = dask.delayed(change_layers, pure=True)(state)
+    return out
+
+
+def encode_state(state: FoldState) -> bytes:
+    """The state as ``.npz`` bytes; ``decode_state`` gives it back exactly.
+
+    Counts and flags (most of the state: the season bins) are deflated at the fastest
+    level, where they shrink about tenfold; float looks are stored as they are, since
+    noisy floats barely compress and deflating them would cost more than the fold.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in fields(FoldState):
+            value = np.asarray(getattr(state, f.name))
+            member = io.BytesIO()
+            np.lib.format.write_array(member, value, allow_pickle=False)
+            deflate = value.dtype.kind in "biu"
+            info = zipfile.ZipInfo(f"{f.name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+            zf.writestr(info, member.getvalue(), compresslevel=1 if deflate else None)
+    return buf.getvalue()
+
+
+def decode_state(data: bytes) -> FoldState:
+    """The state ``encode_state`` wrote (every array writable, as the fold needs)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return FoldState(**{f.name: np.array(npz[f.name]) for f in fields(FoldState)})
+
+
+@dataclass(frozen=True)
+class TileStart:
+    """Where one tile's fold starts: after ``n_done`` dates, from a saved state."""
+
+    n_done: int
+    """Dates already folded into ``state`` (0: a new state)."""
+    state: bytes | None = None
+    """The encoded state after those dates; None when ``n_done`` is 0."""
+
+
+def _resume_tile(tile: tuple[int, int], data: bytes) -> FoldState:
+    # ``tile`` keeps each tile's chain distinct even when two saved states are equal.
+    return decode_state(data)
+
+
+def _after_snapshot(state: FoldState, snapshot: bytes) -> FoldState:
+    # Orders the next in-place step after the snapshot has been encoded.
+    return state
+
+
+def fold_tasks(
+    ds: xr.Dataset,
+    cfg: DetectionConfig,
+    starts: Mapping[tuple[int, int], TileStart],
+    *,
+    every: int,
+) -> dict[tuple[int, int], list[tuple[int, dask.delayed]]]:
+    """Lazy encoded fold states per tile, continued from each tile's ``TileStart``.
+
+    Each tile's chain yields ``(n_done, encoded state)`` after every ``every``-th date
+    of the catalog's date list (counted from its first date, so a resumed run saves at
+    the same points as a fresh one) and after the last date. Date indices in the state
+    (``onset``, ``confirm``, ``last``) are positions in ``ds``'s full date list, so a
+    state saved after ``n`` dates continues exactly on any date list with the same
+    first ``n`` dates. A tile whose start is already at the last date gets no tasks.
+    """
+    blocks = {name: ds[name].data.to_delayed(optimize_graph=False) for name in FOLD_BANDS}
+    days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
+    n = len(days)
+    y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
+    out: dict[tuple[int, int], list[tuple[int, dask.delayed]]] = {}
+    for (i, j), start in starts.items():
+        if start.n_done >= n:
+            out[(i, j)] = []
+            continue
+        if start.state is None:
+            shape = (y_chunks[i], x_chunks[j])
+            state = dask.delayed(_start_tile, pure=True)((i, j), shape, cfg.prior_observations)
+        else:
+            state = dask.delayed(_resume_tile, pure=True)((i, j), start.state)
+        snapshots = []
+        for t in range(start.n_done, n):
+            state = dask.delayed(_step_task, pure=True)(
+                state, t, int(days[t]), cfg, *(blocks[b][t, i, j] for b in FOLD_BANDS)
+            )
+            if (t + 1) % every == 0 or t + 1 == n:
+                snapshot = dask.delayed(encode_state, pure=True)(state)
+                snapshots.append((t + 1, snapshot))
+                state = dask.delayed(_after_snapshot, pure=True)(state, snapshot)
+        out[(i, j)] = snapshots
+    return out
+
+
+def assemble_layers(
+    tiles: dict[tuple[int, int], np.ndarray], chunks: tuple[Sequence[int], Sequence[int]]
+) -> np.ndarray:
+    """Mosaic per-tile change layers into (layer, rows, cols)."""
+    y_off = np.concatenate([[0], np.cumsum(chunks[0])])
+    x_off = np.concatenate([[0], np.cumsum(chunks[1])])
+    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float64)
+    for (i, j), layers in tiles.items():
+        out[:, y_off[i] : y_off[i + 1], x_off[j] : x_off[j + 1]] = layers
+    return out

@@ -1,0 +1,41 @@
+"""Generated scenes: seeded synthetic Sentinel-2 scenarios of a mining county, with truth.
+
+The demo (``minewatch demo``), the evaluation (``scripts/evaluate.py``) and the recovery
+model's training (``scripts/train_model.py``) run on them; the production run imports
+nothing from here (``tests/unit/test_layout.py`` checks).
+
+The modules follow how a scenario is made: ``grid`` (the grid, random shapes and
+fields), ``cast`` (what each site is and does), ``layout`` (landscape, zones, sites,
+permits, digs), ``surface`` (spectra, phenology, soils, climate), ``world`` (all of it
+drawn into one world and its truth), ``atmosphere`` (clouds, haze, shadows, SCL errors),
+``writing`` (COGs, STAC, vectors, truth files), ``standard`` (the standard family:
+``generate_scenario``, the demo) and ``families`` (scene families by name).
+"""
+
+from pipeline.scenes.families import FAMILIES, generate_family, scene_family
+from pipeline.scenes.grid import EPSG, LANDCOVER_CODES, ORIGIN, PIXEL
+from pipeline.scenes.standard import (
+    DEMO_SEED,
+    GENERATOR_VERSION,
+    MARKER,
+    ensure_demo_data,
+    generate_scenario,
+)
+from pipeline.scenes.writing import BASELINE_04, ScenarioPaths
+
+__all__ = [
+    "BASELINE_04",
+    "DEMO_SEED",
+    "EPSG",
+    "FAMILIES",
+    "GENERATOR_VERSION",
+    "LANDCOVER_CODES",
+    "MARKER",
+    "ORIGIN",
+    "PIXEL",
+    "ScenarioPaths",
+    "ensure_demo_data",
+    "generate_family",
+    "generate_scenario",
+    "scene_family",
+]
