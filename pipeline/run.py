@@ -134,7 +134,8 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with timer.stage("inputs"):
         prep = prepare(cfg)
         prep.recovery_model = recovery_model(cfg.recovery)
-    created = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    created = not existed or not any(out.iterdir())
     try:
         with workspace_lock(out):
             store = StateStore(out)
@@ -148,7 +149,11 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         # Nothing to show for any site: a workspace this run made goes again (an earlier
         # one keeps its outputs; only the units it computed were added).
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            for made in list(out.iterdir()) if existed else [out]:
+                if made.is_dir():
+                    shutil.rmtree(made, ignore_errors=True)
+                else:
+                    made.unlink(missing_ok=True)
         raise
 
 

@@ -25,6 +25,7 @@ land pixels); every correction is named in a warning and in the manifest.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ BASELINE_04 = date(2022, 1, 25)
 """First day of processing baseline 04.00 (reflectance offset of 1000 DN)."""
 BASELINE_OFFSET = -0.1
 """The offset of baseline 04.00 in reflectance units (1000 DN x 0.0001)."""
-WINDOW = 512
+WINDOW = 256
 """Side of the window read from each item's centre, in the asset's pixels."""
 MIN_CLEAR_PIXELS = 50
 """Fewer clear land pixels than this in the window: the pixels cannot tell."""
@@ -131,14 +132,17 @@ def _judge(refs: dict[str, AssetRef], day: date) -> tuple[float, str] | None:
 
 
 def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
-    """(scene, item) positions of Sentinel-2 items whose offset could be wrong."""
+    """(scene, item) positions of Sentinel-2 items whose offset could be wrong: those
+    declaring an offset, and those of baseline-04.00 dates declaring none."""
     out = []
     for t, scene in enumerate(scenes):
-        if scene.sensor != "sentinel-2":
-            continue
         day = pd.Timestamp(scene.date).date()
         for i, refs in enumerate(scene.assets):
             if "red" not in refs or "nir" not in refs:
+                continue
+            # Sentinel-2 L2A stores reflectance x 10000; Landsat (other scale, QA decoded)
+            # has no baseline offset to doubt.
+            if not math.isclose(refs["red"].scale, 1e-4) or any(r.decode for r in refs.values()):
                 continue
             if refs["red"].offset < 0 or day >= BASELINE_04:
                 out.append((t, i))

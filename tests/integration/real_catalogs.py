@@ -193,12 +193,13 @@ def aoi_file(path: Path, bounds_utm: tuple[float, float, float, float]) -> Path:
 
 
 def independent_site_ndvi(
-    invalid_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11),
+    invalid_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11), resolution: float = 10.0
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(site_id, date) -> (mean NDVI, clear pixel count at 10 m) from the native files.
+    """(site_id, date) -> (mean NDVI, clear pixel count on a ``resolution`` grid) from
+    the native files.
 
-    Written apart from the pipeline: each 120 m pixel is repeated to 10 m with
-    ``np.kron``, a site's 10 m pixels are those whose centre lies inside it
+    Written apart from the pipeline: each 120 m pixel is repeated to ``resolution`` with
+    ``np.kron``, a site's pixels are those whose centre lies inside it
     (``geometry_mask``), reflectance is DN x 0.0001 (Earth Search already took the
     baseline offset off), and a pixel counts when its SCL class is not invalid.
     """
@@ -212,7 +213,7 @@ def independent_site_ndvi(
             nir = src.read(1).astype(np.float64) * 1e-4
         with rasterio.open(d / "SCL.tif") as src:
             scl = src.read(1)
-        k = round(t.a / 10)
+        k = round(t.a / resolution)
         red10, nir10 = np.kron(red, np.ones((k, k))), np.kron(nir, np.ones((k, k)))
         ok10 = np.kron(~np.isin(scl, invalid_scl), np.ones((k, k), bool))
         t10 = t * Affine.scale(1 / k)
