@@ -204,7 +204,8 @@ def test_cli_run__wgs84_catalog__no_repeated_or_library_warning_lines(
     # As a user sees it: the CLI in its own process, its own logging set up.
     catalog = rc.zagorje_catalog(tmp_path / "cat", crs="EPSG:4326")
     args = ["--config", str(zagorje / "config.yaml"), "--catalog", str(catalog)]
-    args += ["--sites", str(zagorje / "sites.geojson"), "--out", str(tmp_path / "run")]
+    args += ["--sites", str(zagorje / "sites.geojson"), "--aoi", str(zagorje / "aoi.geojson")]
+    args += ["--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONWARNINGS": "default"}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", *args],
