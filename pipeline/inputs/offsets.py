@@ -40,6 +40,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
 
 from pipeline import schema
+from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning
 from pipeline.sources.base import AssetRef, Scene
 
@@ -150,18 +151,29 @@ def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
 
 
 def check_offsets(
-    scenes: Sequence[Scene], *, catalog: str
+    scenes: Sequence[Scene], *, catalog: str, cache: AssetChecks | None = None
 ) -> tuple[list[Scene], list[InputWarning], list[OffsetCorrection]]:
     """The scenes with each item's offset as its pixels show it, a warning per
-    correction kind, and the corrections (for the manifest)."""
+    correction kind, and the corrections (for the manifest).
+
+    ``cache``: verdicts of earlier runs on unchanged files (by the red asset, and the
+    offset it declares); only new or changed items are read.
+    """
     jobs = _candidates(scenes)
 
     def judge(job: tuple[int, int]) -> tuple[float, str] | None:
         t, i = job
+        red = scenes[t].assets[i]["red"]
+        kind = f"offset {red.offset:g}"
+        if cache is not None and (hit := cache.get(red.href, kind)) is not None:
+            return None if hit == "agrees" else (float(hit[0]), str(hit[1]))
         try:
-            return _judge(scenes[t].assets[i], pd.Timestamp(scenes[t].date).date())
+            verdict = _judge(scenes[t].assets[i], pd.Timestamp(scenes[t].date).date())
         except (RasterioError, OSError):  # an unreadable asset is check_assets' to name
             return None
+        if cache is not None:
+            cache.put(red.href, kind, "agrees" if verdict is None else list(verdict))
+        return verdict
 
     # Each check is a few small reads, mostly waiting on the disk (GDAL frees the GIL).
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
