@@ -95,11 +95,12 @@ def test_run__zagorje_native__equals_independent_ndvi_and_offset_flag_is_honoure
     assert manifest["offset_corrections"] == []
 
 
-@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32634"])
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32634", "EPSG:3035"])
 def test_run__zagorje_reprojected__matches_native_grid_and_independent(
     zagorje: Path, native_run: Path, tmp_path: Path, crs: str
 ):
-    # The catalog in degrees (or the next UTM zone) is warped onto the sites' UTM 33N grid.
+    # The catalog in degrees, in the next UTM zone, or in a national/continental CRS
+    # (ETRS89-LAEA Europe) is warped onto the sites' UTM 33N grid.
     out = tmp_path / "run"
     assert _run(zagorje, rc.zagorje_catalog(tmp_path / "cat", crs=crs), out) == 0
     ts, native = _series(out), _series(native_run)
