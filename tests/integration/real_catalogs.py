@@ -231,13 +231,9 @@ LANDSAT_FILES = {"blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir08": "SR
                  "swir16": "SR_B6", "swir22": "SR_B7", "qa_pixel": "QA_PIXEL"}  # fmt: skip
 # Landsat sites in the scene's pixel rows and columns (444 x 454 m pixels): three in
 # clear country, one across a cloud, one at a cloud's ragged edge.
-LANDSAT_SITES_PX = {
-    "L1": (226, 236, 180, 200),
-    "L2": (200, 212, 210, 226),
-    "L3": (200, 215, 248, 266),
-    "L4": (210, 222, 280, 300),
-    "L5": (238, 250, 290, 310),
-}
+LANDSAT_SITES_PX = {"L1": (226, 236, 180, 200), "L2": (200, 212, 210, 226),
+                    "L3": (200, 215, 248, 266), "L4": (210, 222, 280, 300),
+                    "L5": (238, 250, 290, 310)}  # fmt: skip
 LANDSAT_AOI_PX = (190, 262, 170, 330)
 HLS = {"blue": (0.9778, -0.004), "red": (0.9765, 0.0009), "nir08": (0.9983, -0.0001),
        "swir16": (0.9987, -0.0011)}  # fmt: skip
