@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
 from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
+from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
 from pipeline.inputs.imagery import check_assets, reprojection_warnings
 from pipeline.inputs.offsets import check_offsets
@@ -84,8 +85,12 @@ class Prepared:
     """Items read with another reflectance offset than declared (``inputs.offsets``)."""
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Read and check every input; raise ``InputError`` before anything is written."""
+def prepare(cfg: RunConfig, cache: AssetChecks | None = None) -> Prepared:
+    """Read and check every input; raise ``InputError`` before anything is written.
+
+    ``cache``: asset checks of earlier runs in the workspace (read here, saved by the
+    orchestrator once it holds the workspace).
+    """
     inputs = read_inputs(cfg)
     if cfg.provider.kind == "catalog":
         catalog = require(cfg.provider.catalog, "catalog", "--catalog")
@@ -104,10 +109,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
     if not scenes:
         raise InputError("no acquisition in the selected period", file=catalog, field="period")
-    scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog)
+    scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog, cache=cache)
     if not scenes:
         raise InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
-    scenes, offset_warnings, corrections = check_offsets(scenes, catalog=catalog)
+    scenes, offset_warnings, corrections = check_offsets(scenes, catalog=catalog, cache=cache)
     imagery_warnings += offset_warnings
     crs = grid_crs(cfg.grid.crs, aoi=inputs.aoi, sites=inputs.sites)
     grid = analysis_grid(scenes, resolution=cfg.grid.resolution, crs=crs)

@@ -37,6 +37,7 @@ from pipeline.flags import (
 )
 from pipeline.indices import INDEX_BANDS, add_indices
 from pipeline.inputs import InputWarning
+from pipeline.inputs.asset_cache import ASSET_CACHE_FILE, AssetChecks
 from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
 from pipeline.ledger import list_flags, open_ledger, reconcile
@@ -59,7 +60,7 @@ from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
 from pipeline.sources.reads import ReadFailure
 from pipeline.sources.sensors import add_sensor
-from pipeline.state import StateStore, fingerprint, scene_token
+from pipeline.state import STATE_DIR, StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
 from pipeline.zonal import site_timeseries_tasks
 
@@ -135,13 +136,16 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     """
     timer = StageTimer(log)
     with timer.stage("inputs"):
-        prep = prepare(cfg)
+        checks = AssetChecks(out / STATE_DIR / ASSET_CACHE_FILE)
+        prep = prepare(cfg, checks)
         prep.recovery_model = recovery_model(cfg.recovery)
-    created = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    created = not existed or not any(out.iterdir())
     try:
         with workspace_lock(out):
             store = StateStore(out)
             run_id, resumed = store.begin_run(_fingerprint(cfg, prep))
+            checks.save()
             if resumed:
                 log.info("workspace %s: continuing interrupted run %s", out, run_id)
             result = _execute(cfg, prep, out, timer, run_id, store)
@@ -151,7 +155,11 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         # Nothing to show for any site: a workspace this run made goes again (an earlier
         # one keeps its outputs; only the units it computed were added).
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            for made in list(out.iterdir()) if existed else [out]:
+                if made.is_dir():
+                    shutil.rmtree(made, ignore_errors=True)
+                else:
+                    made.unlink(missing_ok=True)
         raise
 
 

@@ -23,6 +23,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from pipeline import schema
+from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning
 from pipeline.sources.base import GridSpec, Scene
 
@@ -86,10 +87,26 @@ def _probe(item_id: str, band: str, href: str) -> AssetProbe | str:
         return f"cannot be opened: {reason}"
 
 
+def _cached_probe(
+    cache: AssetChecks | None, item_id: str, band: str, href: str
+) -> AssetProbe | str:
+    """``_probe``, or what an earlier run found of the unchanged file (successes only)."""
+    hit = cache.get(href, "header") if cache is not None else None
+    if hit is not None:
+        return AssetProbe(item_id, band, href, rasterio.crs.CRS.from_string(hit[0]), hit[1])
+    probe = _probe(item_id, band, href)
+    if cache is not None and isinstance(probe, AssetProbe):
+        cache.put(href, "header", [probe.crs.to_string(), probe.resolution])
+    return probe
+
+
 def check_assets(
-    scenes: Sequence[Scene], *, catalog: str
+    scenes: Sequence[Scene], *, catalog: str, cache: AssetChecks | None = None
 ) -> tuple[list[Scene], list[InputWarning], list[AssetProbe]]:
-    """The scenes whose every asset opens, warnings naming the others, and the probes."""
+    """The scenes whose every asset opens, warnings naming the others, and the probes.
+
+    ``cache``: headers earlier runs checked; only new or changed files are opened.
+    """
     kept: list[Scene] = []
     warnings: list[InputWarning] = []
     probes: list[AssetProbe] = []
@@ -101,7 +118,9 @@ def check_assets(
     ]
     # Opening a file is mostly waiting on the disk, and GDAL releases the GIL meanwhile.
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        results = dict(zip(jobs, pool.map(lambda job: _probe(*job), jobs), strict=True))
+        results = dict(
+            zip(jobs, pool.map(lambda job: _cached_probe(cache, *job), jobs), strict=True)
+        )
     for scene in scenes:
         bad: list[tuple[str, str, str]] = []
         found: list[AssetProbe] = []

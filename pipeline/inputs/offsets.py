@@ -25,6 +25,7 @@ land pixels); every correction is named in a warning and in the manifest.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
 
 from pipeline import schema
+from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning
 from pipeline.sources.base import AssetRef, Scene
 
@@ -48,7 +50,7 @@ BASELINE_04 = date(2022, 1, 25)
 """First day of processing baseline 04.00 (reflectance offset of 1000 DN)."""
 BASELINE_OFFSET = -0.1
 """The offset of baseline 04.00 in reflectance units (1000 DN x 0.0001)."""
-WINDOW = 512
+WINDOW = 256
 """Side of the window read from each item's centre, in the asset's pixels."""
 MIN_CLEAR_PIXELS = 50
 """Fewer clear land pixels than this in the window: the pixels cannot tell."""
@@ -131,14 +133,17 @@ def _judge(refs: dict[str, AssetRef], day: date) -> tuple[float, str] | None:
 
 
 def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
-    """(scene, item) positions of Sentinel-2 items whose offset could be wrong."""
+    """(scene, item) positions of Sentinel-2 items whose offset could be wrong: those
+    declaring an offset, and those of baseline-04.00 dates declaring none."""
     out = []
     for t, scene in enumerate(scenes):
-        if scene.sensor != "sentinel-2":
-            continue
         day = pd.Timestamp(scene.date).date()
         for i, refs in enumerate(scene.assets):
             if "red" not in refs or "nir" not in refs:
+                continue
+            # Sentinel-2 L2A stores reflectance x 10000; Landsat (other scale, QA decoded)
+            # has no baseline offset to doubt.
+            if not math.isclose(refs["red"].scale, 1e-4) or any(r.decode for r in refs.values()):
                 continue
             if refs["red"].offset < 0 or day >= BASELINE_04:
                 out.append((t, i))
@@ -146,18 +151,29 @@ def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
 
 
 def check_offsets(
-    scenes: Sequence[Scene], *, catalog: str
+    scenes: Sequence[Scene], *, catalog: str, cache: AssetChecks | None = None
 ) -> tuple[list[Scene], list[InputWarning], list[OffsetCorrection]]:
     """The scenes with each item's offset as its pixels show it, a warning per
-    correction kind, and the corrections (for the manifest)."""
+    correction kind, and the corrections (for the manifest).
+
+    ``cache``: verdicts of earlier runs on unchanged files (by the red asset, and the
+    offset it declares); only new or changed items are read.
+    """
     jobs = _candidates(scenes)
 
     def judge(job: tuple[int, int]) -> tuple[float, str] | None:
         t, i = job
+        red = scenes[t].assets[i]["red"]
+        kind = f"offset {red.offset:g}"
+        if cache is not None and (hit := cache.get(red.href, kind)) is not None:
+            return None if hit == "agrees" else (float(hit[0]), str(hit[1]))
         try:
-            return _judge(scenes[t].assets[i], pd.Timestamp(scenes[t].date).date())
+            verdict = _judge(scenes[t].assets[i], pd.Timestamp(scenes[t].date).date())
         except (RasterioError, OSError):  # an unreadable asset is check_assets' to name
             return None
+        if cache is not None:
+            cache.put(red.href, kind, "agrees" if verdict is None else list(verdict))
+        return verdict
 
     # Each check is a few small reads, mostly waiting on the disk (GDAL frees the GIL).
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:

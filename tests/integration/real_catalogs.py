@@ -193,12 +193,13 @@ def aoi_file(path: Path, bounds_utm: tuple[float, float, float, float]) -> Path:
 
 
 def independent_site_ndvi(
-    invalid_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11),
+    invalid_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11), resolution: float = 10.0
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(site_id, date) -> (mean NDVI, clear pixel count at 10 m) from the native files.
+    """(site_id, date) -> (mean NDVI, clear pixel count on a ``resolution`` grid) from
+    the native files.
 
-    Written apart from the pipeline: each 120 m pixel is repeated to 10 m with
-    ``np.kron``, a site's 10 m pixels are those whose centre lies inside it
+    Written apart from the pipeline: each 120 m pixel is repeated to ``resolution`` with
+    ``np.kron``, a site's pixels are those whose centre lies inside it
     (``geometry_mask``), reflectance is DN x 0.0001 (Earth Search already took the
     baseline offset off), and a pixel counts when its SCL class is not invalid.
     """
@@ -212,7 +213,7 @@ def independent_site_ndvi(
             nir = src.read(1).astype(np.float64) * 1e-4
         with rasterio.open(d / "SCL.tif") as src:
             scl = src.read(1)
-        k = round(t.a / 10)
+        k = round(t.a / resolution)
         red10, nir10 = np.kron(red, np.ones((k, k))), np.kron(nir, np.ones((k, k)))
         ok10 = np.kron(~np.isin(scl, invalid_scl), np.ones((k, k), bool))
         t10 = t * Affine.scale(1 / k)
@@ -230,13 +231,9 @@ LANDSAT_FILES = {"blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir08": "SR
                  "swir16": "SR_B6", "swir22": "SR_B7", "qa_pixel": "QA_PIXEL"}  # fmt: skip
 # Landsat sites in the scene's pixel rows and columns (444 x 454 m pixels): three in
 # clear country, one across a cloud, one at a cloud's ragged edge.
-LANDSAT_SITES_PX = {
-    "L1": (226, 236, 180, 200),
-    "L2": (200, 212, 210, 226),
-    "L3": (200, 215, 248, 266),
-    "L4": (210, 222, 280, 300),
-    "L5": (238, 250, 290, 310),
-}
+LANDSAT_SITES_PX = {"L1": (226, 236, 180, 200), "L2": (200, 212, 210, 226),
+                    "L3": (200, 215, 248, 266), "L4": (210, 222, 280, 300),
+                    "L5": (238, 250, 290, 310)}  # fmt: skip
 LANDSAT_AOI_PX = (190, 262, 170, 330)
 HLS = {"blue": (0.9778, -0.004), "red": (0.9765, 0.0009), "nir08": (0.9983, -0.0001),
        "swir16": (0.9987, -0.0011)}  # fmt: skip

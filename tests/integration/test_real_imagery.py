@@ -30,6 +30,7 @@ needs_real = pytest.mark.skipif(
 pytestmark = needs_real
 
 AOI_UTM = (574000, 5094000, 599000, 5118000)
+RES = 20  # a 20 m grid: the crops' 120 m pixels are six of its pixels wide
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def zagorje(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("zagorje")
     rc.zagorje_sites(root / "sites.geojson")
     rc.aoi_file(root / "aoi.geojson", AOI_UTM)
-    (root / "config.yaml").write_text("masking:\n  buffer_pixels: 0\n")
+    (root / "config.yaml").write_text(f"grid:\n  resolution: {RES}\nmasking:\n  buffer_pixels: 0\n")
     return root
 
 
@@ -81,7 +82,7 @@ def test_run__zagorje_native__equals_independent_ndvi_and_offset_flag_is_honoure
     # Earth Search says offset -0.1 and boa_offset_applied true: read with offset 0,
     # so NDVI is that of DN x 0.0001 on every clear pixel, to float32 precision.
     ts = _series(native_run)
-    ref = rc.independent_site_ndvi()
+    ref = rc.independent_site_ndvi(resolution=RES)
     assert len(ts) == 25
     for (sid, day), (mean, n_clear) in ref.items():
         row = ts.loc[(sid, day)]
@@ -94,15 +95,16 @@ def test_run__zagorje_native__equals_independent_ndvi_and_offset_flag_is_honoure
     assert manifest["offset_corrections"] == []
 
 
-@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32634"])
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32634", "EPSG:3035"])
 def test_run__zagorje_reprojected__matches_native_grid_and_independent(
     zagorje: Path, native_run: Path, tmp_path: Path, crs: str
 ):
-    # The catalog in degrees (or the next UTM zone) is warped onto the sites' UTM 33N grid.
+    # The catalog in degrees, in the next UTM zone, or in a national/continental CRS
+    # (ETRS89-LAEA Europe) is warped onto the sites' UTM 33N grid.
     out = tmp_path / "run"
     assert _run(zagorje, rc.zagorje_catalog(tmp_path / "cat", crs=crs), out) == 0
     ts, native = _series(out), _series(native_run)
-    ref = rc.independent_site_ndvi()
+    ref = rc.independent_site_ndvi(resolution=RES)
     clear = [k for k, (_, n) in ref.items() if n]
     got = ts.loc[clear, "ndvi_mean"].to_numpy()
     assert np.isfinite(got).all()  # a value on every site-date with clear pixels
@@ -113,11 +115,11 @@ def test_run__zagorje_reprojected__matches_native_grid_and_independent(
     assert np.median(np.abs(got - indep)) <= 0.02
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["grid"]["crs"] == "EPSG:32633"
-    assert manifest["grid"]["transform"][0] == 10.0
+    assert manifest["grid"]["transform"][0] == RES
     # areas are square metres of the projected grid, not square degrees
-    status = pd.read_csv(out / "site_status.csv").set_index("site_id")
-    s1 = rc.ZAGORJE_SITES_UTM["S1"]
-    assert status.loc["S1", "restored_area_m2"] <= (s1[2] - s1[0]) * (s1[3] - s1[1]) * 1.001
+    for sid, (x0, y0, x1, y1) in rc.ZAGORJE_SITES_UTM.items():
+        pixels = ts.loc[sid, "n_pixels"].iloc[0]
+        assert pixels * RES**2 == pytest.approx((x1 - x0) * (y1 - y0), rel=0.005), sid
 
 
 def test_run__two_utm_zones_in_one_date__same_figures_as_one_zone(
@@ -203,7 +205,8 @@ def test_cli_run__wgs84_catalog__no_repeated_or_library_warning_lines(
     # As a user sees it: the CLI in its own process, its own logging set up.
     catalog = rc.zagorje_catalog(tmp_path / "cat", crs="EPSG:4326")
     args = ["--config", str(zagorje / "config.yaml"), "--catalog", str(catalog)]
-    args += ["--sites", str(zagorje / "sites.geojson"), "--out", str(tmp_path / "run")]
+    args += ["--sites", str(zagorje / "sites.geojson"), "--aoi", str(zagorje / "aoi.geojson")]
+    args += ["--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONWARNINGS": "default"}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", *args],
