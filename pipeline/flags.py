@@ -296,8 +296,12 @@ def flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
 def disturbed_fractions(
     flags: list[Flag], sites_grid: gpd.GeoDataFrame, *, min_fraction: float
 ) -> dict[str, float]:
-    """Share of each site dug where digging is not allowed (``recovery.disturbance``)."""
-    digs = [(f.geometry, f.first_detected, f.violation) for f in flags]
+    """Share of each site dug where digging is not allowed (``recovery.disturbance``).
+
+    Only confirmed flags count: a single look can be a cloud edge or the first look at
+    a die-back, and a site's class should not rest on it.
+    """
+    digs = [(f.geometry, f.first_detected, f.violation) for f in flags if f.confirmed]
     return dug_shares(digs, sites_grid, min_fraction=min_fraction)
 
 

@@ -14,11 +14,13 @@ A producing mine digs by right until its restoration begins; digging outside its
 permit is reported by the flag's violation, not as a lost restoration, and a
 ``within_permit`` flag never counts.
 
-A dig counts for a site when it lies mostly on it (at least ``DIG_ON_SITE_MIN`` of
-the flag's area), or when the part of it on the site covers at least
-``cfg.disturbed_fraction_min`` of the site (a large dig at the site's edge). So any
-flag on the site counts, however small (the flag already passed the mapping unit and
-the persistence test), while a flag that only clips a site's edge does not.
+Only confirmed flags are digs here (a second clear look agreed): one look can be a
+cloud edge or the first look at a die-back. A dig counts for a site when it lies
+mostly on it (at least ``DIG_ON_SITE_MIN`` of the flag's area), or when the part of
+it on the site covers at least ``cfg.disturbed_fraction_min`` of the site (a large
+dig at the site's edge). So any confirmed flag on the site counts, however small (it
+already passed the mapping unit and the persistence test), while a flag that only
+clips a site's edge does not.
 ``dug_shares`` gives each such site the share of its area dug by the digs that
 count, the ``disturbed_fraction`` of ``site_status.csv`` and of the model's inputs.
 A site with a share above 0 is ``disturbed`` (rules and model alike).

@@ -80,7 +80,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
 def disturbed_until(
     flags: list[dict], sites_grid: gpd.GeoDataFrame, until: date, *, min_fraction: float
 ) -> dict[str, float]:
-    """Share of each site dug where digging is not allowed, by flags first detected by ``until``.
+    """Share of each site dug where digging is not allowed, by flags confirmed by ``until``.
 
     The same rule as the orchestrator's (``disturbance.dug_shares``), read back from
     ``flags.geojson`` features and cut at a label's date. ``sites_grid`` is in a
@@ -93,6 +93,8 @@ def disturbed_until(
             str(f["properties"].get("violation")),
         )
         for f in flags
+        if f["properties"].get("confirmed")
+        and date.fromisoformat(f["properties"]["confirmed"]) <= until
     ]
     rows = [r for r in rows if r[1] <= until]
     if not rows:

@@ -169,3 +169,21 @@ def test_classify_sites__rules_say_so_in_model_used():
     out = classify_sites(features, sites, {}, cfg=RecoveryConfig())
     assert out.loc["died_back", "recovery_class"] == "regressed"
     assert not out["model_used"].any()
+
+
+def test_disturbed_fractions__a_single_look_does_not_make_a_site_disturbed():
+    from pipeline.flags import Flag, disturbed_fractions
+
+    sites = gpd.GeoDataFrame(
+        {"site_id": ["ILL"], "category": ["illegal"], "status": ["closed"]},
+        geometry=[box(0, 0, 200, 200)],
+        crs="EPSG:32649",
+    )
+
+    def flag(confirmed: date | None) -> Flag:
+        return Flag("F20241031-abcdef", box(50, 50, 90, 90), date(2024, 10, 31), confirmed,
+                    date(2024, 11, 10), 1600.0, 0.5, "low", True, 0.6, "illegal_site")  # fmt: skip
+
+    assert disturbed_fractions([flag(None)], sites, min_fraction=0.05) == {}
+    shares = disturbed_fractions([flag(date(2024, 11, 10))], sites, min_fraction=0.05)
+    assert shares == pytest.approx({"ILL": 0.04})
