@@ -1,5 +1,7 @@
 """From per-pixel change layers to flags: components, dates, area, confidence, violation.
 
+A flag's ``confidence`` and ``level`` both come from ``flag_confidence.flag_confidence``.
+
 Connected changed pixels (8-connectivity) form one flag; components smaller than the
 minimum mapping unit are dropped, except on closed illegal sites, which must stay
 closed and have their own, lower unit. A flag's dates come from its pixels: the
@@ -31,6 +33,8 @@ from skimage.measure import label
 from pipeline import schema
 from pipeline.config import DetectionConfig
 from pipeline.excavation import CHANGE_LAYERS
+from pipeline.flag_confidence import FlagEvidence, flag_confidence
+from pipeline.recovery.disturbance import dug_shares
 from pipeline.sources.base import GridSpec
 
 log = logging.getLogger(__name__)
@@ -62,19 +66,6 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
     """A provisional id from the first day and the seed pixel's centre."""
     digest = hashlib.sha1(f"{epsg}:{x:.1f}:{y:.1f}".encode()).hexdigest()[:6]
     return f"F{day:%Y%m%d}-{digest}"
-
-
-def _confidence(
-    confirmed: bool, n_bare: float, persistence: float, history: bool, abrupt_known: bool = True
-) -> float:
-    """0..1: a single look 0.35; confirmation +0.25; more agreeing looks up to +0.25;
-    persistence above the minimum up to +0.15; capped at 0.5 without seasonal history
-    or when a long cloudy gap before the change hides whether it was abrupt."""
-    value = 0.35 + 0.25 * confirmed + 0.25 * min(1.0, max(0.0, (n_bare - 2) / 4))
-    value += 0.15 * min(1.0, max(0.0, (persistence - 0.7) / 0.3))
-    if not history or not abrupt_known:
-        value = min(value, 0.5)
-    return round(float(value), 3)
 
 
 def build_flags(
@@ -140,6 +131,15 @@ def build_flags(
         confirmed = dates[int(conf.min())] if conf.size else None
         gaps = layers[_L["gap_days"]].ravel()[idx]
         abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
+        confidence, level = flag_confidence(
+            FlagEvidence(
+                confirmed=confirmed is not None,
+                n_bare=float(np.median(bare)),
+                persistence=persistence,
+                history=history,
+                abrupt_known=abrupt_known,
+            )
+        )
         flags.append(
             Flag(
                 flag_id=flag_seed_id(dates[first], x, y, epsg),
@@ -148,14 +148,8 @@ def build_flags(
                 confirmed=confirmed,
                 last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
                 area_m2=float(idx.size * pixel_area),
-                confidence=_confidence(
-                    confirmed is not None,
-                    float(np.median(bare)),
-                    persistence,
-                    history,
-                    abrupt_known,
-                ),
-                level="high" if confirmed is not None else "low",
+                confidence=confidence,
+                level=level,
                 has_history=history,
                 prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
             )
@@ -299,27 +293,16 @@ def flag_feature(flag: Flag, geom_wgs84: Any, status: str) -> dict[str, Any]:
     return {"type": "Feature", "id": flag.flag_id, "geometry": mapping(geom), "properties": props}
 
 
-def disturbed_fractions(flags: list[Flag], sites_grid: gpd.GeoDataFrame) -> dict[str, float]:
-    """Share of each site newly dug after its restoration began.
+def disturbed_fractions(
+    flags: list[Flag], sites_grid: gpd.GeoDataFrame, *, min_fraction: float
+) -> dict[str, float]:
+    """Share of each site dug where digging is not allowed (``recovery.disturbance``).
 
-    ``disturbed`` is a recovery class: it says a restoration was dug up. Digging in a
-    producing mine's permit is its business, and digging on a closed or suspended site
-    that was never restored is reported by its flag's violation, not as a lost
-    restoration.
+    Only confirmed flags count: a single look can be a cloud edge or the first look at
+    a die-back, and a site's class should not rest on it.
     """
-    out: dict[str, float] = {}
-    dug = [f for f in flags if f.violation != "within_permit"]
-    for _, site in sites_grid.iterrows():
-        start = site.get("restoration_start")
-        area = site.geometry.area
-        if start is None or pd.isna(start) or not area:
-            continue
-        after = [f.geometry for f in dug if f.first_detected >= start]
-        if after:
-            out[str(site["site_id"])] = float(
-                site.geometry.intersection(unary_union(after)).area / area
-            )
-    return out
+    digs = [(f.geometry, f.first_detected, f.violation) for f in flags if f.confirmed]
+    return dug_shares(digs, sites_grid, min_fraction=min_fraction)
 
 
 def add_quiet_time(

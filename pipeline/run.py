@@ -319,7 +319,9 @@ def _execute(
     with timer.stage("recovery"):
         sites_frame = prep.inputs.sites.copy()
         sites_frame["area_m2"] = sites_grid.geometry.area.to_numpy()
-        disturbed = disturbed_fractions(open_flags, sites_grid)
+        disturbed = disturbed_fractions(
+            open_flags, sites_grid, min_fraction=cfg.recovery.disturbed_fraction_min
+        )
         features_frame = model_features(
             timeseries,
             ring_timeseries,

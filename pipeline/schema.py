@@ -91,7 +91,11 @@ SITE_STATUS_COLUMNS = (
     "restored_area_mu",
     "meets_target",
     "assessed_until",
+    "model_used",
 )
+"""``model_used``: the trained model decided the class (false: the rule set did, because
+``recovery.model`` is ``rules`` or the site's features lie outside the model's
+training range)."""
 
 # Added after the contract's columns: how long a closed illegal site has stayed quiet.
 SITE_STATUS_EXTRA_COLUMNS = ("quiet_since", "quiet_days")

@@ -20,6 +20,7 @@ of all seeds are summed into one confusion matrix at the end.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -109,6 +110,16 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
                 "area_error": round(err, 3),
             }
         )
+    # Every flag (within_permit ones too: the dig is real either way) with its
+    # confidence and whether it overlaps a true dig: the reliability table's rows.
+    reliability = [
+        {
+            "confidence": float(f["confidence"]),
+            "level": f["level"],
+            "real": bool(digs.intersects(f.geometry).any()),
+        }
+        for _, f in (fl.iterrows() if len(fl) else iter(()))
+    ]
     enforce = fl[fl["violation"] != "within_permit"] if len(fl) else fl
     true_enforce = int(enforce["flag_id"].isin(matched_flags).sum()) if len(enforce) else 0
     status = pd.read_csv(status_path)
@@ -139,12 +150,34 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
         "site_recall": recall,
         "confusion": confusion.to_dict(),
         "per_dig": per_dig,
+        "reliability": reliability,
         "false_flags": enforce[~enforce["flag_id"].isin(matched_flags)][
             ["flag_id", "first_detected", "area_m2", "violation", "level"]
         ].to_dict("records")
         if len(enforce)
         else [],
     }
+
+
+RELIABILITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def print_reliability(rows: list[dict]) -> None:
+    """Flags per confidence bin and the share of them that are real digs (calibration)."""
+    print("reliability (confidence bin: flags, real, share real, mean confidence):")
+    for lo, hi in itertools.pairwise(RELIABILITY_BINS):
+        inside = [r for r in rows if lo <= r["confidence"] < hi]
+        if not inside:
+            print(f"  [{lo:.1f}, {min(hi, 1.0):.1f}{']' if hi > 1 else ')'}: 0 flags")
+            continue
+        real = sum(r["real"] for r in inside)
+        mean = sum(r["confidence"] for r in inside) / len(inside)
+        levels = sorted({r["level"] for r in inside})
+        print(
+            f"  [{lo:.1f}, {min(hi, 1.0):.1f}{']' if hi > 1 else ')'}: {len(inside)} flags, "
+            f"{real} real, share {real / len(inside):.2f}, mean confidence {mean:.2f}, "
+            f"level {'/'.join(levels)}"
+        )
 
 
 def _fmt(value: float | None) -> str:
@@ -218,6 +251,7 @@ def main() -> int:
         print(f"  {c:13s} recall {int(total.loc[c, c])}/{n}" if n else f"  {c:13s} none")
     print("confusion (rows truth, columns predicted):")
     print(total.to_string())
+    print_reliability([row for r in results.values() for row in r["reliability"]])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -139,6 +139,7 @@ def main() -> int:
         version="pending",
         training_data={
             "source": "scripts/train_model.py: generated scenarios (pipeline.scenes)",
+            "note": "generated scenes only; never scored against field truth",
             "seeds": seeds,
             "shape": list(SHAPE),
             "extra_sites": EXTRA_SITES,

@@ -7,10 +7,11 @@ table, which serve both, are in ``status.py``.
 
 The rules, in order (the first that holds decides):
 
-1. ``disturbed``: at least ``cfg.disturbed_fraction_min`` of the site was newly dug
-   (from the excavation flags). New digging is a finding in itself and is never
-   hidden behind an older green signal, so it comes first, even for a site without
-   clear looks.
+1. ``disturbed``: the site has a fresh dig where digging is not allowed (from the
+   excavation flags, ``disturbance.py``: restored or restoring land, a closed
+   illegal site, a suspended quarry), whether or not its restoration has begun.
+   New digging is a finding in itself and is never hidden behind an older green
+   signal, so it comes first, even for a site without clear looks.
 2. ``unrestored`` with probability 0 (rule ``no_clear_data``): no clear look in the
    latest window; the site's present state is unknown and nothing is claimed.
 3. ``restored``: the latest window meets the target *and* the previous window met
@@ -21,9 +22,12 @@ The rules, in order (the first that holds decides):
    the target (within ``STABILITY_SLACK_NDVI``) or had greened by
    ``cfg.greening_gain_min`` over the first season, and the latest peak is at least
    ``cfg.regression_drop_min`` below that best earlier peak. This is the report's
-   "planted, greened up, then died back" on thin topsoil. For ``landscape`` a drop
-   in NDVI while the water fraction meets its target is the pit lake filling, not
-   die-back, and does not count.
+   "planted, greened up, then died back" on thin topsoil: a failed restoration, for
+   good. However long ago the die-back happened, the site stays ``regressed`` until
+   it meets its target again (then ``revegetating``, and ``restored`` a season
+   later); a site that never greened after its restoration began is ``unrestored``.
+   For ``landscape`` a drop in NDVI while the water fraction meets its target is the
+   pit lake filling, not die-back, and does not count.
 5. ``revegetating``: not meeting a stable target but moving towards it: the latest
    window meets the target for the first time (stability not proven yet), or the
    latest peak is at least ``cfg.greening_gain_min`` above the first season's *and*
@@ -44,8 +48,9 @@ probability (the trained model's is its ``predict_proba``)::
 rests on several tests, the weakest one counts. On the threshold the confidence is
 0.5 (a coin toss); a full scale beyond it, 1. With few clear growing-season looks it
 shrinks in proportion, and without any it is 0. ``disturbed`` rests on the
-excavation flags, not on the season's looks: its margin is the dug fraction above
-``cfg.disturbed_fraction_min`` in units of that threshold, and its data confidence 1.
+excavation flags, not on the season's looks: its margin is the dug fraction in units
+of ``cfg.disturbed_fraction_min`` (``status.disturbed_margin``), and its data
+confidence 1.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ from pipeline.recovery.status import (
     WATER_TARGETS,
     all_of,
     any_of,
+    disturbed_margin,
+    margin_confidence,
     site_status_table,
     site_target,
     target_margin,
@@ -130,6 +137,7 @@ def classify_sites(
     out = pd.DataFrame(rows, index=features.index, columns=list(CLASSIFIED_COLUMNS))
     out["meets_target"] = out["meets_target"].astype(bool)
     out["probability"] = out["probability"].astype("float64")
+    out["model_used"] = False
     return out
 
 
@@ -167,7 +175,7 @@ def _classify_one(
     data = min(1.0, float(np.nan_to_num(feat["n_season_latest"])) / FULL_CONFIDENCE_SEASON_LOOKS)
 
     def decide(recovery_class: str, rule: str, margin: float, data_conf: float = data) -> dict:
-        probability = round(_margin_confidence(margin) * data_conf, 3)
+        probability = round(margin_confidence(margin) * data_conf, 3)
         return {
             **base,
             "recovery_class": recovery_class,
@@ -176,11 +184,9 @@ def _classify_one(
             "rule": rule,
         }
 
-    # 1. New digging.
-    if dug >= cfg.disturbed_fraction_min:
-        scale = cfg.disturbed_fraction_min or 0.05
-        margin = (dug - cfg.disturbed_fraction_min) / scale
-        return decide("disturbed", "new_excavation", margin, 1.0)
+    # 1. New digging where digging is not allowed.
+    if dug > 0:
+        return decide("disturbed", "new_excavation", disturbed_margin(dug, cfg), 1.0)
 
     # 2. Nothing seen in the latest window.
     if not feat["n_clear_latest"] > 0:
@@ -259,9 +265,3 @@ def _classify_one(
 
     # 6. Neither there nor on the way.
     return decide("unrestored", "no_progress", all_of([-latest, -best_progress]))
-
-
-def _margin_confidence(margin: float) -> float:
-    if np.isnan(margin):
-        return 0.5
-    return 0.5 + 0.5 * min(1.0, abs(margin))

@@ -12,9 +12,18 @@ not care which one decided.
   ``regressed``); a site whose restoration has not begun cannot have them, so their
   probabilities are set to 0 and the rest renormalised (``rule``
   ``no_restoration_yet``) before choosing.
+- A site with a fresh dig where digging is not allowed (``disturbed_fraction`` above
+  0, ``disturbance.py``) is ``disturbed`` whatever the model says (rule
+  ``new_excavation``, the rule set's confidence), as in the rules.
 - A site with no clear look in the latest window is ``unrestored`` with probability
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
+- A site whose features lie outside the model's training range (the card's
+  ``feature_ranges``, ``model.outside_training_range``) is classed by the rule set
+  instead, with ``model_used`` false, and one warning names every such site and the
+  first feature out of range: the shipped model was trained on generated scenes, and
+  a tree model far from its training data answers with whatever its outermost leaf
+  says.
 - ``meets_target`` is the rule set's target test on the latest window
   (``status.target_margin``): whether the surface now behaves like its target,
   stated by thresholds an analyst can read in the config. A site the model calls
@@ -33,10 +42,12 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig
 from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
-from pipeline.recovery.model import RecoveryModel, load_model
+from pipeline.recovery.model import RecoveryModel, load_model, outside_training_range
 from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     NEEDS_RESTORATION,
+    disturbed_margin,
+    margin_confidence,
     site_target,
     target_margin,
 )
@@ -89,6 +100,12 @@ def predict_sites(
             p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
         best = int(np.argmax(p))
         recovery_class, probability = str(classes[best]), float(p[best])
+        dug = float(np.nan_to_num(feat["disturbed_fraction"]))
+        if dug > 0 and recovery_class != "disturbed":
+            # A dig where digging is not allowed is a fact the flags establish, not a
+            # pattern to learn: the site is disturbed, with the rule set's confidence.
+            recovery_class, rule = "disturbed", "new_excavation"
+            probability = margin_confidence(disturbed_margin(dug, cfg))
         seen = feat["n_clear_latest"] > 0
         if not seen and recovery_class != "disturbed":
             recovery_class, probability, rule = "unrestored", 0.0, "no_clear_data"
@@ -115,6 +132,23 @@ def predict_sites(
     out = pd.DataFrame(rows, index=features.index, columns=list(CLASSIFIED_COLUMNS))
     out["meets_target"] = out["meets_target"].astype(bool)
     out["probability"] = out["probability"].astype("float64")
+    out["model_used"] = True
+    outside = outside_training_range(model, features)
+    away = outside[outside != ""]
+    if len(away):
+        from pipeline.recovery.classify import classify_sites
+
+        dug = features.loc[away.index, "disturbed_fraction"].fillna(0.0).to_dict()
+        by_rules = classify_sites(features.loc[away.index], sites, dug, cfg=cfg)
+        out.loc[away.index, list(CLASSIFIED_COLUMNS)] = by_rules[list(CLASSIFIED_COLUMNS)]
+        out["model_used"] = out["model_used"].astype(bool)
+        named = ", ".join(f"{site} ({feature})" for site, feature in away.items())
+        logger.warning(
+            "%d site(s) outside the recovery model %s's training range, classed by the rules: %s",
+            len(away),
+            model.version,
+            named,
+        )
     return out
 
 

@@ -65,6 +65,7 @@ CLASSIFIED_COLUMNS = (
     "disturbed_fraction",
     "rule",
     "assessed_until",
+    "model_used",
 )
 
 
@@ -163,6 +164,23 @@ def target_margin(
         ]
     )
     return any_of([general, lake])
+
+
+def disturbed_margin(dug: float, cfg: RecoveryConfig) -> float:
+    """Margin of ``disturbed`` (the site has a dig that counts, ``disturbance.py``).
+
+    In units of ``cfg.disturbed_fraction_min``: a dig covering that share of the site
+    or more is beyond doubt (margin 1); a small dig lying on the site is still a dig,
+    with a margin that grows with its share.
+    """
+    return dug / (cfg.disturbed_fraction_min or 0.05)
+
+
+def margin_confidence(margin: float) -> float:
+    """0.5 on the threshold (a coin toss), 1 a full margin scale beyond it; 0.5 if unknown."""
+    if np.isnan(margin):
+        return 0.5
+    return 0.5 + 0.5 * min(1.0, abs(margin))
 
 
 def all_of(margins: list[float]) -> float:

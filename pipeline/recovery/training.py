@@ -19,12 +19,12 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import shape
-from shapely.ops import unary_union
 
 from pipeline import schema
 from pipeline.config import RecoveryConfig
 from pipeline.errors import InputError
 from pipeline.inputs import read_sites
+from pipeline.recovery.disturbance import dug_shares
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE
 
@@ -78,36 +78,30 @@ def read_labels(path: str | Path) -> pd.DataFrame:
 
 
 def disturbed_until(
-    flags: list[dict], sites_grid: gpd.GeoDataFrame, until: date
+    flags: list[dict], sites_grid: gpd.GeoDataFrame, until: date, *, min_fraction: float
 ) -> dict[str, float]:
-    """Share of each site dug by flags first detected after its restoration began and by ``until``.
+    """Share of each site dug where digging is not allowed, by flags confirmed by ``until``.
 
-    The same rule as the orchestrator's (``flags.disturbed_fractions``), read back from
+    The same rule as the orchestrator's (``disturbance.dug_shares``), read back from
     ``flags.geojson`` features and cut at a label's date. ``sites_grid`` is in a
     metric CRS.
     """
     rows = [
-        (shape(f["geometry"]), date.fromisoformat(f["properties"]["first_detected"]))
+        (
+            shape(f["geometry"]),
+            date.fromisoformat(f["properties"]["first_detected"]),
+            str(f["properties"].get("violation")),
+        )
         for f in flags
-        if f["properties"].get("violation") != "within_permit"
+        if f["properties"].get("confirmed")
+        and date.fromisoformat(f["properties"]["confirmed"]) <= until
     ]
+    rows = [r for r in rows if r[1] <= until]
     if not rows:
         return {}
-    geoms = gpd.GeoSeries([g for g, _ in rows], crs="EPSG:4326").to_crs(sites_grid.crs)
-    detected = [d for _, d in rows]
-    out: dict[str, float] = {}
-    for _, site in sites_grid.iterrows():
-        start = site.get("restoration_start")
-        area = site.geometry.area
-        if start is None or pd.isna(start) or not area:
-            continue
-        start = pd.Timestamp(start).date()
-        dug = [g for g, d in zip(geoms, detected, strict=True) if start <= d <= until]
-        if dug:
-            out[str(site["site_id"])] = float(
-                site.geometry.intersection(unary_union(dug)).area / area
-            )
-    return out
+    geoms = gpd.GeoSeries([g for g, _, _ in rows], crs="EPSG:4326").to_crs(sites_grid.crs)
+    digs = [(g, d, v) for g, (_, d, v) in zip(geoms, rows, strict=True)]
+    return dug_shares(digs, sites_grid, min_fraction=min_fraction)
 
 
 def labelled_features(
@@ -136,7 +130,7 @@ def labelled_features(
     parts = []
     for until, group in labels.groupby("assessed_until", sort=True):
         day = date.fromisoformat(str(until))
-        disturbed = disturbed_until(flags, sites_grid, day)
+        disturbed = disturbed_until(flags, sites_grid, day, min_fraction=cfg.disturbed_fraction_min)
         subset = sites[sites["site_id"].isin(group["site_id"])]
         feats = model_features(timeseries, rings, subset, disturbed, assessed_until=day, cfg=cfg)
         feats = feats.loc[group["site_id"]].reset_index()

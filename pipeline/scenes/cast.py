@@ -8,7 +8,12 @@ Training cast (``extra_sites`` > 0, 0 by default): that many more sites, drawn f
 restoration is a pit lake: filled (restored), still filling with only its deepest part
 under water (revegetating), filled and then drained back to mud in the last season
 (regressed), or filled and then dug again (disturbed). Green netting and bare or waste
-ground on any target. The default cast is unchanged.
+ground on any target. Restorations that greened to their target in their first year and
+died back in their second, and stayed so (``regressed`` for good: a failed restoration);
+restorations that never greened (``unrestored``); suspended quarries and closed illegal
+sites dug again (``disturbed``, although their restoration never began). The default
+cast is unchanged but for its labels: its suspended quarry and closed illegal site
+that are dug are ``disturbed``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Plan:
     limestone: bool = False
     partner: Plan | None = None  # overlap this site a little
     substrate: str = "weathered"
+    early_die_back: bool = False  # regressed: died back a year or more before the end
     geom: Polygon | None = None
     permit: Polygon | None = None
     pit: Polygon | None = None
@@ -58,14 +64,16 @@ def site_plans(rng: np.random.Generator, extra_sites: int = 0) -> list[Plan]:
     def green() -> str:
         return str(rng.choice(greens))
 
-    closed_illegal = Plan("illegal", "closed", "unrestored", any_target(), "bare", (3, 8),
+    # A site dug where digging is not allowed (a closed illegal site, a suspended quarry)
+    # is ``disturbed``, whether or not its restoration has begun.
+    closed_illegal = Plan("illegal", "closed", "disturbed", any_target(), "bare", (3, 8),
                            dig="illegal_site")  # fmt: skip
     plans = [
         Plan("licensed", "producing", "unrestored", any_target(), "mine", (6, 12),
               dig="outside_permit"),
         Plan("licensed", "producing", "unrestored", any_target(), "mine", (8, 13),
               dig="within_permit", limestone=bool(rng.random() < 0.5)),
-        Plan("licensed", "suspended", "unrestored", any_target(), "mine", (6, 12),
+        Plan("licensed", "suspended", "disturbed", any_target(), "mine", (6, 12),
               dig="suspended_site"),
         Plan("licensed", "producing", "unrestored", any_target(), "mine", (3, 10), limestone=True),
         Plan("orphaned", "restoring", "restored", greens[0], "restore", (2, 10)),
@@ -129,6 +137,13 @@ def _training_plans(rng: np.random.Generator, n: int) -> list[Plan]:
         (3, lambda: Plan(category(), "restoring", "regressed", pick(greens), "restore", (1, 5))),
         (1, lambda: Plan(category(), "restoring", "disturbed", pick(greens), "restore", (3, 6),
                           dig="restored_land")),
+        (2, lambda: Plan(category(), "restoring", "regressed", pick(greens), "restore", (1, 5),
+                          early_die_back=True)),
+        (1, lambda: Plan(category(), "restoring", "unrestored", pick(greens), "restore", (1, 5))),
+        (1, lambda: Plan("licensed", "suspended", "disturbed", pick(targets), "mine", (4, 8),
+                          dig="suspended_site")),
+        (1, lambda: Plan("illegal", "closed", "disturbed", pick(targets), "bare", (2, 5),
+                          dig="illegal_site")),
         (2, lambda: Plan(category(), "restoring", "unrestored", pick(targets), "netting", (1, 4))),
         (1, lambda: Plan(category(), "restoring", "restored", "landscape", "lake", (1, 5))),
         (1, lambda: Plan(category(), "restoring", "revegetating", "landscape", "lake", (1, 5))),
@@ -183,6 +198,18 @@ def restoration_trajectory(rng: np.random.Generator, p: Plan, T: int) -> tuple[i
     if p.klass == "revegetating":
         r0 = int(rng.uniform(0.1, 0.5) * T)
         return r0, ((r0, T), (0.0, float(rng.uniform(0.3, 0.4))))
+    if p.klass == "regressed" and p.early_die_back:
+        # Greens to its target over the first year, holds a growing season, then dies
+        # back (thin topsoil) at least a year before the end and never recovers.
+        r0 = int(rng.uniform(0.02, 0.08) * T)
+        ramp = int(min(300, 0.25 * T))
+        d0 = int(min(r0 + ramp + rng.uniform(240, 420), T - 455))
+        d0 = max(d0, r0 + ramp + 120)
+        return r0, ((r0, r0 + ramp, d0, d0 + 90), (0, 0.8, 0.8, 0.08))
+    if p.klass == "unrestored":
+        # Restoration began, nothing took: a thin weedy cover at most.
+        r0 = int(rng.uniform(0.05, 0.4) * T)
+        return r0, ((r0, T), (0.0, float(rng.uniform(0.03, 0.1))))
     if p.klass == "regressed":
         r0 = int(rng.uniform(0.02, 0.12) * T)
         ramp = int(min(360, 0.3 * T))

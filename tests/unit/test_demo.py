@@ -18,6 +18,7 @@ from shapely.geometry import shape as to_shape
 from pipeline import scenes, schema
 from pipeline.scenes import standard
 from pipeline.scenes.atmosphere import render
+from pipeline.scenes.cast import Plan, restoration_trajectory
 from pipeline.scenes.world import build_world
 
 SMALL = {"shape": (120, 160), "start": date(2021, 6, 1), "end": date(2022, 11, 30)}
@@ -212,3 +213,26 @@ def test_scene_family__standard_is_the_demo_generator_and_unknown_names_fail() -
     assert scenes.FAMILIES["standard"] is standard.generate_scenario
     with pytest.raises(ValueError, match="standard"):
         scenes.scene_family("no_such_family")
+
+
+def test_truth__sites_dug_where_digging_is_forbidden_are_disturbed() -> None:
+    w = build_world(scenes.DEMO_SEED, (400, 480), date(2021, 3, 1), date(2024, 10, 31))
+    truth = {s["site_id"]: s["recovery_class"] for s in w.truth["sites"]}
+    dug = [
+        d["site_id"]
+        for d in w.truth["digs"]
+        if d["violation"] in ("suspended_site", "illegal_site")
+    ]
+    assert len(dug) == 2
+    assert [truth[s] for s in dug] == ["disturbed", "disturbed"]
+
+
+def test_restoration_trajectory__early_die_back_is_dead_a_year_before_the_end() -> None:
+    rng = np.random.default_rng(3)
+    plan = Plan("orphaned", "restoring", "regressed", "forest", "restore", (1, 5),
+                early_die_back=True)  # fmt: skip
+    for days in (1100, 1300, 1500):
+        r0, (knots, cover) = restoration_trajectory(rng, plan, days)
+        assert cover == (0, 0.8, 0.8, 0.08)
+        assert knots[0] == r0 and knots[2] - knots[1] >= 120  # green for a season
+        assert knots[3] <= days - 365  # dead for at least the last year

@@ -85,7 +85,7 @@ def test_build_flags__not_persistent_is_dropped_and_unconfirmed_is_low():
     flags = build_flags(layers, GRID, DATES, DetectionConfig())
     assert len(flags) == 1
     assert flags[0].level == "low" and flags[0].confirmed is None
-    assert flags[0].confidence <= 0.5  # no seasonal history: capped
+    assert flags[0].confidence <= 0.6  # one look: below the "high" line
 
 
 def _frames():

@@ -130,7 +130,7 @@ def _status(series: dict, targets: dict[str, str], disturbed=None, cfg=None) -> 
 
 @pytest.fixture(scope="module")
 def status() -> pd.DataFrame:
-    return _status(SERIES, TARGETS, disturbed={"dug": 0.2, "restored": 0.01})
+    return _status(SERIES, TARGETS, disturbed={"dug": 0.2})
 
 
 @pytest.mark.parametrize(
@@ -203,11 +203,6 @@ def test_classify_sites__filling_lake_is_revegetating():
     status = _status(series, {"pit": "landscape"})
     assert status.loc["pit", "recovery_class"] == "revegetating"
     assert status.loc["pit", "water_fraction"] == pytest.approx(0.25)
-
-
-def test_classify_sites__disturbed_below_threshold_is_ignored(status):
-    # "restored" carries a 1 % dug share, below disturbed_fraction_min (5 %).
-    assert status.loc["restored", "recovery_class"] == "restored"
 
 
 def test_classify_sites__probability_falls_with_fewer_clear_looks():

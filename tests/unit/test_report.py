@@ -103,6 +103,7 @@ def _site_status(sites: gpd.GeoDataFrame) -> pd.DataFrame:
             "restored_area_mu": area_m2 / 2 / M2_PER_MU,
             "meets_target": [c == "restored" for c in classes],
             "assessed_until": "2024-09-30",
+            "model_used": True,
         }
     )
     return frame[list(SITE_STATUS_COLUMNS)]

@@ -1,0 +1,189 @@
+"""Recovery classes on cases the demo generator never made (issue 17, items 4 and 6).
+
+Monthly looks (the 15th) from 2020 to 2024, assessed on 2024-12-31, restoration begun
+on 2020-03-01 unless said otherwise; the ring around each site is natural forest.
+Each behaviour is checked by the rule set and by the shipped model (``classify_with``
+with the default config), which must agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import date
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from pipeline.config import RecoveryConfig
+from pipeline.recovery.classify import classify_sites
+from pipeline.recovery.disturbance import digging_forbidden, dug_shares
+from pipeline.recovery.predict import classify_with, recovery_model
+from pipeline.recovery.relative import model_features
+from pipeline.schema import TIMESERIES_COLUMNS
+
+ASSESSED = date(2024, 12, 31)
+YEARS = range(2020, 2025)
+GREEN = {"winter": 0.3, "peak": 0.82, "veg": 0.9, "bare": 0.03}
+DEAD = {"winter": 0.1, "peak": 0.2, "veg": 0.05, "bare": 0.7}
+WEEDS = {"winter": 0.1, "peak": 0.17, "veg": 0.02, "bare": 0.8}
+
+
+def _looks(site_id: str, seasons: dict[int, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for year, p in seasons.items():
+        for month in range(1, 13):
+            s = (1 + math.cos(2 * math.pi * (month - 7) / 12)) / 2
+            ndvi = p["winter"] + (p["peak"] - p["winter"]) * s
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "date": pd.Timestamp(year, month, 15),
+                    "n_pixels": 400,
+                    "valid_fraction": 1.0,
+                    "ndvi_mean": ndvi,
+                    "ndvi_median": ndvi,
+                    "bsi_mean": 0.1 - ndvi / 4,
+                    "bsi_median": 0.1 - ndvi / 4,
+                    "ndwi_mean": -ndvi,
+                    "vegetated_fraction": p["veg"] * s,
+                    "bare_fraction": p["bare"],
+                    "water_fraction": 0.0,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS))
+
+
+SERIES = {
+    # Greened to its forest target in 2020, died back in 2021, dead since: years later.
+    "died_back": {
+        2020: GREEN,
+        2021: {**DEAD, "peak": 0.4},
+        **dict.fromkeys(range(2022, 2025), DEAD),
+    },
+    # Restoration began in 2020 and nothing ever took.
+    "never_green": dict.fromkeys(YEARS, WEEDS),
+    # A suspended quarry: bare pit, no restoration; dug again in 2024.
+    "quarry": dict.fromkeys(YEARS, WEEDS),
+}
+
+
+def _sites(**overrides: dict) -> pd.DataFrame:
+    rows = []
+    for site_id in SERIES:
+        row = {
+            "site_id": site_id,
+            "category": "orphaned",
+            "county": "Xian",
+            "target": "forest",
+            "status": "restoring",
+            "restoration_start": date(2020, 3, 1),
+            "area_m2": 40_000.0,
+        }
+        row.update(overrides.get(site_id, {}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+QUARRY = {"category": "licensed", "status": "suspended", "restoration_start": None}
+
+
+def _classes(sites: pd.DataFrame, disturbed: dict[str, float], model: str | None) -> pd.DataFrame:
+    timeseries = pd.concat([_looks(k, v) for k, v in SERIES.items()], ignore_index=True)
+    rings = pd.concat([_looks(k, dict.fromkeys(YEARS, GREEN)) for k in SERIES], ignore_index=True)
+    cfg = RecoveryConfig(model=model)
+    features = model_features(timeseries, rings, sites, disturbed, assessed_until=ASSESSED, cfg=cfg)
+    return classify_with(recovery_model(cfg), features, sites, disturbed, cfg=cfg)
+
+
+@pytest.fixture(scope="module", params=["rules", None], ids=["rules", "model"])
+def classes(request) -> pd.DataFrame:
+    return _classes(_sites(quarry=QUARRY), {"quarry": 0.02}, request.param)
+
+
+def test_recovery__greened_then_died_back_is_regressed_years_later(classes):
+    assert classes.loc["died_back", "recovery_class"] == "regressed"
+    assert classes.loc["died_back", "assessed_until"] == "2024-12-15"
+
+
+def test_recovery__never_greened_after_restoration_is_unrestored(classes):
+    assert classes.loc["never_green", "recovery_class"] == "unrestored"
+
+
+def test_recovery__suspended_quarry_dug_is_disturbed_before_restoration(classes):
+    assert classes.loc["quarry", "recovery_class"] == "disturbed"
+    assert classes.loc["quarry", "rule"] in ("new_excavation", "model")
+    assert classes.loc["quarry", "disturbed_fraction"] == pytest.approx(0.02)
+
+
+def test_dug_shares__a_dig_on_forbidden_ground_counts_however_small():
+    crs = "EPSG:32649"
+    sites = gpd.GeoDataFrame(
+        {
+            "site_id": ["SUS", "PROD", "RES", "ILL"],
+            "category": ["licensed", "licensed", "orphaned", "illegal"],
+            "status": ["suspended", "producing", "restoring", "closed"],
+            "restoration_start": [None, None, date(2022, 4, 1), None],
+        },
+        geometry=[box(x, 0, x + 200, 200) for x in (0, 400, 800, 1200)],
+        crs=crs,
+    )
+    dig = box(50, 50, 70, 70)  # 400 m2: 1 % of the suspended quarry
+    digs = [
+        (dig, date(2023, 5, 2), "suspended_site"),
+        (box(450, 50, 480, 80), date(2023, 5, 2), "outside_permit"),  # producing: its business
+        (box(780, 90, 810, 100), date(2023, 5, 2), "restored_land"),  # clips RES's edge
+        (box(850, 50, 880, 80), date(2021, 5, 2), "unregistered"),  # before RES's restoration
+        (box(1250, 50, 1270, 70), date(2023, 7, 9), "illegal_site"),
+        (box(1300, 50, 1330, 80), date(2023, 7, 9), "within_permit"),
+    ]
+    shares = dug_shares(digs, sites, min_fraction=0.05)
+    assert shares == pytest.approx({"SUS": 0.01, "ILL": 0.01})
+    assert digging_forbidden(sites.iloc[2], date(2022, 4, 1))
+    assert not digging_forbidden(sites.iloc[2], date(2022, 3, 31))
+    assert not digging_forbidden(sites.iloc[1], date(2023, 1, 1))
+
+
+def test_recovery__outside_the_training_range_the_rules_decide(caplog):
+    # Restoration begun in 2005: twenty years, where training saw at most a few.
+    sites = _sites(died_back={"restoration_start": date(2005, 3, 1)}, quarry=QUARRY)
+    with caplog.at_level(logging.WARNING, logger="pipeline.recovery.predict"):
+        classes = _classes(sites, {"quarry": 0.02}, None)
+    assert not classes.loc["died_back", "model_used"]
+    assert classes.loc["died_back", "recovery_class"] == "regressed"
+    assert classes.loc["died_back", "rule"] == "peak_drop"
+    warned = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
+    assert len(warned) == 1
+    assert "died_back (days_since_restoration_start)" in warned[0]
+    assert classes.loc["never_green", "model_used"]
+
+
+def test_classify_sites__rules_say_so_in_model_used():
+    timeseries = _looks("died_back", SERIES["died_back"])
+    from pipeline.recovery.features import site_features
+
+    sites = _sites().iloc[:1]
+    features = site_features(timeseries, sites, assessed_until=ASSESSED, cfg=RecoveryConfig())
+    out = classify_sites(features, sites, {}, cfg=RecoveryConfig())
+    assert out.loc["died_back", "recovery_class"] == "regressed"
+    assert not out["model_used"].any()
+
+
+def test_disturbed_fractions__a_single_look_does_not_make_a_site_disturbed():
+    from pipeline.flags import Flag, disturbed_fractions
+
+    sites = gpd.GeoDataFrame(
+        {"site_id": ["ILL"], "category": ["illegal"], "status": ["closed"]},
+        geometry=[box(0, 0, 200, 200)],
+        crs="EPSG:32649",
+    )
+
+    def flag(confirmed: date | None) -> Flag:
+        return Flag("F20241031-abcdef", box(50, 50, 90, 90), date(2024, 10, 31), confirmed,
+                    date(2024, 11, 10), 1600.0, 0.5, "low", True, 0.6, "illegal_site")  # fmt: skip
+
+    assert disturbed_fractions([flag(None)], sites, min_fraction=0.05) == {}
+    shares = disturbed_fractions([flag(date(2024, 11, 10))], sites, min_fraction=0.05)
+    assert shares == pytest.approx({"ILL": 0.04})
