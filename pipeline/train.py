@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pipeline.config import RunConfig
 from pipeline.errors import InputError
-from pipeline.recovery.model import RecoveryModel, save_model, train_model
-from pipeline.recovery.training import labelled_features, read_labels
+from pipeline.recovery.model import RecoveryModel, save_model
+from pipeline.recovery.training import fit_labelled, labelled_features, read_labels
 from pipeline.run import run_pipeline
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,9 @@ def train_from_labels(
             )
             run_pipeline(rules, workspace)
         table = labelled_features(workspace, cfg.inputs.sites, labels, cfg=cfg.recovery)
-    model = train_model(
+    model = fit_labelled(
         table,
-        table["recovery_class"],
-        table["site_id"],
-        version=version or "pending",
+        version=version,
         training_data={
             "source": "minewatch train",
             "labels": str(Path(labels_path).resolve()),
@@ -61,8 +59,5 @@ def train_from_labels(
             "sites": cfg.inputs.sites,
         },
     )
-    if version is None:
-        fp = model.card["training_data"]["fingerprint_sha256"]
-        model.card["version"] = f"recovery-hgb-{fp[:8]}"
     save_model(model, out)
     return model

@@ -43,7 +43,12 @@ from pipeline.errors import InputError
 from pipeline.inputs import read_sites
 from pipeline.ledger import LEDGER_FILE, list_flags, open_ledger
 from pipeline.outputs import write_csv, write_json
-from pipeline.recovery.training import LABEL_COLUMNS, labelled_features, read_labels
+from pipeline.recovery.training import (
+    LABEL_COLUMNS,
+    fit_labelled,
+    labelled_features,
+    read_labels,
+)
 from pipeline.sampling import run_grid
 from pipeline.saved_layers import read_fold_layers
 
@@ -199,7 +204,7 @@ def train_from_ledger(
     with ``labels_path`` also the retrained model and its card. Reads ``workspace``
     only; every input is checked before ``out`` is written.
     """
-    from pipeline.recovery.model import save_model, train_model
+    from pipeline.recovery.model import save_model
     from pipeline.recovery.predict import predict_sites
 
     workspace = Path(workspace)
@@ -223,11 +228,9 @@ def train_from_ledger(
         table = labelled_features(
             workspace, cfg.inputs.sites, merged.reset_index(drop=True), cfg=cfg.recovery
         )
-        model = train_model(
+        model = fit_labelled(
             table,
-            table["recovery_class"],
-            table["site_id"],
-            version=version or "pending",
+            version=version,
             training_data={
                 "source": "minewatch train --from-ledger",
                 "labels": str(Path(labels_path).resolve()),
@@ -235,10 +238,6 @@ def train_from_ledger(
                 "ledger_labels": len(site_labels),
             },
         )
-        if version is None:
-            model.card["version"] = (
-                f"recovery-hgb-{model.card['training_data']['fingerprint_sha256'][:8]}"
-            )
         status = pd.read_csv(workspace / schema.SITE_STATUS_FILE, dtype={"site_id": str})
         now = pd.DataFrame(
             {

@@ -15,6 +15,7 @@ import json
 import logging
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -25,6 +26,7 @@ from pipeline.config import RecoveryConfig
 from pipeline.errors import InputError
 from pipeline.inputs import read_sites
 from pipeline.recovery.disturbance import dug_shares
+from pipeline.recovery.model import RecoveryModel, train_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE
 
@@ -140,3 +142,21 @@ def labelled_features(
         parts.append(feats)
     logger.info("features for %d labels at %d sites", len(labels), labels["site_id"].nunique())
     return pd.concat(parts).loc[labels.index]
+
+
+def fit_labelled(
+    table: pd.DataFrame, *, version: str | None, training_data: dict[str, Any]
+) -> RecoveryModel:
+    """``train_model`` on a labelled feature table (``recovery_class``, ``site_id``);
+    without ``version`` the model is named after its training data's fingerprint."""
+    model = train_model(
+        table,
+        table["recovery_class"],
+        table["site_id"],
+        version=version or "pending",
+        training_data=training_data,
+    )
+    if version is None:
+        fp = model.card["training_data"]["fingerprint_sha256"]
+        model.card["version"] = f"recovery-hgb-{fp[:8]}"
+    return model

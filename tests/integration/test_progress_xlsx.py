@@ -16,14 +16,7 @@ from pipeline.report import i18n
 from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE
 from pipeline.sampling import write_sample
 
-FIGURES = (
-    "sites",
-    "sites_restored",
-    "area_mu",
-    "restored_area_mu",
-    "restoration_rate_by_count_pct",
-    "restoration_rate_by_area_pct",
-)
+FIGURES = schema.PROGRESS_COLUMNS[2:]  # every column after category and county
 
 
 def _sheet_rows(ws: openpyxl.worksheet.worksheet.Worksheet) -> dict[str, tuple]:
