@@ -18,7 +18,7 @@ from shapely.geometry import box
 from pipeline import schema
 from pipeline.config import DetectionConfig
 from pipeline.errors import InputError, NoValidData
-from pipeline.inputs.records import InputWarning
+from pipeline.inputs.records import InputWarning, first_names
 from pipeline.sources.base import GridSpec
 
 
@@ -113,11 +113,6 @@ def sliver_warnings(
     return out
 
 
-def _listed(ids: list[str]) -> str:
-    shown = ", ".join(ids[:10])
-    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
-
-
 def require_site_values(
     timeseries: pd.DataFrame, sites: gpd.GeoDataFrame, *, catalog: str
 ) -> list[InputWarning]:
@@ -155,7 +150,7 @@ def require_site_values(
         out.append(
             InputWarning(
                 file,
-                f"sites {_listed(no_pixel)}",
+                f"sites {first_names(no_pixel, 10)}",
                 "geometry",
                 f"{len(no_pixel)} site(s) have no pixel on the analysis grid (outside the "
                 "imagery, or thinner than a pixel): no figures; check their coordinates and CRS",
@@ -165,7 +160,7 @@ def require_site_values(
         out.append(
             InputWarning(
                 file,
-                f"sites {_listed(no_value)}",
+                f"sites {first_names(no_value, 10)}",
                 "geometry",
                 f"{len(no_value)} site(s) have no valid pixel on any date (no data, cloud or "
                 "shadow): no figures",

@@ -24,7 +24,7 @@ from rasterio.errors import RasterioError
 
 from pipeline import schema
 from pipeline.inputs.asset_cache import AssetChecks
-from pipeline.inputs.records import InputWarning
+from pipeline.inputs.records import InputWarning, first_names
 from pipeline.sources.base import GridSpec, Scene
 
 logger = logging.getLogger(__name__)
@@ -148,11 +148,6 @@ def check_assets(
     return kept, warnings, probes
 
 
-def _first_three(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:3])
-    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
 def reprojection_warnings(
     probes: Sequence[AssetProbe], grid: GridSpec, *, catalog: str
 ) -> list[InputWarning]:
@@ -178,7 +173,7 @@ def reprojection_warnings(
     out = [
         InputWarning(
             catalog,
-            f"items {_first_three(items)}",
+            f"items {first_names(items)}",
             "proj:epsg",
             f"{len(items)} item(s) in {crs}, the grid in {grid.crs.to_string()}: warped onto "
             "the grid (bilinear for reflectance, nearest for SCL and QA)",
@@ -190,7 +185,7 @@ def reprojection_warnings(
         out.append(
             InputWarning(
                 catalog,
-                f"items {_first_three(items)}",
+                f"items {first_names(items)}",
                 "proj:transform",
                 f"{len(items)} item(s) with assets at an unusual resolution "
                 f"({', '.join(sorted(odd))}): resampled onto the {grid.resolution:g} m grid",

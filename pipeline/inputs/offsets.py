@@ -41,7 +41,7 @@ from rasterio.windows import Window, from_bounds
 
 from pipeline import schema
 from pipeline.inputs.asset_cache import AssetChecks
-from pipeline.inputs.records import InputWarning
+from pipeline.inputs.records import InputWarning, first_names
 from pipeline.sources.base import AssetRef, Scene
 
 logger = logging.getLogger(__name__)
@@ -197,11 +197,9 @@ def check_offsets(
     warnings = []
     for used in sorted({c.used for c in corrections}):
         these = [c for c in corrections if c.used == used]
-        names = ", ".join(f"{c.item_id} ({c.day})" for c in these[:3])
-        more = f" and {len(these) - 3} more" if len(these) > 3 else ""
         warning = InputWarning(
             catalog,
-            f"items {names}{more}",
+            f"items {first_names([f'{c.item_id} ({c.day})' for c in these])}",
             "raster:bands.offset",
             f"{len(these)} item(s) read with offset {used:g}, not the declared "
             f"{these[0].declared:g}: {these[0].evidence}",

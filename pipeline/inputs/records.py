@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -306,3 +306,9 @@ def polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon | None:
         return None
     union = shapely.union_all(parts)
     return union if isinstance(union, Polygon | MultiPolygon) else polygonal(union)
+
+
+def first_names(names: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``shown`` names of a list a warning names."""
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
