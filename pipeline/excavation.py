@@ -20,6 +20,18 @@ one, and why it does not:
   the median of the previous ``prior_observations`` clear looks).
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare.
+- **A harvest whose date moved** beyond the season window (and a restoration's own
+  bare substrate) is bare ground the pixel showed lately in other runs: such a
+  ``prone`` candidate makes a flag only once it has stayed bare longer than a fallow
+  spell (``bare_prone_run_days``). A pit dug into a field stays bare past it.
+
+Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
+soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
+at the same NDVI is not. A dig in the imagery's first weeks is judged against the
+one or two clear looks it has, provided they show green ground (so a hazy or
+cloud-edge first look cannot pass for "before"); it has no seasonal history, which
+caps its confidence. A dig seen on one clear look before the imagery ends is a flag
+at once (``low`` until a second look agrees, confirmed or dropped by later runs).
 
 A pixel's onset is its first clear look showing the change; it is confirmed by the
 next clear look that agrees; it is kept when at least ``persistence_min`` of its
@@ -52,6 +64,8 @@ CHANGE_LAYERS = (
     "has_history",
     "prior_ndvi",
     "gap_days",
+    "prone",
+    "span_days",
 )
 
 
@@ -87,8 +101,12 @@ class FoldState:
     run_gap: np.ndarray  # int32 days between the run's first look and the clear look before it
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
     run_start_day: np.ndarray  # int32 day number of the run's first look
+    run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
+    fresh_day: np.ndarray  # (2, h, w) int32 day numbers of the latest two fresh-bare looks
     onset_day: np.ndarray  # int32 day number of the candidate's onset
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
+    prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
+    last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
 
 
 def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
@@ -124,8 +142,12 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         run_gap=np.zeros(shape, np.int32),
         gap_days=np.zeros(shape, np.int32),
         run_start_day=np.zeros(shape, np.int32),
+        run_prone=np.zeros(shape, bool),
+        fresh_day=np.full((2, h, w), -100_000, np.int32),
         onset_day=np.zeros(shape, np.int32),
         prior_ndvi=np.full(shape, np.nan, np.float32),
+        prone=np.zeros(shape, bool),
+        last_day=np.zeros(shape, np.int32),
     )
 
 
@@ -169,8 +191,18 @@ def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
 def fresh_bare(
     ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
 ) -> np.ndarray:
-    """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False)."""
-    return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & (ndvi <= cfg.fresh_ndvi_max)
+    """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).
+
+    Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock, pale
+    soils) or, on the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
+    ``soil_bsi_min``: red soil and loess reflect more in NIR than rock does (NDVI
+    0.15-0.22) but keep a soil's SWIR-heavy shape, which sparse green cover and dead
+    grass at the same NDVI do not.
+    """
+    unvegetated = (ndvi <= cfg.fresh_ndvi_max) | (
+        (ndvi <= cfg.soil_ndvi_max) & (bsi >= cfg.soil_bsi_min)
+    )
+    return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & unvegetated
 
 
 def fold_step(
@@ -187,8 +219,8 @@ def fold_step(
     s = state
     clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
     fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
-    # Low cover: bare or sparse ground showing soil. The season bins count these, so a
-    # harvest's ragged edges (stubble, young crop) make bare ground expected then.
+    # Low cover: soil-dominated ground (stubble, thin winter cover). The season bins
+    # count these, so a harvest's ragged edges make bare ground expected then.
     low_cover = clear & (ndvi <= cfg.season_low_ndvi_max) & (bsi >= cfg.season_low_bsi_min)
     k = s.recent_n.dtype.type(cfg.prior_observations)
 
@@ -221,7 +253,9 @@ def fold_step(
     expected = has_hist & (s_bare > cfg.season_bare_max_fraction * s_clear)
 
     # What came before: the last K clear looks.
-    full_prior = s.recent_n >= k
+    # One clear look before is enough to judge a change against (a dig in the imagery's
+    # first weeks has no more); the buffer keeps up to K.
+    some_prior = s.recent_n >= 1
     prior_nd = _median_of_looks(s.recent_ndvi, s.recent_n)
     prior_bs = _median_of_looks(s.recent_bsi, s.recent_n)
     prior_red = _median_of_looks(s.recent_red, s.recent_n)
@@ -246,6 +280,7 @@ def fold_step(
     s.n_since = s.n_since + evidence
     s.n_bare = s.n_bare + support
     s.last = np.where(active & fresh, t, s.last)
+    s.last_day = np.where(active & fresh, day, s.last_day).astype(np.int32)
     s.confirm = np.where(support & (s.confirm < 0), t, s.confirm)
     failing = (s.onset >= 0) & (
         ((s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since))
@@ -266,10 +301,23 @@ def fold_step(
     s.run_second = np.where(
         fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
     )
-    s.run_ok = np.where(new_run, full_prior & prior_not_bare & abrupt, s.run_ok & ~(clear & ~fresh))
+    # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
+    # look could pass for "before": the ground must then have been green.
+    judged = (s.recent_n >= k) | (prior_nd >= cfg.prior_ndvi_min)
+    began = some_prior & judged & prior_not_bare & abrupt
+    s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
     s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
+    # Ground bare in earlier runs lately (two fresh looks within ``bare_memory_days``
+    # before this run: a field after each harvest, a restoration's substrate) is
+    # ``prone``: its candidate makes a flag only once it has stayed bare for
+    # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
+    # harvest and the next crop, so a harvest whose date moved from last year's is not
+    # taken for a dig. A pit in a field stays bare past it.
+    s.run_prone = np.where(new_run, day - s.fresh_day[1] <= cfg.bare_memory_days, s.run_prone)
+    s.fresh_day[1] = np.where(fresh, s.fresh_day[0], s.fresh_day[1])
+    s.fresh_day[0] = np.where(fresh, day, s.fresh_day[0])
 
     # A candidate starts when a run that began as a change is not expected in this
     # season; it is dated from the run's first look (a dig that began during harvest
@@ -285,6 +333,8 @@ def fold_step(
     s.gap_days = np.where(start, s.run_gap, s.gap_days).astype(np.int32)
     s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
+    s.prone = np.where(start, s.run_prone, s.prone)
+    s.last_day = np.where(start, day, s.last_day).astype(np.int32)
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
     looks = (
@@ -312,6 +362,18 @@ def fold_step(
     return s
 
 
+def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+    """Pixels whose candidate makes a flag, from ``change_layers``' (layer, ...) stack.
+
+    A candidate counts while at least ``persistence_min`` of its clear looks since the
+    onset are fresh bare; one on ground bare lately in other runs (``prone``: a field)
+    counts once it has stayed bare for ``bare_prone_run_days``.
+    """
+    at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
+    kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))
+    return kept & ((at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days))
+
+
 def change_layers(state: FoldState) -> np.ndarray:
     """The state's outcome as a float64 stack (layer, h, w) in ``CHANGE_LAYERS`` order."""
     return np.stack(
@@ -324,5 +386,7 @@ def change_layers(state: FoldState) -> np.ndarray:
             state.has_history,
             state.prior_ndvi,
             state.gap_days,
+            state.prone,
+            np.where(state.onset >= 0, state.last_day - state.onset_day, 0),
         ]
     ).astype(np.float64)

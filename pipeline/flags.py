@@ -32,7 +32,7 @@ from skimage.measure import label
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
-from pipeline.excavation import CHANGE_LAYERS
+from pipeline.excavation import CHANGE_LAYERS, persistent_change
 from pipeline.flag_confidence import FlagEvidence, flag_confidence
 from pipeline.recovery.disturbance import dug_shares
 from pipeline.sources.base import GridSpec
@@ -80,7 +80,7 @@ def build_flags(
     """Components of persistent change as flags (no violation yet)."""
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
-    changed = (onset >= 0) & (n_bare >= cfg.persistence_min * np.maximum(n_since, 1))
+    changed = persistent_change(layers, cfg)
     if aoi_mask is not None:
         changed &= aoi_mask
     labels = label(changed, connectivity=2)

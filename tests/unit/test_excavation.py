@@ -82,10 +82,14 @@ def test_fold__dig_found_at_first_clear_look_and_confirmed_by_the_next():
     assert layers[L["n_bare"], 0] == N - 60
 
 
-def test_fold__dig_into_a_ploughed_field_is_found_by_its_brightness():
+def test_fold__dig_into_a_ploughed_field_is_dated_from_the_bare_run_it_continues():
+    # Ploughed soil (NDVI 0.20, BSI 0.21) is bare soil on the soil line; the dig keeps
+    # the field bare past the next growing season, so the run that began at ploughing
+    # is the change.
     layers = _fold(["ploughed_dig"])
-    assert layers[L["onset"], 0] == 50
-    assert layers[L["confirm"], 0] == 51
+    assert layers[L["onset"], 0] == 40
+    assert layers[L["confirm"], 0] == 41
+    assert layers[L["n_bare"], 0] == N - 40
 
 
 def test_fold__dig_under_cloud_is_found_at_the_next_clear_look():

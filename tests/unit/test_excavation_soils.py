@@ -1,0 +1,141 @@
+"""The fold on what grey-rock digs never showed: soils, first and last looks, fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import DetectionConfig
+from pipeline.excavation import (
+    CHANGE_LAYERS,
+    change_layers,
+    fold_step,
+    fresh_bare,
+    new_state,
+    persistent_change,
+)
+
+L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
+START = np.datetime64("2021-03-01")
+N = 120  # 10-day revisit: 2021-03-01 .. 2024-06-13
+DAYS = START + np.arange(N) * 10
+doys = (DAYS - DAYS.astype("datetime64[Y]")).astype(int)
+years = DAYS.astype("datetime64[Y]").astype(int) + 1970
+# ndvi, bsi, red
+VEG = (0.75, -0.30, 0.04)
+RED_SOIL = (0.19, 0.24, 0.18)  # iron-rich red soil: NIR well above red, SWIR-heavy
+LOESS = (0.15, 0.20, 0.20)  # yellow loess
+FIELD_SOIL = (0.19, 0.22, 0.13)  # a ploughed field after harvest
+SPARSE_GREEN = (0.20, 0.08, 0.12)  # weeds on weathered ground, a die-back's remnant
+CLOUD_EDGE = (0.05, -0.10, 0.30)  # partial cloud the mask missed: bright and flat
+
+
+def _forest() -> np.ndarray:
+    """(N, 3): deciduous forest, NDVI 0.75 in summer to 0.3 leaf-off, never bare."""
+    ndvi = 0.525 + 0.225 * np.cos(2 * np.pi * (doys - 200) / 365)
+    return np.stack([ndvi, -0.3 + 0.25 * (0.75 - ndvi), 0.04 + 0.05 * (0.75 - ndvi)], axis=1)
+
+
+def _field(harvest_doy: dict[int, int]) -> np.ndarray:
+    """(N, 3): a crop, bare soil for 20 days from each year's harvest day of year."""
+    out = np.tile(np.array(VEG), (N, 1))
+    for year, doy in harvest_doy.items():
+        out[(years == year) & (doys >= doy) & (doys < doy + 20)] = FIELD_SOIL
+    return out
+
+
+def _fold(series: list[np.ndarray], clear: np.ndarray | None = None) -> np.ndarray:
+    """Change layers (layer, pixel) after folding each pixel's (N, 3) series."""
+    cfg = DetectionConfig()
+    stack = np.stack(series, axis=1)  # (n, P, 3): the imagery may end before N
+    shape = (1, stack.shape[1])
+    clear = np.ones(stack.shape[:2], bool) if clear is None else clear
+    state = new_state(shape, cfg.prior_observations)
+    for t in range(stack.shape[0]):
+        nd, bs, rd = (stack[t, :, i].reshape(shape).astype(np.float32) for i in range(3))
+        day = int(DAYS[t].astype(np.int64))
+        state = fold_step(state, t, day, clear[t].reshape(shape), nd, bs, rd, cfg)
+    return change_layers(state)[:, 0, :]
+
+
+def _flagged(layers: np.ndarray) -> np.ndarray:
+    return persistent_change(layers[:, np.newaxis, :], DetectionConfig())[0]
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+@pytest.mark.parametrize(
+    ("look", "fresh"),
+    [(RED_SOIL, True), (LOESS, True), (FIELD_SOIL, True), (SPARSE_GREEN, False)],
+)
+def test_fresh_bare__soil_line_takes_red_soil_and_loess_not_sparse_green(look, fresh):
+    nd, bs, rd = (np.array([[v]], np.float32) for v in look)
+    assert bool(fresh_bare(nd, bs, rd, DetectionConfig())[0, 0]) is fresh
+
+
+def test_fold__red_soil_dig_in_october_and_loess_dig_in_early_summer_are_flagged():
+    october = _first((years == 2022) & (doys >= 274))
+    june = _first((years == 2023) & (doys >= 152))
+    red = _forest()
+    red[october:] = RED_SOIL
+    loess = np.tile(np.array(VEG), (N, 1))
+    loess[june:] = LOESS
+    layers = _fold([red, loess])
+    assert [int(v) for v in layers[L["onset"]]] == [october, june]
+    assert [int(v) for v in layers[L["confirm"]]] == [october + 1, june + 1]
+    assert list(_flagged(layers)) == [True, True]
+
+
+def test_fold__dig_in_the_first_weeks_is_judged_against_its_one_look_before():
+    dig = np.tile(np.array(VEG), (N, 1))
+    dig[2:] = RED_SOIL
+    clear = np.ones((N, 1), bool)
+    clear[1] = False  # one clear look before the dig, no seasonal history at all
+    layers = _fold([dig], clear=clear)
+    assert int(layers[L["onset"], 0]) == 2
+    assert int(layers[L["confirm"], 0]) == 3
+    assert layers[L["has_history"], 0] == 0
+    assert _flagged(layers)[0]
+
+
+def test_fold__bare_ground_seen_first_through_a_cloud_edge_is_not_a_dig():
+    pit = np.tile(np.array(LOESS), (N, 1))
+    pit[0] = CLOUD_EDGE  # the only look "before" is partial cloud: not green ground
+    layers = _fold([pit])
+    assert int(layers[L["onset"], 0]) == -1
+
+
+def test_fold__dig_one_or_two_looks_before_the_end_is_flagged_unconfirmed_or_confirmed():
+    two, one = _forest(), _forest()
+    two[N - 2 :] = RED_SOIL
+    one[N - 1 :] = LOESS
+    layers = _fold([two, one])
+    assert [int(v) for v in layers[L["onset"]]] == [N - 2, N - 1]
+    assert [int(v) for v in layers[L["confirm"]]] == [N - 1, -1]
+    assert list(_flagged(layers)) == [True, True]
+
+
+def test_fold__harvest_moved_by_a_month_at_the_end_of_the_imagery_is_not_flagged():
+    # Harvest on day 155 for three years, then on day 125 in the last year, where the
+    # imagery ends two looks later: no seasonal history covers it, and a dig seen on
+    # two looks would be flagged, but this ground was bare after last year's harvest.
+    moved = _first((years == 2024) & (doys >= 125))
+    field = _field({2021: 155, 2022: 155, 2023: 155, 2024: 125})[: moved + 2]
+    layers = _fold([field])
+    assert int(layers[L["onset"], 0]) == moved
+    assert layers[L["prone"], 0] == 1
+    assert layers[L["span_days"], 0] == 10
+    assert not _flagged(layers)[0]
+
+
+def test_fold__dig_into_a_field_at_harvest_is_flagged_once_it_stays_bare_past_the_season():
+    field = _field({2021: 155, 2022: 155, 2023: 155})
+    harvest = _first((years == 2023) & (doys >= 155))
+    field[harvest + 1 :] = LOESS  # dug the look after harvest; never cropped again
+    layers = _fold([field])
+    assert int(layers[L["onset"], 0]) == harvest
+    assert layers[L["prone"], 0] == 1
+    assert layers[L["span_days"], 0] >= DetectionConfig().bare_prone_run_days
+    assert _flagged(layers)[0]
