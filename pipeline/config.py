@@ -155,8 +155,10 @@ class DetectionConfig(_Model):
     season_low_ndvi_max: float = Field(0.3, ge=-1, le=1)
     season_low_bsi_min: float = Field(0.1, ge=-1, le=1)
     gradual_gap_days: int = Field(45, ge=1)
-    bare_memory_days: int = Field(730, ge=0)
+    bare_memory_days: int = Field(1095, ge=0)
     bare_prone_run_days: int = Field(70, ge=0)
+    regional_change_share: float = Field(0.03, ge=0, le=1)
+    regional_change_min_pixels: int = Field(500, ge=1)
     persistence_min: float = Field(0.7, ge=0, le=1)
     outside_permit_buffer_m: float = Field(100.0, ge=0)
     violation_precedence: tuple[str, ...] = (

@@ -20,10 +20,12 @@ one, and why it does not:
   the median of the previous ``prior_observations`` clear looks).
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare.
-- **A harvest whose date moved** beyond the season window (and a restoration's own
-  bare substrate) is bare ground the pixel showed lately in other runs: such a
-  ``prone`` candidate makes a flag only once it has stayed bare longer than a fallow
-  spell (``bare_prone_run_days``). A pit dug into a field stays bare past it.
+- **A harvest whose date moved** beyond the season window is on ground that had
+  other bare spells lately (two within ``bare_memory_days``): such a ``prone``
+  candidate makes a flag only once it has stayed bare longer than a fallow spell
+  (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
+  change that begins together on much of the tile's clear ground (``_regional``: a
+  harvest across the plain where cloud hid last year's), unlike a dig.
 
 Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
 soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
@@ -102,7 +104,9 @@ class FoldState:
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
     run_start_day: np.ndarray  # int32 day number of the run's first look
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
-    fresh_day: np.ndarray  # (2, h, w) int32 day numbers of the latest two fresh-bare looks
+    spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
+    # bare spells (runs of fresh-bare looks) that have ended
+    fresh_day: np.ndarray  # (h, w) int32 day number of the latest fresh-bare look
     onset_day: np.ndarray  # int32 day number of the candidate's onset
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
@@ -143,7 +147,8 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         gap_days=np.zeros(shape, np.int32),
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
-        fresh_day=np.full((2, h, w), -100_000, np.int32),
+        spell_end=np.full((2, h, w), -100_000, np.int32),
+        fresh_day=np.full(shape, -100_000, np.int32),
         onset_day=np.zeros(shape, np.int32),
         prior_ndvi=np.full(shape, np.nan, np.float32),
         prone=np.zeros(shape, bool),
@@ -203,6 +208,15 @@ def fresh_bare(
         (ndvi <= cfg.soil_ndvi_max) & (bsi >= cfg.soil_bsi_min)
     )
     return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & unvegetated
+
+
+def _regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+    """``starting`` where the changes beginning on this date cover a large share of the
+    tile's clear pixels (``regional_change_share``, at least ``regional_change_min_pixels``),
+    else all False: a harvest across the plain, not a dig."""
+    n = int(starting.sum())
+    regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
+    return starting if regional else np.zeros_like(starting)
 
 
 def fold_step(
@@ -295,6 +309,10 @@ def fold_step(
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
     new_run = fresh & (s.run_start < 0)
+    ended = clear & ~fresh & (s.run_start >= 0)
+    s.spell_end[1] = np.where(ended, s.spell_end[0], s.spell_end[1])
+    s.spell_end[0] = np.where(ended, s.fresh_day, s.spell_end[0])
+    s.fresh_day = np.where(fresh, day, s.fresh_day).astype(np.int32)
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
@@ -309,15 +327,15 @@ def fold_step(
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
     s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
-    # Ground bare in earlier runs lately (two fresh looks within ``bare_memory_days``
-    # before this run: a field after each harvest, a restoration's substrate) is
+    # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
+    # field, bare after each harvest; a restoration's substrate is one spell) is
     # ``prone``: its candidate makes a flag only once it has stayed bare for
     # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
     # harvest and the next crop, so a harvest whose date moved from last year's is not
-    # taken for a dig. A pit in a field stays bare past it.
-    s.run_prone = np.where(new_run, day - s.fresh_day[1] <= cfg.bare_memory_days, s.run_prone)
-    s.fresh_day[1] = np.where(fresh, s.fresh_day[0], s.fresh_day[1])
-    s.fresh_day[0] = np.where(fresh, day, s.fresh_day[0])
+    # taken for a dig. A pit in a field stays bare past it. So is ground that begins a
+    # change together with much of its tile (``_regional``).
+    prone = (day - s.spell_end[1] <= cfg.bare_memory_days) | _regional(new_run & began, clear, cfg)
+    s.run_prone = np.where(new_run, prone, s.run_prone)
 
     # A candidate starts when a run that began as a change is not expected in this
     # season; it is dated from the run's first look (a dig that began during harvest

@@ -139,3 +139,26 @@ def test_fold__dig_into_a_field_at_harvest_is_flagged_once_it_stays_bare_past_th
     assert layers[L["prone"], 0] == 1
     assert layers[L["span_days"], 0] >= DetectionConfig().bare_prone_run_days
     assert _flagged(layers)[0]
+
+
+def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_not():
+    # 40 x 40 px: green for two years, no harvest ever seen (cloud hid them); on the
+    # last look a whole plain of it turns to bare soil at once, or one 12-px dig does.
+    cfg = DetectionConfig()
+    n, side = 70, 40
+
+    def fold(bare: np.ndarray) -> np.ndarray:
+        state = new_state((side, side), cfg.prior_observations)
+        clear = np.ones((side, side), bool)
+        for t in range(n):
+            look = np.where(bare[..., None] & (t == n - 1), FIELD_SOIL, VEG).astype(np.float32)
+            day = int(DAYS[t].astype(np.int64))
+            state = fold_step(state, t, day, clear, look[..., 0], look[..., 1], look[..., 2], cfg)
+        return persistent_change(change_layers(state), cfg)
+
+    plain = np.zeros((side, side), bool)
+    plain[:, :20] = True  # 800 px, half the tile
+    dig = np.zeros((side, side), bool)
+    dig[10:13, 10:14] = True
+    assert not fold(plain).any()
+    assert fold(dig).sum() == 12
