@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.scenes.atmosphere import CloudModel
-from pipeline.scenes.surface import EM, Physics
+from pipeline.scenes.surface import EM, Physics, World
 from pipeline.scenes.world import build_world
 from pipeline.scenes.writing import ScenarioPaths, prepare_folder, write_scenario
 
@@ -114,6 +114,14 @@ def acquisition_dates(start: date, end: date, revisit_days: int,
     return out
 
 
+def build_loess_world(seed: int, shape: tuple[int, int], start: date, end: date, *,
+                      climate: float = 0.0, extra_sites: int = 0) -> World:  # fmt: skip
+    """The world of a loess scenario (what ``generate_scenario`` renders and writes)."""
+    return build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
+                       physics=LOESS, hard_cases=True, parcel_shift=PARCEL_SHIFT,
+                       crop_shift=crop_calendar_shift(seed, start, end))  # fmt: skip
+
+
 def generate_scenario(
     out_dir: Path,
     *,
@@ -137,9 +145,7 @@ def generate_scenario(
     if end <= start or revisit_days < 1:
         raise ValueError("need start < end and revisit_days >= 1")
     paths = prepare_folder(Path(out_dir))
-    world = build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
-                        physics=LOESS, hard_cases=True, parcel_shift=PARCEL_SHIFT,
-                        crop_shift=crop_calendar_shift(seed, start, end))  # fmt: skip
+    world = build_loess_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites)
     dates = acquisition_dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
     marker = {
         "family": FAMILY,
