@@ -1,20 +1,28 @@
 """Score MineWatch against generated scenarios it was not tuned on.
 
-For each seed: generate a scenario (pipeline.scenes.generate_scenario, cached under
-data/scenarios/), run the whole pipeline on it, and compare with its truth file:
+For each scene family (``--family``: ``standard``, ``loess`` or ``both``) and each seed:
+generate a scenario (pipeline.scenes.generate_family, cached under data/scenarios/ in a
+folder named after the family), run the whole pipeline on it, and compare with its
+truth file. The standard family is generated with its hard cases (``hard_cases=True``);
+``loess`` always has them (see pipeline.scenes.hard_cases). Figures:
 
 - digs: recall (a true dig overlapped by a flag), precision of enforcement flags
   (flags other than ``within_permit`` that overlap a true dig), violation correct
   (the flag overlapping a detected dig most carries the true violation), latency
   (first_detected minus the dig's start, days), area error (|flag - truth| / truth);
-- sites: accuracy of recovery_class, per-class recall, confusion matrix.
+- sites: accuracy of recovery_class, per-class recall, confusion matrix;
+- per case kind (each dig's ``case`` in truth.json; ``standard`` where it has none) and
+  per dig material: digs, found, recall and median latency.
 
-    .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--json out.json]
+    .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--family both] [--json out.json]
         [--climate 0.15] [--model models/NAME | --model rules]
 
 ``--climate`` adds drought and wet years (pipeline.scenes' yearly vegetation vigour);
-``--model`` picks the recovery model (default: the shipped one). The site classes
-of all seeds are summed into one confusion matrix at the end.
+``--model`` picks the recovery model (default: the shipped one). Per family, the site
+classes of all seeds are summed into one confusion matrix and the digs of all seeds into
+the case and material tables. ``--json``: one entry per scenario, each with the figures
+above plus ``family``, ``by_case`` and ``by_material``; a standard scenario's key is its
+seed (as before families), another family's ``family:seed``.
 """
 
 from __future__ import annotations
@@ -36,9 +44,11 @@ from shapely.geometry import shape
 from pipeline import schema
 from pipeline.config import load_config
 from pipeline.run import run_pipeline
-from pipeline.scenes import ScenarioPaths, generate_scenario
+from pipeline.scenes import FAMILIES, ScenarioPaths, generate_family
 
 ROOT = Path(__file__).resolve().parents[1]
+FAMILY_OPTIONS: dict[str, dict[str, object]] = {"standard": {"hard_cases": True}}
+"""Generator options per family in the evaluation: standard with its hard cases."""
 
 
 def scenario_settings(seed: int) -> dict:
@@ -50,22 +60,46 @@ def scenario_settings(seed: int) -> dict:
     return {"start": start, "end": end, "cloud_scale": round(float(rng.uniform(0.8, 1.4)), 2)}
 
 
-def _scenario(seed: int, climate: float = 0.0) -> ScenarioPaths:
-    """The scenario for a seed, generated once and cached under data/scenarios/."""
+def _scenario(family: str, seed: int, climate: float = 0.0) -> ScenarioPaths:
+    """The scenario of a family for a seed, generated once, cached under data/scenarios/."""
     settings = scenario_settings(seed)
-    folder = (
-        ROOT
-        / "data"
-        / "scenarios"
-        / (
-            f"seed{seed}-{settings['start']:%Y%m}-{settings['end']:%Y%m}-c{settings['cloud_scale']:g}"
-            + (f"-k{climate:g}" if climate else "")
-        )
+    options = FAMILY_OPTIONS.get(family, {})
+    name = (
+        f"{family}{'-hard' if options.get('hard_cases') else ''}-seed{seed}"
+        f"-{settings['start']:%Y%m}-{settings['end']:%Y%m}-c{settings['cloud_scale']:g}"
+        + (f"-k{climate:g}" if climate else "")
     )
+    folder = ROOT / "data" / "scenarios" / name
     paths = ScenarioPaths.under(folder)
     if (folder / ".complete").exists():  # the generator writes this marker last
         return paths
-    return generate_scenario(folder, seed=seed, climate=climate, **settings)
+    return generate_family(family, folder, seed=seed, climate=climate, **settings, **options)
+
+
+def by_kind(per_dig: list[dict], key: str) -> dict[str, dict]:
+    """Digs, found, recall and median latency (days) per value of ``key`` of the digs."""
+    out: dict[str, dict] = {}
+    for kind in sorted({d[key] for d in per_dig}):
+        rows = [d for d in per_dig if d[key] == kind]
+        found = [d for d in rows if d["found"]]
+        lat = [d["latency_days"] for d in found]
+        out[kind] = {
+            "digs": len(rows),
+            "found": len(found),
+            "recall": len(found) / len(rows),
+            "median_latency_days": float(np.median(lat)) if lat else None,
+        }
+    return out
+
+
+def print_by_kind(title: str, table: dict[str, dict]) -> None:
+    print(f"{title} (digs, found, recall, median latency):")
+    for kind, row in table.items():
+        lat = row["median_latency_days"]
+        print(
+            f"  {kind:16s} {row['digs']:3d} {row['found']:3d}  {row['recall']:.2f}  "
+            + ("n/a" if lat is None else f"{lat:.0f} d")
+        )
 
 
 def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
@@ -86,8 +120,11 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
     per_dig = []
     for _, dig in digs.iterrows():
         hits = fl[fl.intersects(dig.geometry)] if len(fl) else fl
+        kind = {"case": dig.get("case", "standard"), "material": dig["material"]}
         if not len(hits):
-            per_dig.append({"dig_id": dig["dig_id"], "violation": dig["violation"], "found": False})
+            per_dig.append(
+                {"dig_id": dig["dig_id"], "violation": dig["violation"], "found": False, **kind}
+            )
             continue
         detected += 1
         matched_flags.update(hits["flag_id"])
@@ -108,6 +145,7 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
                 "flag_violation": best["violation"],
                 "latency_days": lat,
                 "area_error": round(err, 3),
+                **kind,
             }
         )
     # Every flag (within_permit ones too: the dig is real either way) with its
@@ -150,6 +188,8 @@ def score(flags_path: Path, status_path: Path, truth_path: Path) -> dict:
         "site_recall": recall,
         "confusion": confusion.to_dict(),
         "per_dig": per_dig,
+        "by_case": by_kind(per_dig, "case"),
+        "by_material": by_kind(per_dig, "material"),
         "reliability": reliability,
         "false_flags": enforce[~enforce["flag_id"].isin(matched_flags)][
             ["flag_id", "first_detected", "area_m2", "violation", "level"]
@@ -184,48 +224,37 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
+    """Generate (or reuse) one scenario, run the pipeline on it and score the outputs."""
+    t0 = time.perf_counter()
+    paths = _scenario(family, seed, args.climate)
+    out = ROOT / "runs" / "evaluate" / f"{family}-seed{seed}"
+    if (out / "ledger.sqlite").exists():
+        (out / "ledger.sqlite").unlink()
+    cfg = load_config(None, {**paths.run_overrides(), "recovery.model": args.model})
+    run_pipeline(cfg, out)
+    res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["family"] = family
+    res["scenario"] = {k: str(v) for k, v in scenario_settings(seed).items()}
+    print(
+        f"{family} seed {seed} {res['scenario']}: digs {res['digs']} flags {res['flags']} "
+        f"recall {_fmt(res['recall'])} "
+        f"precision {_fmt(res['precision'])} "
+        f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
+        f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
+        f"({res['seconds']} s)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
-    parser.add_argument("--json", type=Path, help="write all figures here")
-    parser.add_argument("--climate", type=float, default=0.0, help="drought/wet-year spread")
-    parser.add_argument("--model", help="recovery.model: a model folder or 'rules'")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    results = {}
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        paths = _scenario(seed, args.climate)
-        out = ROOT / "runs" / "evaluate" / f"seed{seed}"
-        if (out / "ledger.sqlite").exists():
-            (out / "ledger.sqlite").unlink()
-        cfg = load_config(
-            None,
-            {
-                **paths.run_overrides(),
-                "recovery.model": args.model,
-            },
-        )
-        run_pipeline(cfg, out)
-        res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth)
-        res["seconds"] = round(time.perf_counter() - t0, 1)
-        res["scenario"] = {k: str(v) for k, v in scenario_settings(seed).items()}
-        results[seed] = res
-        print(
-            f"seed {seed} {res['scenario']}: digs {res['digs']} flags {res['flags']} "
-            f"recall {res['recall']:.2f} "
-            f"precision {_fmt(res['precision'])} "
-            f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
-            f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
-            f"({res['seconds']} s)"
-        )
-        for d in res["per_dig"]:
-            print("   ", d)
-        for f in res["false_flags"][:15]:
-            print("    false:", f)
+    for d in res["per_dig"]:
+        print("   ", d)
+    for f in res["false_flags"][:15]:
+        print("    false:", f)
+    return res
+
+
+def print_family(family: str, results: list[dict]) -> None:
+    """A family's figures over its scenarios: medians, site classes, cases, materials."""
+    print(f"== {family}: {len(results)} scenario(s)")
     keys = [
         "recall",
         "precision",
@@ -234,15 +263,16 @@ def main() -> int:
         "median_area_error",
         "site_accuracy",
     ]
-    print(
-        "median over scenarios:",
-        {k: float(np.median([r[k] for r in results.values() if r[k] is not None])) for k in keys},
-    )
+    medians = {}
+    for k in keys:
+        values = [r[k] for r in results if r[k] is not None]
+        medians[k] = float(np.median(values)) if values else None
+    print("median over scenarios:", medians)
     classes = list(schema.RECOVERY_CLASSES)
     # Summed confusion, rows: truth, columns: predicted.
     total = sum(
         pd.DataFrame(r["confusion"]).reindex(index=classes, columns=classes, fill_value=0)
-        for r in results.values()
+        for r in results
     )
     hits = int(np.trace(total.to_numpy()))
     print(f"site classes over {len(results)} scenarios: accuracy {hits / total.values.sum():.3f}")
@@ -251,7 +281,39 @@ def main() -> int:
         print(f"  {c:13s} recall {int(total.loc[c, c])}/{n}" if n else f"  {c:13s} none")
     print("confusion (rows truth, columns predicted):")
     print(total.to_string())
-    print_reliability([row for r in results.values() for row in r["reliability"]])
+    digs = [d for r in results for d in r["per_dig"]]
+    print_by_kind("per case", by_kind(digs, "case"))
+    print_by_kind("per material", by_kind(digs, "material"))
+    print_reliability([row for r in results for row in r["reliability"]])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
+    parser.add_argument(
+        "--family",
+        choices=[*FAMILIES, "both"],
+        default="both",
+        help="scene family to evaluate on (default: both)",
+    )
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument("--climate", type=float, default=0.0, help="drought/wet-year spread")
+    parser.add_argument("--model", help="recovery.model: a model folder or 'rules'")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    families = list(FAMILIES) if args.family == "both" else [args.family]
+    results: dict[str, dict] = {}
+    per_family: dict[str, list[dict]] = {}
+    for family in families:
+        for seed in args.seeds:
+            res = evaluate_scenario(family, seed, args)
+            results[str(seed) if family == "standard" else f"{family}:{seed}"] = res
+            per_family.setdefault(family, []).append(res)
+    for family, rows in per_family.items():
+        print_family(family, rows)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -6,10 +6,13 @@ nothing from here (``tests/unit/test_layout.py`` checks).
 
 The modules follow how a scenario is made: ``grid`` (the grid, random shapes and
 fields), ``cast`` (what each site is and does), ``layout`` (landscape, zones, sites,
-permits, digs), ``surface`` (spectra, phenology, soils, climate), ``world`` (all of it
-drawn into one world and its truth), ``atmosphere`` (clouds, haze, shadows, SCL errors),
-``writing`` (COGs, STAC, vectors, truth files), ``standard`` (the standard family:
-``generate_scenario``, the demo) and ``families`` (scene families by name).
+permits), ``digs`` (new excavation and its truth), ``hard_cases`` (the digs and sites a
+detector or model finds hard), ``surface`` (a family's ``Physics``: spectra, phenology,
+soils; climate), ``world`` (all of it drawn into one world and its truth),
+``atmosphere`` (a family's ``CloudModel``: clouds, haze, shadows, SCL errors),
+``writing`` (COGs, STAC, vectors, truth files), the families ``standard`` (the demo
+county: ``generate_scenario``) and ``loess`` (loess uplands and red-soil hills, other
+physics), and ``families`` (scene families by name).
 """
 
 from pipeline.scenes.families import FAMILIES, generate_family, scene_family

@@ -2,8 +2,10 @@
 
 A family is a way of drawing a world (its cast, landscape and weather); each writes the
 same files (``ScenarioPaths``) so the demo, the evaluation and the training scripts can
-take any of them. Today there is one, ``standard`` (the demo county and its seeded
-variants); a new family is a module beside ``standard.py`` and one entry here.
+take any of them: ``standard`` (the demo county and its seeded variants) and ``loess``
+(a county of loess uplands and red-soil hills with other spectra, phenology and clouds,
+and the hard cases; see ``loess``). A new family is a module beside ``standard.py`` and
+one entry here.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.scenes import loess
 from pipeline.scenes.standard import generate_scenario
 from pipeline.scenes.writing import ScenarioPaths
 
 GenerateScenario = Callable[..., ScenarioPaths]
 """``generate(out_dir, *, seed=..., ...) -> ScenarioPaths``: writes one scenario."""
 
-FAMILIES: dict[str, GenerateScenario] = {"standard": generate_scenario}
+FAMILIES: dict[str, GenerateScenario] = {
+    "standard": generate_scenario,
+    loess.FAMILY: loess.generate_scenario,
+}
 DEFAULT_FAMILY = "standard"
 
 

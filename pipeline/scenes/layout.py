@@ -6,15 +6,12 @@ zones, then places the sites of the cast and their permits away from all of them
 Mine sites are drawn as irregular polygons (1-15 ha at the default shape; areas scale
 with the scene area, floor 0.2 x).
 
-Digs (new excavation) turn their pixels into fresh bright bare soil/rock (red
-0.16-0.28, or a whiter limestone variant) from their start date on, optionally
-spreading outward from a seed point over 1-4 months, and stay bare. At least one dig
-of each violation is drawn; see ``truth.json``.
+``free_dig`` finds room for a dig on a land cover; ``digs`` draws the digs themselves.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import shapely
@@ -22,11 +19,10 @@ from rasterio.features import rasterize
 from rasterio.transform import Affine, from_origin
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point, Polygon
-from shapely.ops import polylabel, unary_union
+from shapely.ops import unary_union
 
 from pipeline.scenes.cast import Plan
-from pipeline.scenes.grid import LANDCOVER_CODES, ORIGIN, PIXEL, blob, iso_date, random_field
-from pipeline.scenes.surface import Dig, World, endmember
+from pipeline.scenes.grid import LANDCOVER_CODES, ORIGIN, PIXEL, blob, random_field
 
 
 def _mask(geom, world_shape: tuple[int, int], transform: Affine) -> np.ndarray:
@@ -38,8 +34,10 @@ def _mask(geom, world_shape: tuple[int, int], transform: Affine) -> np.ndarray:
 class Layout:
     """Draws the landscape, then places sites, zones and digs without conflicts."""
 
-    def __init__(self, seed: int, shape: tuple[int, int], start: date, end: date) -> None:
+    def __init__(self, seed: int, shape: tuple[int, int], start: date, end: date, *,
+                 parcel_shift: float = 8.0) -> None:  # fmt: skip
         self.rng = np.random.default_rng([seed, 1])
+        self.parcel_shift = parcel_shift  # farmland parcels sow and harvest +/- this many days
         self.seed, self.shape, self.start, self.end = seed, shape, start, end
         self.T = (end - start).days
         h, w = shape
@@ -81,7 +79,8 @@ class Layout:
         pts = rng.uniform([0, 0], [h, w], (n_parcels, 2))
         rr, cc = np.indices(self.shape)
         _, parcel = cKDTree(pts).query(np.c_[rr.ravel(), cc.ravel()])
-        self.parcel_offset = rng.uniform(-8, 8, n_parcels).astype(np.float32)[parcel]
+        shift = self.parcel_shift
+        self.parcel_offset = rng.uniform(-shift, shift, n_parcels).astype(np.float32)[parcel]
         fallow = (rng.random(n_parcels) < 0.08)[parcel].reshape(self.shape)
         lc[fallow & (lc == LANDCOVER_CODES["farmland"])] = LANDCOVER_CODES["grassland"]
         village = random_field(rng, self.shape, 3 * self.s_len + 2) > rng.uniform(0.965, 0.985)
@@ -246,101 +245,3 @@ class Layout:
                 continue
             return g
         raise ValueError(f"cannot place a dig in a scene of shape {self.shape}")
-
-
-def place_digs(lay: Layout, plans: list[Plan], world: World, tex: np.ndarray,
-                green_by: dict[str, int], lo: int, hi: int, county_of) -> list[dict]:  # fmt: skip
-    """Draw one dig per violation kind (plus the site digs the plans ask for)."""
-    rng, T = lay.rng, lay.T
-    s_dig = lay.s_len
-    taken = [p.geom.buffer(60 * s_dig) for p in plans]
-    taken += [p.permit.buffer(60 * s_dig) for p in plans if p.permit is not None]
-    out: list[dict] = []
-
-    def area() -> float:
-        return float(rng.uniform(0.3, 3.0) * 1e4 * s_dig)
-
-    def room_dig(room, near, a: float):
-        room = max(getattr(room, "geoms", [room]), key=lambda g: g.area)
-        a = min(a, 0.5 * room.area)
-        minx, miny, maxx, maxy = room.bounds
-        if near is None:
-            pts = [Point(x, y) for x, y in rng.uniform((minx, miny), (maxx, maxy), (200, 2))]
-            c = next((q for q in pts if room.buffer(-np.sqrt(a / np.pi)).contains(q)),
-                     polylabel(room, 1.0))  # fmt: skip
-        else:
-            c = polylabel(room, 1.0)
-        g = blob(rng, c.x, c.y, a, n=10).intersection(room)
-        g = max(getattr(g, "geoms", [g]), key=lambda h: h.area)
-        seed = near.exterior.interpolate(near.exterior.project(c)) if near is not None else c
-        return g, seed
-
-    def add(violation: str, g, seed: Point, plan: Plan | None, limestone: bool = False,
-            start_lo: int = lo) -> None:  # fmt: skip
-        s0 = int(rng.uniform(min(start_lo, hi), hi))
-        growth = int(min(rng.uniform(30, 120), 0.4 * (T - s0))) if rng.random() < 0.5 else 0
-        m = lay.mask(g)
-        if not m.any():
-            m = rasterize([(g, 1)], out_shape=lay.shape, transform=lay.transform,
-                          all_touched=True) > 0  # fmt: skip
-        idx = np.flatnonzero(m)
-        rr, cc = np.divmod(idx, lay.shape[1])
-        x, y = lay.xy(rr, cc)
-        dist = np.hypot(x - seed.x, y - seed.y)
-        act = s0 + (growth * dist / max(dist.max(), 1.0) if growth else 0 * dist)
-        if limestone:
-            em = endmember("dig_limestone")[:, None] * rng.uniform(0.95, 1.1)
-        else:
-            em = endmember("dig")[:, None] * rng.uniform(0.75, 1.35)
-        world.digs.append(Dig(idx, act.astype(np.float32), (em * tex[idx]).astype(np.float32)))
-        taken.append(g.buffer(60 * s_dig))
-        codes = {v: k for k, v in LANDCOVER_CODES.items()}
-        before = codes.get(int(np.bincount(lay.lc.ravel()[idx]).argmax()), "other")
-        out.append({"dig_id": "", "start": iso_date(lay.start + timedelta(days=s0)),
-                    "violation": violation, "site_id": plan.site_id if plan else None,
-                    "permit_id": getattr(plan, "permit_id", None) if plan else None,
-                    "zone_ids": [], "county": county_of(g), "geometry": g,
-                    "area_m2": round(float(g.area), 1), "growth_days": growth,
-                    "material": "limestone" if limestone else "soil_rock",
-                    "pixels": len(idx), "landcover_before": before})  # fmt: skip
-
-    for p in plans:
-        if p.dig == "outside_permit":
-            c, pc = p.permit.centroid, p.pit.centroid
-            v = np.array([pc.x - c.x, pc.y - c.y])
-            v = v / (np.hypot(*v) or 1.0)
-            far = Point(c.x + v[0] * 1e4, c.y + v[1] * 1e4)
-            bp = p.permit.exterior.interpolate(p.permit.exterior.project(far))
-            a = area()
-            rd = np.sqrt(a / np.pi)
-            g = blob(rng, bp.x + v[0] * 0.45 * rd, bp.y + v[1] * 0.45 * rd, a, n=10)
-            g = g.difference(p.permit)
-            add("outside_permit", max(getattr(g, "geoms", [g]), key=lambda h: h.area), bp, p)
-        elif p.dig in ("within_permit", "suspended_site"):
-            room = p.permit.buffer(-5).difference(p.pit)
-            g, seed = room_dig(room, p.pit, area())
-            add(p.dig, g, seed, p, limestone=p.limestone)
-        elif p.dig == "illegal_site":
-            room = p.geom.buffer(-5).difference(p.pit)
-            a = float(rng.uniform(0.05, 0.2) * 1e4)
-            g, seed = room_dig(room, p.pit, a)
-            add("illegal_site", g, seed, p)
-        elif p.dig == "restored_land":
-            room = p.geom.buffer(-15 * s_dig)
-            g, seed = room_dig(room, None, min(area(), 0.25 * p.geom.area))
-            add("restored_land", g, seed, p, start_lo=max(lo, green_by[p.site_id] + 30))
-    reserve = next(g for k, g in lay.zone_geoms if k == "nature_reserve")
-    base_avoid = [*lay.landmarks]
-    a = area()
-    g = lay.free_dig((1, 3), a, inside=reserve, avoid=unary_union(base_avoid + taken))
-    add("no_mining_zone", g, g.centroid, None)
-    zones_all = [z.buffer(20) for _, z in lay.zone_geoms]
-    for klass in ((1,), (2,)):
-        a = area()
-        avoid = unary_union(base_avoid + taken + zones_all)
-        g = lay.free_dig(klass, a, avoid=avoid)
-        add("unregistered", g, g.centroid, None, limestone=klass == (1,) and rng.random() < 0.5)
-    out.sort(key=lambda d: (d["start"], d["violation"]))
-    for i, d in enumerate(out):
-        d["dig_id"] = f"D{i + 1:02d}"
-    return out

@@ -1,5 +1,9 @@
 """Surface physics of a generated scene: endmember spectra, phenology, soils, climate.
 
+A family's surfaces are a ``Physics``: its endmember table, phenology table and dig
+materials. ``STANDARD`` (below) is the standard family's; ``loess`` has its own.
+The standard physics, which other families vary:
+
 Surface reflectance of every pixel and date is a linear mix of
 endmembers (blue, green, red, nir, swir16, swir22):
 
@@ -33,6 +37,9 @@ mixing the bare substrate with the target's own phenology
 ~1-1.5 seasons of ``restoration_start``; revegetating sites only reach c ~0.35 by the
 end; regressed sites reach 0.75 then die back to 0.1 during the last season; a
 landscape lake fills with water over 5-8 months.
+
+A family may shift the whole crop calendar per calendar year (``World.crop_shift``,
+days; none in ``standard``).
 
 Climate (``climate`` > 0, off by default): each calendar year gets a vegetation vigour
 ``v = clip(1 + climate * N(0, 1), 0.55, 1.3)`` that multiplies every green cover, natural
@@ -89,6 +96,51 @@ TARGET_PHEN = {
     "farmland": (2, "crop_canopy", "farm_soil"),
     "grassland": (3, "grass_canopy", "grass_soil"),
 }
+CROP = 2  # the phenology class of double-cropped farmland
+
+
+@dataclass(frozen=True)
+class Physics:
+    """A scene family's surfaces: what they are made of and how they follow the seasons."""
+
+    endmembers: dict[str, tuple[float, ...]]
+    """Endmember reflectances (blue, green, red, nir, swir16, swir22) by name; every
+    family has the names of ``EM`` (the land covers, sites and the ``burn`` scar)."""
+    phenology: dict[int, tuple[tuple[float, ...], tuple[float, ...]]]
+    """Fractional green cover by day of year per phenology class (1 forest, 2 farmland,
+    3 grassland)."""
+    dig_materials: dict[str, tuple[str, float, float]]
+    """Material of a dig -> (endmember name, brightness factor low, high), drawn per dig."""
+    dig_draw: tuple[tuple[str, float], ...] = ()
+    """(material, weight) a dig not quarrying limestone is drawn from; empty: every such
+    dig is ``soil_rock`` (the standard family)."""
+    moist: tuple[float, int] = (1.0, 0)
+    """Freshly dug ground is this much darker for this many days (1.0: not at all)."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """``truth.json`` notes of the seasonal confounders (``harvest``, ``leaf_off``)."""
+
+    def endmember(self, name: str) -> np.ndarray:
+        return np.asarray(self.endmembers[name], np.float32)
+
+    def draw_material(self, rng: np.random.Generator, limestone: bool) -> str:
+        """The material of a new dig: limestone in a limestone quarry, else drawn."""
+        if limestone:
+            return "limestone"
+        if not self.dig_draw:
+            return "soil_rock"
+        names, weights = zip(*self.dig_draw, strict=True)
+        w = np.asarray(weights, float)
+        return str(names[int(rng.choice(len(names), p=w / w.sum()))])
+
+
+STANDARD = Physics(
+    EM,
+    PHEN,
+    {"soil_rock": ("dig", 0.75, 1.35), "limestone": ("dig_limestone", 0.95, 1.1),
+     "red_soil": ("red_soil", 0.9, 1.1)},
+    notes={"harvest": "all farmland bare ~early June (2-4 weeks) and Oct-Nov every year",
+           "leaf_off": "deciduous forest NDVI ~0.3 from November to early April"},
+)  # fmt: skip
 
 
 @dataclass
@@ -110,6 +162,7 @@ class Dig:
     idx: np.ndarray
     act_day: np.ndarray  # (n,) day since start on which each pixel turns bare
     em: np.ndarray  # (6, n)
+    moist: tuple[float, int] = (1.0, 0)  # darker by this factor for this many days
 
 
 @dataclass
@@ -133,6 +186,13 @@ class World:
     truth: dict = field(default_factory=dict)
     phen_index: dict = field(default_factory=dict)
     vigour: dict[int, float] = field(default_factory=dict)  # calendar year -> green cover factor
+    physics: Physics = STANDARD
+    crop_shift: dict[int, float] = field(default_factory=dict)  # calendar year -> days late
+
+
+def _phase(doy: int, offset: np.ndarray, shift: float) -> np.ndarray:
+    """Day of the phenology year of pixels shifted by ``offset`` (+ the year's ``shift``)."""
+    return (doy - offset - shift) % 365 if shift else (doy - offset) % 365
 
 
 def endmember(name: str) -> np.ndarray:
@@ -142,10 +202,14 @@ def endmember(name: str) -> np.ndarray:
 def surface_reflectance(world: World, day: int, doy: int) -> np.ndarray:
     """Cloud-free surface reflectance (6, H*W) on ``day`` (days since start)."""
     fc = np.zeros(world.phen.size, np.float32)
-    vigour = world.vigour.get((world.start + timedelta(days=day)).year, 1.0)
-    for p, (kx, ky) in PHEN.items():
+    year = (world.start + timedelta(days=day)).year
+    vigour = world.vigour.get(year, 1.0)
+    phen = world.physics.phenology
+    shift = {CROP: world.crop_shift.get(year, 0.0)}
+    for p, (kx, ky) in phen.items():
         idx = world.phen_index[p]
-        fc[idx] = np.interp((doy - world.offset[idx]) % 365, kx, ky) * world.fcscale[idx]
+        phase = _phase(doy, world.offset[idx], shift.get(p, 0.0))
+        fc[idx] = np.interp(phase, kx, ky) * world.fcscale[idx]
         if vigour != 1.0:
             fc[idx] = np.minimum(fc[idx] * np.float32(vigour), 1.0)
     r = world.soil + fc * (world.canopy - world.soil)
@@ -153,7 +217,8 @@ def surface_reflectance(world: World, day: int, doy: int) -> np.ndarray:
         c = np.interp(day, *reg.knots) * reg.jitter
         veg = reg.canopy
         if reg.phen:
-            f = np.interp((doy - reg.offset) % 365, *PHEN[reg.phen]).astype(np.float32)
+            f = np.interp(_phase(doy, reg.offset, shift.get(reg.phen, 0.0)), *phen[reg.phen])
+            f = f.astype(np.float32)
             if vigour != 1.0:
                 f = np.minimum(f * np.float32(vigour), 1.0)
             veg = reg.soil + f * (reg.canopy - reg.soil)
@@ -161,5 +226,9 @@ def surface_reflectance(world: World, day: int, doy: int) -> np.ndarray:
     for dig in world.digs:
         on = dig.act_day <= day
         if on.any():
-            r[:, dig.idx[on]] = dig.em[:, on]
+            em = dig.em[:, on]
+            darker, days = dig.moist
+            if days:
+                em = np.where(day - dig.act_day[on] < days, em * np.float32(darker), em)
+            r[:, dig.idx[on]] = em
     return r

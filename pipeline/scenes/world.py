@@ -13,18 +13,20 @@ import numpy as np
 from shapely.geometry import Polygon
 
 from pipeline.scenes.cast import restoration_trajectory, site_names, site_plans
+from pipeline.scenes.digs import Digger, place_digs
 from pipeline.scenes.grid import (
     COUNTIES,
     iso_date,
     random_field,
 )
-from pipeline.scenes.layout import Layout, place_digs
+from pipeline.scenes.hard_cases import die_back_plans, place_hard_cases
+from pipeline.scenes.layout import Layout
 from pipeline.scenes.surface import (
-    PHEN,
+    STANDARD,
     TARGET_PHEN,
+    Physics,
     Region,
     World,
-    endmember,
 )
 
 
@@ -36,13 +38,27 @@ def build_world(
     *,
     climate: float = 0.0,
     extra_sites: int = 0,
+    physics: Physics = STANDARD,
+    hard_cases: bool = False,
+    parcel_shift: float = 8.0,
+    crop_shift: dict[int, float] | None = None,
 ) -> World:
-    """Draw land cover, sites, permits, zones, digs, surfaces and truth of one scenario."""
-    lay = Layout(seed, shape, start, end)
+    """Draw land cover, sites, permits, zones, digs, surfaces and truth of one scenario.
+
+    ``physics`` is the family's spectra and phenology; ``hard_cases`` adds the digs and
+    sites of ``hard_cases`` and labels every dig's ``case``; ``parcel_shift`` (days) is
+    how far farmland parcels' crop calendars spread, ``crop_shift`` (calendar year ->
+    days) how late the whole crop calendar runs each year. The defaults draw the
+    standard scene, unchanged.
+    """
+    endmember = physics.endmember
+    lay = Layout(seed, shape, start, end, parcel_shift=parcel_shift)
     rng, T, n = lay.rng, lay.T, shape[0] * shape[1]
     lay.landscape()
     zones = lay.zones()
     plans = site_plans(rng, extra_sites)
+    if hard_cases:
+        plans += die_back_plans(rng)
     lay.place_sites(plans)
     names = site_names(rng, plans)
 
@@ -84,9 +100,8 @@ def build_world(
         phen[m], fcscale[m] = ph, scale
 
     world = World(shape, lay.transform, start, end, canopy, soil, phen, offset, fcscale,
-                   lay.lc.copy())  # fmt: skip
+                   lay.lc.copy(), physics=physics, crop_shift=dict(crop_shift or {}))  # fmt: skip
     truth_sites, site_feats, permit_feats = [], [], []
-    lo, hi = lay.dig_window()
     green_by: dict[str, int] = {}
     for i, p in enumerate(sorted(plans, key=lambda p: p.geom.centroid.x)):
         p.site_id = f"S{i + 1:02d}"
@@ -169,7 +184,7 @@ def build_world(
                                     ((bd - 1, bd, bd + 45, bd + 730), (1, 0, 0, 1)),
                                     np.ones(len(bidx), np.float32)))  # fmt: skip
     world.canopy, world.soil = canopy * tex, soil * tex
-    world.phen_index = {p: np.flatnonzero(phen == p) for p in PHEN}
+    world.phen_index = {p: np.flatnonzero(phen == p) for p in physics.phenology}
     if climate > 0:
         years = range(start.year, end.year + 1)
         draws = np.random.default_rng([seed, 11]).standard_normal(len(years))
@@ -178,7 +193,11 @@ def build_world(
             for y, d in zip(years, draws, strict=True)
         }
 
-    digs = place_digs(lay, plans, world, tex, green_by, lo, hi, county_of)
+    digger = Digger(lay, world, tex, plans, county_of, cases=hard_cases)
+    place_digs(digger, plans, green_by)
+    if hard_cases:
+        place_hard_cases(digger)
+    digs = digger.numbered()
     zone_feats = [{"zone_id": f"Z{i + 1:02d}", "kind": k, "geometry": g}
                   for i, (k, g) in enumerate(zones)]  # fmt: skip
     for d in digs:
@@ -197,9 +216,9 @@ def build_world(
         "climate": {str(y): v for y, v in world.vigour.items()},
         "confounders": [
             {"kind": "harvest", "geometry": None, "date": None,
-             "notes": "all farmland bare ~early June (2-4 weeks) and Oct-Nov every year"},
+             "notes": physics.notes["harvest"]},
             {"kind": "leaf_off", "geometry": None, "date": None,
-             "notes": "deciduous forest NDVI ~0.3 from November to early April"},
+             "notes": physics.notes["leaf_off"]},
             {"kind": "burn_scar", "geometry": lay.burn,
              "date": iso_date(start + timedelta(days=bd)),
              "notes": "forest burned; dark, NDVI collapses, greens back over ~2 years"},

@@ -1,5 +1,9 @@
 """Writing a generated scenario: COGs, STAC items and catalog, vector files and truth.
 
+``write_scenario`` renders a world on each acquisition date (``atmosphere.render`` with
+the family's cloud model) and writes every file of ``ScenarioPaths``; every family writes
+through it. The ``.complete`` marker (JSON, written last) says the folder is whole.
+
 Encoding: DN = round(R * 10000) + 1000 from processing baseline 04.00 (2022-01-25) on,
 DN = round(R * 10000) before; DN >= 1, 0 is nodata. ``raster:bands`` declares the
 matching ``offset`` (-0.1 or 0.0) and ``scale`` 0.0001.
@@ -12,18 +16,25 @@ vectors: the background land cover before any site or dig, for evaluation.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import shapely
 from rasterio.transform import Affine
-from shapely.geometry import mapping
+from shapely.geometry import Point, mapping
+from shapely.ops import unary_union
 
-from pipeline.scenes.atmosphere import Scene
+from pipeline.scenes.atmosphere import SMOOTH_BLOBS, CloudModel, Scene, render
 from pipeline.scenes.grid import (
     EPSG,
+    LANDCOVER_CODES,
+    ORIGIN,
+    PIXEL,
+    iso_date,
     to_wgs84,
 )
 from pipeline.scenes.surface import (
@@ -31,6 +42,7 @@ from pipeline.scenes.surface import (
 )
 
 BASELINE_04 = date(2022, 1, 25)
+MARKER = ".complete"
 
 
 @dataclass(frozen=True)
@@ -171,3 +183,81 @@ def write_feature_collection(path: Path, feats: list[dict]) -> None:
 
 def wgs84_mapping(g) -> dict | None:
     return None if g is None else mapping(to_wgs84(g))
+
+
+def prepare_folder(out_dir: Path) -> ScenarioPaths:
+    """The scenario folder, created, with no ``.complete`` marker and no old catalog."""
+    out = Path(out_dir)
+    paths = ScenarioPaths.under(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).unlink(missing_ok=True)
+    if paths.catalog.parent.exists():
+        shutil.rmtree(paths.catalog.parent)
+    return paths
+
+
+def _missed_confounders(when: date, missed: dict) -> list[dict]:
+    """``truth.json`` confounders of what one scene's SCL missed: ring, puffs, haze."""
+    out: list[dict] = []
+    x0, y1 = ORIGIN
+    if missed["ring"]:
+        notes = f"{missed['ring']}-pixel ring of partial cloud labelled clear"
+        out.append({"kind": "missed_cloud_edge", "geometry": None, "date": iso_date(when),
+                    "notes": notes})  # fmt: skip
+    if missed["puffs"]:
+        puffs = unary_union(
+            [
+                Point(x0 + (c + 0.5) * PIXEL, y1 - (r_ + 0.5) * PIXEL).buffer(2 * rad * PIXEL)
+                for r_, c, rad in missed["puffs"]
+            ]
+        )
+        out.append({"kind": "missed_cloud_edge", "geometry": puffs, "date": iso_date(when),
+                    "notes": "small cloud puffs not flagged by SCL"})  # fmt: skip
+    if missed["haze"]:
+        out.append({"kind": "haze", "geometry": None, "date": iso_date(when),
+                    "notes": f"unflagged haze, +{missed['haze']:.3f} blue"})  # fmt: skip
+    return out
+
+
+def write_scenario(paths: ScenarioPaths, world: World, dates: list[date], *, seed: int,
+                   marker: dict, cloud_scale: float = 1.0,
+                   clouds: CloudModel = SMOOTH_BLOBS) -> ScenarioPaths:  # fmt: skip
+    """Render ``world`` on each of ``dates`` and write the scenario's files under ``paths``.
+
+    Each date's scene is drawn from its own random stream (``seed``, 7, the date), so a
+    scene does not depend on the others. ``marker`` is written last as ``.complete``.
+    """
+    h, w = world.shape
+    out, cat_dir = paths.root, paths.catalog.parent
+    x0, y1 = ORIGIN
+    box = shapely.box(x0, y1 - h * PIXEL, x0 + w * PIXEL, y1)
+    fp = to_wgs84(box)
+    footprint, bbox = mapping(fp), [round(v, 7) for v in fp.bounds]
+    links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+    confounders = world.truth["confounders"]
+    for k, when in enumerate(dates):
+        rng = np.random.default_rng([seed, 7, when.toordinal()])
+        scene = render(world, when, rng, cloud_scale, clouds)
+        item_id, _ = write_item(cat_dir / "items", world, when, k, scene, footprint, bbox)
+        links.append({"rel": "item", "href": f"./items/{item_id}/{item_id}.json",
+                      "type": "application/json"})  # fmt: skip
+        confounders += _missed_confounders(when, scene.missed)
+    catalog = {
+        "type": "Catalog", "stac_version": "1.0.0", "id": f"minewatch-synthetic-{seed}",
+        "description": f"MineWatch synthetic Sentinel-2 L2A scenario (seed {seed})",
+        "links": links,
+    }  # fmt: skip
+    paths.catalog.write_text(json.dumps(catalog, indent=1))
+    write_feature_collection(paths.sites, world.sites)
+    write_feature_collection(paths.permits, world.permits)
+    write_feature_collection(paths.zones, world.zones)
+    write_feature_collection(paths.aoi, [{"county": c, "geometry": g} for c, g in world.counties])
+    truth = dict(world.truth)
+    truth["digs"] = [{**d, "geometry": wgs84_mapping(d["geometry"])} for d in truth["digs"]]
+    truth["confounders"] = [{**c, "geometry": wgs84_mapping(c["geometry"])} for c in confounders]
+    truth["grid"] = {"epsg": EPSG, "origin": list(ORIGIN), "pixel": PIXEL, "shape": [h, w],
+                     "n_items": len(dates), "landcover_codes": LANDCOVER_CODES}  # fmt: skip
+    paths.truth.write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_tif(out / "landcover.tif", world.landcover, world.transform)
+    (out / MARKER).write_text(json.dumps(marker))
+    return paths
