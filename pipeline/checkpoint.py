@@ -38,7 +38,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import excavation, excavation_tiles, indices, masking, schema, site_pixels, zonal
+from pipeline import (
+    excavation,
+    excavation_looks,
+    excavation_tiles,
+    indices,
+    masking,
+    schema,
+    site_pixels,
+    zonal,
+)
 from pipeline.config import RunConfig
 from pipeline.excavation import CHANGE_LAYERS, change_layers
 from pipeline.excavation_tiles import TileStart, decode_state, fold_tasks
@@ -138,7 +147,7 @@ def plan_units(
     stage_code = code_hash(local, reading, base, masking, indices)
     fold_base = unit_base(
         stage_code,
-        code_hash(excavation, excavation_tiles),
+        code_hash(excavation, excavation_looks, excavation_tiles),
         cube,
         cfg.masking.model_dump(mode="json"),
         cfg.detection.model_dump(mode="json"),

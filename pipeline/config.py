@@ -159,6 +159,7 @@ class DetectionConfig(_Model):
     bare_prone_run_days: int = Field(70, ge=0)
     regional_change_share: float = Field(0.03, ge=0, le=1)
     regional_change_min_pixels: int = Field(500, ge=1)
+    cloud_edge_pixels: int = Field(4, ge=0, le=50)
     persistence_min: float = Field(0.7, ge=0, le=1)
     outside_permit_buffer_m: float = Field(100.0, ge=0)
     violation_precedence: tuple[str, ...] = (

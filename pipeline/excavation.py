@@ -24,8 +24,8 @@ one, and why it does not:
   other bare spells lately (two within ``bare_memory_days``): such a ``prone``
   candidate makes a flag only once it has stayed bare longer than a fallow spell
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
-  change that begins together on much of the tile's clear ground (``_regional``: a
-  harvest across the plain where cloud hid last year's), unlike a dig.
+  change that begins together on much of the tile's clear ground (a harvest across
+  the plain where cloud hid last year's; ``excavation_looks.regional``), unlike a dig.
 
 Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
 soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
@@ -50,8 +50,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config import DetectionConfig
+from pipeline.excavation_looks import (
+    N_SEASON_BINS,
+    fresh_bare,
+    median_of_looks,
+    near_masked,
+    regional,
+    season_bin,
+)
 
-N_SEASON_BINS = 36  # ten-day bins of the year
 _NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
@@ -68,6 +75,7 @@ CHANGE_LAYERS = (
     "gap_days",
     "prone",
     "span_days",
+    "edge_look",
 )
 
 
@@ -101,6 +109,8 @@ class FoldState:
     has_history: np.ndarray  # bool: seasonal history existed at onset
     last_clear_day: np.ndarray  # int32 day number of the latest clear look
     run_gap: np.ndarray  # int32 days between the run's first look and the clear look before it
+    run_edge: np.ndarray  # bool: the run's first look lay next to masked cloud or no data
+    edge_look: np.ndarray  # bool: the candidate's first look did (``run_edge``)
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
     run_start_day: np.ndarray  # int32 day number of the run's first look
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
@@ -144,6 +154,8 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         has_history=np.zeros(shape, bool),
         last_clear_day=np.full(shape, -100_000, np.int32),
         run_gap=np.zeros(shape, np.int32),
+        run_edge=np.zeros(shape, bool),
+        edge_look=np.zeros(shape, bool),
         gap_days=np.zeros(shape, np.int32),
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
@@ -154,69 +166,6 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         prone=np.zeros(shape, bool),
         last_day=np.zeros(shape, np.int32),
     )
-
-
-def _season_bin(day: int) -> int:
-    doy = (np.datetime64(day, "D") - np.datetime64(day, "D").astype("datetime64[Y]")).astype(int)
-    return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
-
-
-def _sorted_looks(values: np.ndarray) -> list[np.ndarray]:
-    """The (K, h, w) stack sorted along its first axis, NaN last, as K (h, w) slices.
-
-    A bubble-sort network of compare-exchanges on whole slices: for the few looks the
-    fold keeps (``prior_observations``, 3 by default) this is a handful of elementwise
-    passes, where ``np.sort`` along a strided first axis is many times slower. ``fmin``
-    keeps a number over NaN and ``maximum`` keeps the NaN, so NaN sorts last as in
-    ``np.sort``; equal values are interchangeable, so ties give the same values.
-    """
-    rows = list(values)
-    for end in range(len(rows) - 1, 0, -1):
-        for i in range(end):
-            a, b = rows[i], rows[i + 1]
-            rows[i], rows[i + 1] = np.fmin(a, b), np.maximum(a, b)
-    return rows
-
-
-def _median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Median over the stored looks (the first ``n`` of each pixel); NaN where ``n`` is 0.
-
-    Unfilled slots are NaN, which sort last, so the median of a pixel's ``n`` looks
-    sits at positions (n-1)//2 and n//2 of the sorted stack.
-    """
-    ordered = _sorted_looks(values)
-    # Position (n-1)//2 is at least r where n >= 2r+1, and n//2 where n >= 2r.
-    lo, hi = ordered[0], ordered[0]
-    for r in range(1, len(ordered)):
-        lo = np.where(n >= 2 * r + 1, ordered[r], lo)
-        hi = np.where(n >= 2 * r, ordered[r], hi)
-    return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
-
-
-def fresh_bare(
-    ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
-) -> np.ndarray:
-    """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).
-
-    Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock, pale
-    soils) or, on the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
-    ``soil_bsi_min``: red soil and loess reflect more in NIR than rock does (NDVI
-    0.15-0.22) but keep a soil's SWIR-heavy shape, which sparse green cover and dead
-    grass at the same NDVI do not.
-    """
-    unvegetated = (ndvi <= cfg.fresh_ndvi_max) | (
-        (ndvi <= cfg.soil_ndvi_max) & (bsi >= cfg.soil_bsi_min)
-    )
-    return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & unvegetated
-
-
-def _regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
-    """``starting`` where the changes beginning on this date cover a large share of the
-    tile's clear pixels (``regional_change_share``, at least ``regional_change_min_pixels``),
-    else all False: a harvest across the plain, not a dig."""
-    n = int(starting.sum())
-    regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
-    return starting if regional else np.zeros_like(starting)
 
 
 def fold_step(
@@ -239,7 +188,7 @@ def fold_step(
     k = s.recent_n.dtype.type(cfg.prior_observations)
 
     # Seasonal expectation from earlier years, +/- the window around this date.
-    b_now = _season_bin(day)
+    b_now = season_bin(day)
     half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
     bins = [(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)]
     # The same time last year decides; where last year had no clear look in the window,
@@ -270,9 +219,9 @@ def fold_step(
     # One clear look before is enough to judge a change against (a dig in the imagery's
     # first weeks has no more); the buffer keeps up to K.
     some_prior = s.recent_n >= 1
-    prior_nd = _median_of_looks(s.recent_ndvi, s.recent_n)
-    prior_bs = _median_of_looks(s.recent_bsi, s.recent_n)
-    prior_red = _median_of_looks(s.recent_red, s.recent_n)
+    prior_nd = median_of_looks(s.recent_ndvi, s.recent_n)
+    prior_bs = median_of_looks(s.recent_bsi, s.recent_n)
+    prior_red = median_of_looks(s.recent_red, s.recent_n)
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
     abrupt = (
         ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop)
@@ -326,6 +275,8 @@ def fold_step(
     s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
+    if new_run.any():
+        s.run_edge = np.where(new_run, near_masked(clear, cfg.cloud_edge_pixels), s.run_edge)
     s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
     # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
     # field, bare after each harvest; a restoration's substrate is one spell) is
@@ -333,8 +284,8 @@ def fold_step(
     # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
     # harvest and the next crop, so a harvest whose date moved from last year's is not
     # taken for a dig. A pit in a field stays bare past it. So is ground that begins a
-    # change together with much of its tile (``_regional``).
-    prone = (day - s.spell_end[1] <= cfg.bare_memory_days) | _regional(new_run & began, clear, cfg)
+    # change together with much of its tile (``excavation_looks.regional``).
+    prone = (day - s.spell_end[1] <= cfg.bare_memory_days) | regional(new_run & began, clear, cfg)
     s.run_prone = np.where(new_run, prone, s.run_prone)
 
     # A candidate starts when a run that began as a change is not expected in this
@@ -349,6 +300,7 @@ def fold_step(
     s.n_looks = np.where(start, s.run_len, s.n_looks).astype(np.uint16)
     s.has_history = np.where(start, has_hist, s.has_history)
     s.gap_days = np.where(start, s.run_gap, s.gap_days).astype(np.int32)
+    s.edge_look = np.where(start, s.run_edge, s.edge_look)
     s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
     s.prone = np.where(start, s.run_prone, s.prone)
@@ -385,11 +337,14 @@ def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
 
     A candidate counts while at least ``persistence_min`` of its clear looks since the
     onset are fresh bare; one on ground bare lately in other runs (``prone``: a field)
-    counts once it has stayed bare for ``bare_prone_run_days``.
+    counts once it has stayed bare for ``bare_prone_run_days``; one first seen within
+    ``cloud_edge_pixels`` of masked cloud counts once a second look confirms it.
     """
     at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
     kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))
-    return kept & ((at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days))
+    kept &= (at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days)
+    # One look beside a masked cloud is the cloud's missed edge until a second agrees.
+    return kept & ((at["edge_look"] == 0) | (at["confirm"] >= 0))
 
 
 def change_layers(state: FoldState) -> np.ndarray:
@@ -406,5 +361,6 @@ def change_layers(state: FoldState) -> np.ndarray:
             state.gap_days,
             state.prone,
             np.where(state.onset >= 0, state.last_day - state.onset_day, 0),
+            state.edge_look,
         ]
     ).astype(np.float64)

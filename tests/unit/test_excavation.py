@@ -11,13 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation import (
-    CHANGE_LAYERS,
-    _median_of_looks,
-    change_layers,
-    fold_step,
-    new_state,
-)
+from pipeline.excavation import CHANGE_LAYERS, change_layers, fold_step, new_state
+from pipeline.excavation_looks import median_of_looks
 from pipeline.excavation_tiles import assemble_layers, detect_excavation_tasks
 
 L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
@@ -176,7 +171,7 @@ def test_median_of_looks__equals_nanmedian_of_the_filled_looks(k, seed):
     n = rng.integers(0, k + 1, size=(7, 9))
     for slot in range(k):
         values[slot][n <= slot] = np.nan
-    ours = _median_of_looks(values, n)
+    ours = median_of_looks(values, n)
     for r, c in np.ndindex(n.shape):
         if n[r, c] == 0:
             assert np.isnan(ours[r, c])
@@ -211,7 +206,7 @@ def test_median_of_looks__bit_for_bit_nanmedian_with_ties_and_even_counts(k, see
     n = rng.integers(0, k + 1, size=shape[1:]).astype(np.uint8)
     for slot in range(k):  # unfilled slots are NaN, as the fold stores them
         values[slot][n <= slot] = np.nan
-    ours = _median_of_looks(values, n)
+    ours = median_of_looks(values, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels, where n is 0
         reference = np.nanmedian(values, axis=0)
@@ -228,4 +223,4 @@ def test_median_of_looks__nan_anywhere_sorts_last_as_np_sort_does(k, seed):
     values = (rng.integers(-3, 4, size=(k, 5, 13)) / 3).astype(np.float32)
     values[rng.random(values.shape) < rng.random()] = np.nan
     n = rng.integers(0, k + 1, size=(5, 13)).astype(np.uint8)
-    np.testing.assert_array_equal(_median_of_looks(values, n), _median_by_sorting(values, n))
+    np.testing.assert_array_equal(median_of_looks(values, n), _median_by_sorting(values, n))

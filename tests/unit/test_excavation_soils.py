@@ -10,10 +10,10 @@ from pipeline.excavation import (
     CHANGE_LAYERS,
     change_layers,
     fold_step,
-    fresh_bare,
     new_state,
     persistent_change,
 )
+from pipeline.excavation_looks import fresh_bare
 
 L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
 START = np.datetime64("2021-03-01")

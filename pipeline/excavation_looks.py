@@ -1,0 +1,88 @@
+"""What the excavation fold reads from its looks: fresh bare ground, medians, cloud edges.
+
+``excavation.fold_step`` advances a tile's state one date at a time; these are the
+per-look tests it applies: whether a look shows fresh bare soil or rock (``fresh_bare``,
+any soil colour), the median of the few looks kept (``median_of_looks``), which clear
+pixels lie beside masked cloud (``near_masked``), whether the changes beginning on one
+date are regional (``regional``) and the season bin of a date (``season_bin``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from pipeline.config import DetectionConfig
+
+N_SEASON_BINS = 36  # ten-day bins of the year
+
+
+def season_bin(day: int) -> int:
+    doy = (np.datetime64(day, "D") - np.datetime64(day, "D").astype("datetime64[Y]")).astype(int)
+    return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
+
+
+def _sorted_looks(values: np.ndarray) -> list[np.ndarray]:
+    """The (K, h, w) stack sorted along its first axis, NaN last, as K (h, w) slices.
+
+    A bubble-sort network of compare-exchanges on whole slices: for the few looks the
+    fold keeps (``prior_observations``, 3 by default) this is a handful of elementwise
+    passes, where ``np.sort`` along a strided first axis is many times slower. ``fmin``
+    keeps a number over NaN and ``maximum`` keeps the NaN, so NaN sorts last as in
+    ``np.sort``; equal values are interchangeable, so ties give the same values.
+    """
+    rows = list(values)
+    for end in range(len(rows) - 1, 0, -1):
+        for i in range(end):
+            a, b = rows[i], rows[i + 1]
+            rows[i], rows[i + 1] = np.fmin(a, b), np.maximum(a, b)
+    return rows
+
+
+def median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median over the stored looks (the first ``n`` of each pixel); NaN where ``n`` is 0.
+
+    Unfilled slots are NaN, which sort last, so the median of a pixel's ``n`` looks
+    sits at positions (n-1)//2 and n//2 of the sorted stack.
+    """
+    ordered = _sorted_looks(values)
+    # Position (n-1)//2 is at least r where n >= 2r+1, and n//2 where n >= 2r.
+    lo, hi = ordered[0], ordered[0]
+    for r in range(1, len(ordered)):
+        lo = np.where(n >= 2 * r + 1, ordered[r], lo)
+        hi = np.where(n >= 2 * r, ordered[r], hi)
+    return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
+
+
+def fresh_bare(
+    ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
+) -> np.ndarray:
+    """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).
+
+    Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock, pale
+    soils) or, on the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
+    ``soil_bsi_min``: red soil and loess reflect more in NIR than rock does (NDVI
+    0.15-0.22) but keep a soil's SWIR-heavy shape, which sparse green cover and dead
+    grass at the same NDVI do not.
+    """
+    unvegetated = (ndvi <= cfg.fresh_ndvi_max) | (
+        (ndvi <= cfg.soil_ndvi_max) & (bsi >= cfg.soil_bsi_min)
+    )
+    return (red >= cfg.fresh_red_min) & (bsi >= cfg.fresh_bsi_min) & unvegetated
+
+
+def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
+    """Clear pixels within ``pixels`` of a masked one (cloud, shadow, no data) this date."""
+    masked = ~clear
+    if pixels <= 0 or not masked.any():
+        return np.zeros_like(clear)
+    return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
+
+
+def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+    """``starting`` where the changes beginning on this date cover a large share of the
+    tile's clear pixels (``regional_change_share``, at least ``regional_change_min_pixels``),
+    else all False: a harvest across the plain, not a dig."""
+    n = int(starting.sum())
+    regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
+    return starting if regional else np.zeros_like(starting)
