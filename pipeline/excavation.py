@@ -21,7 +21,8 @@ one, and why it does not:
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare.
 - **A harvest whose date moved** beyond the season window is on ground that had
-  other bare spells lately (two within ``bare_memory_days``): such a ``prone``
+  other bare spells lately at that time of year (two within ``bare_memory_days``,
+  one ending within ``bare_prone_season_days`` of the date): such a ``prone``
   candidate makes a flag only once it has stayed bare longer than a fallow spell
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
   change that begins together on much of the tile's clear ground (a harvest across
@@ -52,15 +53,16 @@ import numpy as np
 from pipeline.config import DetectionConfig
 from pipeline.excavation_looks import (
     N_SEASON_BINS,
+    doubtful_looks,
     fresh_bare,
     median_of_looks,
-    near_masked,
     regional,
     season_bin,
 )
 
 _NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
+_NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
 
 # Names of the per-pixel rasters the fold hands to flag building.
@@ -75,7 +77,7 @@ CHANGE_LAYERS = (
     "gap_days",
     "prone",
     "span_days",
-    "edge_look",
+    "doubtful_look",
 )
 
 
@@ -109,8 +111,8 @@ class FoldState:
     has_history: np.ndarray  # bool: seasonal history existed at onset
     last_clear_day: np.ndarray  # int32 day number of the latest clear look
     run_gap: np.ndarray  # int32 days between the run's first look and the clear look before it
-    run_edge: np.ndarray  # bool: the run's first look lay next to masked cloud or no data
-    edge_look: np.ndarray  # bool: the candidate's first look did (``run_edge``)
+    run_doubt: np.ndarray  # bool: the run's first look may be cloud (``doubtful_looks``)
+    doubtful_look: np.ndarray  # bool: the candidate's first look was (``run_doubt``)
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
     run_start_day: np.ndarray  # int32 day number of the run's first look
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
@@ -121,6 +123,7 @@ class FoldState:
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
     last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
+    watched_day: np.ndarray  # int32 start of its latest stretch with no gap over gradual_gap_days
 
 
 def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
@@ -154,8 +157,8 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         has_history=np.zeros(shape, bool),
         last_clear_day=np.full(shape, -100_000, np.int32),
         run_gap=np.zeros(shape, np.int32),
-        run_edge=np.zeros(shape, bool),
-        edge_look=np.zeros(shape, bool),
+        run_doubt=np.zeros(shape, bool),
+        doubtful_look=np.zeros(shape, bool),
         gap_days=np.zeros(shape, np.int32),
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
@@ -165,6 +168,7 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         prior_ndvi=np.full(shape, np.nan, np.float32),
         prone=np.zeros(shape, bool),
         last_day=np.zeros(shape, np.int32),
+        watched_day=np.zeros(shape, np.int32),
     )
 
 
@@ -243,6 +247,15 @@ def fold_step(
     s.n_since = s.n_since + evidence
     s.n_bare = s.n_bare + support
     s.last = np.where(active & fresh, t, s.last)
+    # A field's candidate must be seen bare throughout (``span_days``): after a look that
+    # is not bare, or a cloudy gap in which a crop could have grown and been harvested,
+    # watching starts again at the next bare look. Once seen bare long enough, neither
+    # matters any more.
+    settled = s.last_day - s.watched_day >= cfg.bare_prone_run_days
+    broken = active & ~settled & ((day - s.last_clear_day > cfg.gradual_gap_days) | ~fresh)
+    s.watched_day = np.where(broken, _NOT_WATCHED, s.watched_day)
+    s.watched_day = np.where(support & (s.watched_day == _NOT_WATCHED), day, s.watched_day)
+    s.watched_day = s.watched_day.astype(np.int32)
     s.last_day = np.where(active & fresh, day, s.last_day).astype(np.int32)
     s.confirm = np.where(support & (s.confirm < 0), t, s.confirm)
     failing = (s.onset >= 0) & (
@@ -276,16 +289,25 @@ def fold_step(
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
     if new_run.any():
-        s.run_edge = np.where(new_run, near_masked(clear, cfg.cloud_edge_pixels), s.run_edge)
+        s.run_doubt = np.where(new_run, doubtful_looks(clear, bsi, cfg), s.run_doubt)
     s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
     # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
-    # field, bare after each harvest; a restoration's substrate is one spell) is
-    # ``prone``: its candidate makes a flag only once it has stayed bare for
+    # field, bare after each harvest; a restoration's substrate is one spell), at about
+    # the time of year one of them ended (``bare_prone_season_days``), is ``prone``:
+    # its candidate makes a flag only once it has stayed bare for
     # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
     # harvest and the next crop, so a harvest whose date moved from last year's is not
     # taken for a dig. A pit in a field stays bare past it. So is ground that begins a
     # change together with much of its tile (``excavation_looks.regional``).
-    prone = (day - s.spell_end[1] <= cfg.bare_memory_days) | regional(new_run & began, clear, cfg)
+    # And so is soil-coloured bare ground (red soil, loess: fresh only on the soil line)
+    # where no seasonal history tells a field from a dig yet (the imagery's first year).
+    recurrent = day - s.spell_end[1] <= cfg.bare_memory_days
+    field_soil = (ndvi > cfg.fresh_ndvi_max) & ~has_hist
+    prone = (
+        (recurrent & _near_a_spell_season(s.spell_end, day, cfg.bare_prone_season_days))
+        | field_soil
+        | regional(new_run & began, clear, cfg)
+    )
     s.run_prone = np.where(new_run, prone, s.run_prone)
 
     # A candidate starts when a run that began as a change is not expected in this
@@ -300,11 +322,12 @@ def fold_step(
     s.n_looks = np.where(start, s.run_len, s.n_looks).astype(np.uint16)
     s.has_history = np.where(start, has_hist, s.has_history)
     s.gap_days = np.where(start, s.run_gap, s.gap_days).astype(np.int32)
-    s.edge_look = np.where(start, s.run_edge, s.edge_look)
+    s.doubtful_look = np.where(start, s.run_doubt, s.doubtful_look)
     s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
     s.prone = np.where(start, s.run_prone, s.prone)
     s.last_day = np.where(start, day, s.last_day).astype(np.int32)
+    s.watched_day = np.where(start, s.run_start_day, s.watched_day).astype(np.int32)
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
     looks = (
@@ -332,19 +355,26 @@ def fold_step(
     return s
 
 
+def _near_a_spell_season(spell_end: np.ndarray, day: int, days: int) -> np.ndarray:
+    """Whether ``day`` falls within ``days`` of the time of year either spell ended."""
+    phase = np.mod(day - spell_end, 365.25)
+    return (np.minimum(phase, 365.25 - phase) <= days).any(axis=0)
+
+
 def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     """Pixels whose candidate makes a flag, from ``change_layers``' (layer, ...) stack.
 
     A candidate counts while at least ``persistence_min`` of its clear looks since the
     onset are fresh bare; one on ground bare lately in other runs (``prone``: a field)
     counts once it has stayed bare for ``bare_prone_run_days``; one first seen within
-    ``cloud_edge_pixels`` of masked cloud counts once a second look confirms it.
+    ``cloud_edge_pixels`` of masked cloud, or bright and flat like cloud, counts once a
+    second look confirms it (``doubtful_looks``).
     """
     at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
     kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))
     kept &= (at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days)
     # One look beside a masked cloud is the cloud's missed edge until a second agrees.
-    return kept & ((at["edge_look"] == 0) | (at["confirm"] >= 0))
+    return kept & ((at["doubtful_look"] == 0) | (at["confirm"] >= 0))
 
 
 def change_layers(state: FoldState) -> np.ndarray:
@@ -360,7 +390,7 @@ def change_layers(state: FoldState) -> np.ndarray:
             state.prior_ndvi,
             state.gap_days,
             state.prone,
-            np.where(state.onset >= 0, state.last_day - state.onset_day, 0),
-            state.edge_look,
+            np.where(state.onset >= 0, state.last_day - state.watched_day, 0),
+            state.doubtful_look,
         ]
     ).astype(np.float64)

@@ -79,6 +79,14 @@ def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
     return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
 
 
+def doubtful_looks(clear: np.ndarray, bsi: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+    """Clear looks that may be cloud the mask missed: within ``cloud_edge_pixels`` of a
+    masked pixel (the edge of a cloud), or flat in spectrum (BSI below
+    ``cloud_flat_bsi_max``: a small unflagged cloud or haze over any ground, and white
+    limestone, look alike once). One such look is no evidence of a dig on its own."""
+    return near_masked(clear, cfg.cloud_edge_pixels) | (clear & (bsi < cfg.cloud_flat_bsi_max))
+
+
 def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     """``starting`` where the changes beginning on this date cover a large share of the
     tile's clear pixels (``regional_change_share``, at least ``regional_change_min_pixels``),
