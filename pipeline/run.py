@@ -177,10 +177,16 @@ def _fingerprint(cfg: RunConfig, prep: Prepared) -> str:
     )
 
 
-def _plan(
-    cfg: RunConfig, prep: Prepared, store: StateStore, pixels: SitePixels
-) -> tuple[xr.Dataset, checkpoint.UnitPlan]:
-    """The lazy cube of ``prep.scenes`` and the plan of the units the workspace lacks."""
+@dataclass
+class _Cube:
+    """The lazy cube of a run's scenes and the per-site statistics' tasks over it."""
+
+    ds: xr.Dataset
+    ts_tasks: list[tuple[int, Any]]
+
+
+def _cube(cfg: RunConfig, prep: Prepared, pixels: SitePixels) -> _Cube:
+    """The lazy cube of ``prep.scenes`` (nothing is read)."""
     cube = load_cube(
         prep.scenes,
         prep.grid,
@@ -189,10 +195,31 @@ def _plan(
         halo=cfg.masking.buffer_pixels,
     )
     ds = add_indices(mask_clouds(cube, cfg.masking))
-    ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
-    # Units already saved in the workspace are reused; the graph holds the rest.
-    plan = checkpoint.plan_units(store, cfg, prep.scenes, prep.grid, ds, pixels, ts_tasks)
-    return ds, plan
+    return _Cube(ds, list(site_timeseries_tasks(ds, pixels, cfg.surface)))
+
+
+def _plan(
+    cfg: RunConfig,
+    prep: Prepared,
+    store: StateStore,
+    pixels: SitePixels,
+    cube: _Cube,
+    *,
+    quiet: bool = False,
+) -> checkpoint.UnitPlan:
+    """The units of the next window of dates that the workspace lacks (saved ones are
+    reused; ``checkpoint.WINDOW_DATES``)."""
+    return checkpoint.plan_units(
+        store,
+        cfg,
+        prep.scenes,
+        prep.grid,
+        cube.ds,
+        pixels,
+        cube.ts_tasks,
+        window=checkpoint.WINDOW_DATES,
+        quiet=quiet,
+    )
 
 
 def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> None:
@@ -250,11 +277,13 @@ def _execute(
             grid,
             chunk_size=cfg.grid.chunk_size,
         )
-        ds, plan = _plan(cfg, prep, store, pixels)
+        cube = _cube(cfg, prep, pixels)
+        plan = _plan(cfg, prep, store, pixels, cube)
         counts.update(plan.counts)
 
     with timer.stage("compute") as counts:
         n_units, skipped = 0, 0
+        progress = Progress("compute", plan.counts["units_computed"], log)
         with connect(cfg.compute) as client:
             while True:
                 compute_units(
@@ -262,16 +291,21 @@ def _execute(
                     partial(checkpoint.save, store, plan),
                     client=client,
                     workers=local_workers(cfg.compute),
-                    progress=Progress("compute", len(plan.units), log),
+                    progress=progress,
                 )
                 n_units += len(plan.units)
-                if not plan.failures:
+                if plan.failures:
+                    # Dates with unreadable pixels leave the run (nothing of them was
+                    # saved); the rest is planned again from the saved units.
+                    skipped += len(plan.failures)
+                    _skip_unreadable(prep, plan.failures)
+                    cube = _cube(cfg, prep, pixels)
+                    plan = _plan(cfg, prep, store, pixels, cube)
+                    progress = Progress("compute", plan.counts["units_computed"], log)
+                elif plan.until < plan.n_dates:
+                    plan = _plan(cfg, prep, store, pixels, cube, quiet=True)
+                else:
                     break
-                # Dates with unreadable pixels leave the run (nothing of them was saved);
-                # the rest is planned again from the saved units.
-                skipped += len(plan.failures)
-                _skip_unreadable(prep, plan.failures)
-                ds, plan = _plan(cfg, prep, store, pixels)
         counts["units"] = n_units
         if skipped:
             counts["dates_skipped_unreadable"] = skipped
@@ -286,7 +320,8 @@ def _execute(
             w.as_dict()
             for w in cloudy_scene_warnings(timeseries, prep.scenes, catalog=prep.catalog)
         )
-        layers = checkpoint.layers(plan, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+        chunks = cube.ds["ndvi"].chunks
+        layers = checkpoint.layers(plan, (chunks[1], chunks[2]))
 
     with timer.stage("flags") as counts:
         aoi_mask = None
