@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -50,11 +51,6 @@ from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_mod
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
 from pipeline.recovery.status import site_status_table
-from pipeline.report.audit import enforcement_record
-from pipeline.report.charts import flag_is_open
-from pipeline.report.evidence_reads import load_flag_evidence
-from pipeline.report.html import render_report
-from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
@@ -135,10 +131,14 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with the same inputs as an interrupted one continues it, under its run id.
     """
     timer = StageTimer(log)
-    with timer.stage("inputs"):
+    with timer.stage("inputs"), ThreadPoolExecutor(1) as loader:
+        # Loading the model is mostly importing scikit-learn (skops imports every
+        # estimator): it runs while the catalog and the assets' headers are read. An
+        # input error still comes first, as when the model loaded after them.
+        model = loader.submit(recovery_model, cfg.recovery)
         checks = AssetChecks(out / STATE_DIR / ASSET_CACHE_FILE)
         prep = prepare(cfg, checks)
-        prep.recovery_model = recovery_model(cfg.recovery)
+        prep.recovery_model = model.result()
     existed = out.exists()
     created = not existed or not any(out.iterdir())
     try:
@@ -337,6 +337,9 @@ def _execute(
         flags = build_flags(
             layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed
         )
+        # The report's modules (matplotlib, openpyxl) load once the pixels are done with.
+        from pipeline.report.audit import enforcement_record
+
         attribute_violations(flags, sites_grid, prep.permits_grid, prep.zones_grid, cfg.detection)
         geoms = list(gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326"))
         with open_ledger(out) as con:
@@ -383,6 +386,10 @@ def _execute(
         manifest["model_sha256"] = prep.recovery_model.card.get("model_sha256")
 
     with timer.stage("report"):
+        from pipeline.report.charts import flag_is_open
+        from pipeline.report.evidence_reads import load_flag_evidence
+        from pipeline.report.html import render_report
+
         # Before/after chips of the open flags: a small read of each flag's window.
         evidence = load_flag_evidence(
             prep.scenes, grid, [f for f in features if flag_is_open(f["properties"])], cfg.masking
@@ -402,6 +409,8 @@ def _execute(
         )
 
     with timer.stage("write"):
+        from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
+
         outputs = {name: out / name for name in schema.OUTPUT_FILES}
         write_json(outputs[schema.FLAGS_FILE], {"type": "FeatureCollection", "features": features})
         write_csv(outputs[schema.SITE_STATUS_FILE], site_status)
