@@ -54,7 +54,7 @@ from pipeline.recovery.status import site_status_table
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
-from pipeline.sources.reads import ReadFailure
+from pipeline.sources.reads import ReadFailure, read_env
 from pipeline.sources.sensors import add_sensor
 from pipeline.state import STATE_DIR, StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
@@ -284,7 +284,7 @@ def _execute(
     with timer.stage("compute") as counts:
         n_units, skipped = 0, 0
         progress = Progress("compute", plan.counts["units_computed"], log)
-        with connect(cfg.compute) as client:
+        with connect(cfg.compute) as client, read_env():
             while True:
                 compute_units(
                     plan.units,
