@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import xarray as xr
 from rasterio.features import geometry_mask
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
-from pipeline.errors import InputError, NoValidData
+from pipeline.errors import NoValidData
 from pipeline.estimate import load_estimate, progress_with_estimate
 from pipeline.flags import (
     add_quiet_time,
@@ -37,7 +36,6 @@ from pipeline.flags import (
     flag_feature,
 )
 from pipeline.indices import INDEX_BANDS, add_indices
-from pipeline.inputs import InputWarning
 from pipeline.inputs.asset_cache import ASSET_CACHE_FILE, AssetChecks
 from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
@@ -45,7 +43,7 @@ from pipeline.ledger import list_flags, open_ledger, reconcile
 from pipeline.logs import Progress, StageTimer
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
-from pipeline.prepare import Prepared, prepare
+from pipeline.prepare import Prepared, drop_unreadable_dates, prepare
 from pipeline.progress import progress_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
@@ -54,7 +52,7 @@ from pipeline.recovery.status import site_status_table
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
-from pipeline.sources.reads import ReadFailure, read_env
+from pipeline.sources.reads import read_env
 from pipeline.sources.sensors import add_sensor
 from pipeline.state import STATE_DIR, StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
@@ -222,47 +220,6 @@ def _plan(
     )
 
 
-def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> None:
-    """Leave out the dates whose pixels failed to read, with a warning per asset.
-
-    The asset's header opened (``check_assets``), but some of its pixel blocks did not
-    decode: a damaged file, or a disk or network fault. The whole acquisition leaves
-    this run, as one with an unreadable header does; nothing made from it was saved,
-    so the next run reads it again.
-    """
-    for t in sorted(failures):
-        scene = prep.scenes[t]
-        day = pd.Timestamp(scene.date).date()
-        seen: set[tuple[str, str]] = set()
-        for failure in sorted(failures[t], key=lambda f: (f.href, f.band, f.error)):
-            if (failure.href, failure.band) in seen:
-                continue
-            seen.add((failure.href, failure.band))
-            item_id = next(
-                (
-                    iid
-                    for iid, refs in zip(scene.item_ids, scene.assets, strict=True)
-                    if any(ref.href == failure.href for ref in refs.values())
-                ),
-                ",".join(scene.item_ids),
-            )
-            warning = InputWarning(
-                prep.catalog,
-                f"item {item_id}",
-                f"assets.{failure.band}",
-                f"asset {failure.href} has pixel blocks that cannot be read "
-                f"({failure.error}); acquisition {day} skipped, read again next run",
-            )
-            log.warning("%s", warning)
-            prep.inputs.warnings.append(warning.as_dict())
-    prep.scenes = [s for t, s in enumerate(prep.scenes) if t not in failures]
-    prep.dates = [d for t, d in enumerate(prep.dates) if t not in failures]
-    if not prep.scenes:
-        raise InputError(
-            "no readable acquisition: every one has unreadable pixel blocks", file=prep.catalog
-        )
-
-
 def _execute(
     cfg: RunConfig, prep: Prepared, out: Path, timer: StageTimer, run_id: str, store: StateStore
 ) -> RunResult:
@@ -298,7 +255,7 @@ def _execute(
                     # Dates with unreadable pixels leave the run (nothing of them was
                     # saved); the rest is planned again from the saved units.
                     skipped += len(plan.failures)
-                    _skip_unreadable(prep, plan.failures)
+                    drop_unreadable_dates(prep, plan.failures)
                     cube = _cube(cfg, prep, pixels)
                     plan = _plan(cfg, prep, store, pixels, cube)
                     progress = Progress("compute", plan.counts["units_computed"], log)

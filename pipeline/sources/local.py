@@ -1,7 +1,7 @@
 """A local static STAC catalog of GeoTIFF/COG assets -> scenes -> a lazy, dask-backed cube.
 
 ``read_catalog`` walks the catalog (path or ``file://`` URL) with pystac, parses each
-STAC 1.x item's JSON once (``_Item``) and groups items by acquisition time into
+STAC 1.x item's JSON once (``stac_items``) and groups items by acquisition time into
 ``Scene``s, taking scale/offset/nodata from each asset's ``raster:bands``.
 ``analysis_grid`` picks the 10 m grid over the area of interest. ``load_cube`` builds
 one dask task per (date, spatial tile) that reads every band over only that window
@@ -11,15 +11,11 @@ into float32 reflectance with NaN for nodata, and SCL stays uint8 (0 = no data).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import dask.array as da
@@ -31,7 +27,6 @@ from affine import Affine
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
-from pystac.utils import str_to_datetime
 from rasterio.errors import RasterioError
 
 from pipeline import schema
@@ -44,6 +39,7 @@ from pipeline.sources.base import (
 )
 from pipeline.sources.reads import read_tile
 from pipeline.sources.sensors import LANDSAT, SENTINEL2, item_sensor, landsat_band, landsat_ref
+from pipeline.sources.stac_items import catalog_items
 
 log = logging.getLogger(__name__)
 
@@ -61,77 +57,6 @@ def _local_path(path_or_url: str | Path) -> Path:
                 return path / name
         raise InputError("no catalog.json or collection.json in this folder", file=path)
     return path
-
-
-@dataclass(frozen=True)
-class _Asset:
-    """What the reader takes of a STAC asset: its absolute href and its other fields."""
-
-    href: str
-    extra_fields: dict[str, Any]
-
-    def get_absolute_href(self) -> str:
-        return self.href
-
-
-@dataclass(frozen=True)
-class _Item:
-    """What the reader takes of a STAC 1.x item, parsed straight from its JSON.
-
-    pystac builds an item by migrating a deep copy of its JSON to the newest STAC
-    version, twice, and rewriting every asset href relative to the item and back: for
-    a hundred items that was a second, ten times the parse. The fields read here mean
-    the same in every 1.x version (the projection extension's ``proj:epsg`` became
-    ``proj:code``: ``_item_epsg`` reads both).
-    """
-
-    id: str
-    datetime: datetime | None
-    properties: dict[str, Any]
-    assets: dict[str, _Asset]
-    collection_id: str | None
-    self_href: str
-
-    def get_self_href(self) -> str:
-        return self.self_href
-
-
-def _parse_item(d: dict[str, Any], href: str) -> _Item | pystac.Item:
-    """An item from its JSON at ``href``; pystac's (migrated) for a STAC version before 1.0."""
-    if not str(d.get("stac_version", "")).startswith("1."):
-        return cast(pystac.Item, pystac.StacIO.default().read_stac_object(href))
-    props = d.get("properties") or {}
-    when = props.get("datetime")
-    folder = os.path.dirname(href)
-    assets = {}
-    for key, a in (d.get("assets") or {}).items():
-        target = a["href"]
-        if "://" not in target and not os.path.isabs(target):
-            target = os.path.abspath(os.path.join(folder, target))
-        assets[key] = _Asset(target, {k: v for k, v in a.items() if k != "href"})
-    return _Item(
-        id=d["id"],
-        datetime=None if when is None else str_to_datetime(when),
-        properties=props,
-        assets=assets,
-        collection_id=d.get("collection"),
-        self_href=href,
-    )
-
-
-def _catalog_items(catalog: pystac.Catalog) -> Iterator[_Item | pystac.Item]:
-    """The items of ``catalog`` and of its children, in pystac's order (items first)."""
-    for link in catalog.get_links(pystac.RelType.ITEM):
-        if link.is_resolved():
-            yield cast(pystac.Item, link.target)
-            continue
-        href = link.get_absolute_href()
-        assert href is not None
-        href = unquote(urlparse(href).path) if href.startswith("file://") else href
-        with open(href, encoding="utf-8") as f:
-            yield _parse_item(json.load(f), os.path.abspath(href))
-    for child in catalog.get_children():
-        yield from _catalog_items(child)
 
 
 def _asset_ref(item: pystac.Item, key: str, asset: pystac.Asset) -> AssetRef:
@@ -225,7 +150,7 @@ def read_catalog(
     elif isinstance(root, pystac.ItemCollection):
         items = list(root)
     elif isinstance(root, pystac.Catalog):
-        items = _catalog_items(root)
+        items = catalog_items(root)
     else:
         raise InputError("expected a STAC catalog, collection or item", file=path)
 

@@ -20,7 +20,7 @@ from pipeline.errors import InputError
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
 from pipeline.site_pixels import site_pixel_index
-from pipeline.sources import local
+from pipeline.sources import local, stac_items
 from pipeline.sources.base import Scene
 from pipeline.sources.grid import analysis_grid
 from pipeline.sources.local import load_cube, read_catalog
@@ -68,7 +68,7 @@ def test_read_catalog__items_parsed_once_read_as_pystac_reads_them(tiny_catalog,
     first.write_text(json.dumps(item))
 
     items = list(pystac.read_file(str(path)).get_items(recursive=True))
-    parsed = list(local._catalog_items(pystac.read_file(str(path))))
+    parsed = list(stac_items.catalog_items(pystac.read_file(str(path))))
     assert [i.id for i in parsed] == [i.id for i in items]
     for ours, theirs in zip(parsed, items, strict=True):
         assert ours.datetime == theirs.datetime
