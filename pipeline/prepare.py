@@ -8,12 +8,14 @@ file, record and field; nothing has been written by then.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -24,9 +26,13 @@ from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
 from pipeline.inputs.imagery import check_assets, reprojection_warnings
 from pipeline.inputs.offsets import check_offsets
+from pipeline.inputs.records import InputWarning
 from pipeline.sources.base import GridSpec, Scene
 from pipeline.sources.grid import analysis_grid, grid_crs
 from pipeline.sources.local import read_catalog
+from pipeline.sources.reads import ReadFailure
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,3 +151,44 @@ def prepare(cfg: RunConfig, cache: AssetChecks | None = None) -> Prepared:
         dates=[np.datetime64(s.date, "D").item() for s in scenes],
         offset_corrections=[c.as_dict() for c in corrections],
     )
+
+
+def drop_unreadable_dates(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> None:
+    """Leave out the dates whose pixels failed to read, with a warning per asset.
+
+    The asset's header opened (``check_assets``), but some of its pixel blocks did not
+    decode: a damaged file, or a disk or network fault. The whole acquisition leaves
+    this run, as one with an unreadable header does; nothing made from it was saved,
+    so the next run reads it again.
+    """
+    for t in sorted(failures):
+        scene = prep.scenes[t]
+        day = pd.Timestamp(scene.date).date()
+        seen: set[tuple[str, str]] = set()
+        for failure in sorted(failures[t], key=lambda f: (f.href, f.band, f.error)):
+            if (failure.href, failure.band) in seen:
+                continue
+            seen.add((failure.href, failure.band))
+            item_id = next(
+                (
+                    iid
+                    for iid, refs in zip(scene.item_ids, scene.assets, strict=True)
+                    if any(ref.href == failure.href for ref in refs.values())
+                ),
+                ",".join(scene.item_ids),
+            )
+            warning = InputWarning(
+                prep.catalog,
+                f"item {item_id}",
+                f"assets.{failure.band}",
+                f"asset {failure.href} has pixel blocks that cannot be read "
+                f"({failure.error}); acquisition {day} skipped, read again next run",
+            )
+            logger.warning("%s", warning)
+            prep.inputs.warnings.append(warning.as_dict())
+    prep.scenes = [s for t, s in enumerate(prep.scenes) if t not in failures]
+    prep.dates = [d for t, d in enumerate(prep.dates) if t not in failures]
+    if not prep.scenes:
+        raise InputError(
+            "no readable acquisition: every one has unreadable pixel blocks", file=prep.catalog
+        )

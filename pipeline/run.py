@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -20,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import xarray as xr
 from rasterio.features import geometry_mask
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
-from pipeline.errors import InputError, NoValidData
+from pipeline.errors import NoValidData
 from pipeline.estimate import load_estimate, progress_with_estimate
 from pipeline.flags import (
     add_quiet_time,
@@ -36,7 +36,6 @@ from pipeline.flags import (
     flag_feature,
 )
 from pipeline.indices import INDEX_BANDS, add_indices
-from pipeline.inputs import InputWarning
 from pipeline.inputs.asset_cache import ASSET_CACHE_FILE, AssetChecks
 from pipeline.inputs.checks import require_site_values
 from pipeline.inputs.imagery import cloudy_scene_warnings
@@ -44,21 +43,16 @@ from pipeline.ledger import list_flags, open_ledger, reconcile
 from pipeline.logs import Progress, StageTimer
 from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
-from pipeline.prepare import Prepared, prepare
+from pipeline.prepare import Prepared, drop_unreadable_dates, prepare
 from pipeline.progress import progress_table
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
 from pipeline.recovery.status import site_status_table
-from pipeline.report.audit import enforcement_record
-from pipeline.report.charts import flag_is_open
-from pipeline.report.evidence_reads import load_flag_evidence
-from pipeline.report.html import render_report
-from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
 from pipeline.scheduler import compute_units, connect, local_workers
 from pipeline.site_pixels import PIXEL_RULE, SitePixels, site_pixel_index
 from pipeline.sources.local import load_cube
-from pipeline.sources.reads import ReadFailure
+from pipeline.sources.reads import read_env
 from pipeline.sources.sensors import add_sensor
 from pipeline.state import STATE_DIR, StateStore, fingerprint, scene_token
 from pipeline.workspace import workspace_lock
@@ -135,10 +129,14 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with the same inputs as an interrupted one continues it, under its run id.
     """
     timer = StageTimer(log)
-    with timer.stage("inputs"):
+    with timer.stage("inputs"), ThreadPoolExecutor(1) as loader:
+        # Loading the model is mostly importing scikit-learn (skops imports every
+        # estimator): it runs while the catalog and the assets' headers are read. An
+        # input error still comes first, as when the model loaded after them.
+        model = loader.submit(recovery_model, cfg.recovery)
         checks = AssetChecks(out / STATE_DIR / ASSET_CACHE_FILE)
         prep = prepare(cfg, checks)
-        prep.recovery_model = recovery_model(cfg.recovery)
+        prep.recovery_model = model.result()
     existed = out.exists()
     created = not existed or not any(out.iterdir())
     try:
@@ -177,10 +175,16 @@ def _fingerprint(cfg: RunConfig, prep: Prepared) -> str:
     )
 
 
-def _plan(
-    cfg: RunConfig, prep: Prepared, store: StateStore, pixels: SitePixels
-) -> tuple[xr.Dataset, checkpoint.UnitPlan]:
-    """The lazy cube of ``prep.scenes`` and the plan of the units the workspace lacks."""
+@dataclass
+class _Cube:
+    """The lazy cube of a run's scenes and the per-site statistics' tasks over it."""
+
+    ds: xr.Dataset
+    ts_tasks: list[tuple[int, Any]]
+
+
+def _cube(cfg: RunConfig, prep: Prepared, pixels: SitePixels) -> _Cube:
+    """The lazy cube of ``prep.scenes`` (nothing is read)."""
     cube = load_cube(
         prep.scenes,
         prep.grid,
@@ -189,51 +193,31 @@ def _plan(
         halo=cfg.masking.buffer_pixels,
     )
     ds = add_indices(mask_clouds(cube, cfg.masking))
-    ts_tasks = site_timeseries_tasks(ds, pixels, cfg.surface)
-    # Units already saved in the workspace are reused; the graph holds the rest.
-    plan = checkpoint.plan_units(store, cfg, prep.scenes, prep.grid, ds, pixels, ts_tasks)
-    return ds, plan
+    return _Cube(ds, list(site_timeseries_tasks(ds, pixels, cfg.surface)))
 
 
-def _skip_unreadable(prep: Prepared, failures: dict[int, set[ReadFailure]]) -> None:
-    """Leave out the dates whose pixels failed to read, with a warning per asset.
-
-    The asset's header opened (``check_assets``), but some of its pixel blocks did not
-    decode: a damaged file, or a disk or network fault. The whole acquisition leaves
-    this run, as one with an unreadable header does; nothing made from it was saved,
-    so the next run reads it again.
-    """
-    for t in sorted(failures):
-        scene = prep.scenes[t]
-        day = pd.Timestamp(scene.date).date()
-        seen: set[tuple[str, str]] = set()
-        for failure in sorted(failures[t], key=lambda f: (f.href, f.band, f.error)):
-            if (failure.href, failure.band) in seen:
-                continue
-            seen.add((failure.href, failure.band))
-            item_id = next(
-                (
-                    iid
-                    for iid, refs in zip(scene.item_ids, scene.assets, strict=True)
-                    if any(ref.href == failure.href for ref in refs.values())
-                ),
-                ",".join(scene.item_ids),
-            )
-            warning = InputWarning(
-                prep.catalog,
-                f"item {item_id}",
-                f"assets.{failure.band}",
-                f"asset {failure.href} has pixel blocks that cannot be read "
-                f"({failure.error}); acquisition {day} skipped, read again next run",
-            )
-            log.warning("%s", warning)
-            prep.inputs.warnings.append(warning.as_dict())
-    prep.scenes = [s for t, s in enumerate(prep.scenes) if t not in failures]
-    prep.dates = [d for t, d in enumerate(prep.dates) if t not in failures]
-    if not prep.scenes:
-        raise InputError(
-            "no readable acquisition: every one has unreadable pixel blocks", file=prep.catalog
-        )
+def _plan(
+    cfg: RunConfig,
+    prep: Prepared,
+    store: StateStore,
+    pixels: SitePixels,
+    cube: _Cube,
+    *,
+    quiet: bool = False,
+) -> checkpoint.UnitPlan:
+    """The units of the next window of dates that the workspace lacks (saved ones are
+    reused; ``checkpoint.WINDOW_DATES``)."""
+    return checkpoint.plan_units(
+        store,
+        cfg,
+        prep.scenes,
+        prep.grid,
+        cube.ds,
+        pixels,
+        cube.ts_tasks,
+        window=checkpoint.WINDOW_DATES,
+        quiet=quiet,
+    )
 
 
 def _execute(
@@ -250,28 +234,35 @@ def _execute(
             grid,
             chunk_size=cfg.grid.chunk_size,
         )
-        ds, plan = _plan(cfg, prep, store, pixels)
+        cube = _cube(cfg, prep, pixels)
+        plan = _plan(cfg, prep, store, pixels, cube)
         counts.update(plan.counts)
 
     with timer.stage("compute") as counts:
         n_units, skipped = 0, 0
-        with connect(cfg.compute) as client:
+        progress = Progress("compute", plan.counts["units_computed"], log)
+        with connect(cfg.compute) as client, read_env():
             while True:
                 compute_units(
                     plan.units,
                     partial(checkpoint.save, store, plan),
                     client=client,
                     workers=local_workers(cfg.compute),
-                    progress=Progress("compute", len(plan.units), log),
+                    progress=progress,
                 )
                 n_units += len(plan.units)
-                if not plan.failures:
+                if plan.failures:
+                    # Dates with unreadable pixels leave the run (nothing of them was
+                    # saved); the rest is planned again from the saved units.
+                    skipped += len(plan.failures)
+                    drop_unreadable_dates(prep, plan.failures)
+                    cube = _cube(cfg, prep, pixels)
+                    plan = _plan(cfg, prep, store, pixels, cube)
+                    progress = Progress("compute", plan.counts["units_computed"], log)
+                elif plan.until < plan.n_dates:
+                    plan = _plan(cfg, prep, store, pixels, cube, quiet=True)
+                else:
                     break
-                # Dates with unreadable pixels leave the run (nothing of them was saved);
-                # the rest is planned again from the saved units.
-                skipped += len(plan.failures)
-                _skip_unreadable(prep, plan.failures)
-                ds, plan = _plan(cfg, prep, store, pixels)
         counts["units"] = n_units
         if skipped:
             counts["dates_skipped_unreadable"] = skipped
@@ -286,7 +277,8 @@ def _execute(
             w.as_dict()
             for w in cloudy_scene_warnings(timeseries, prep.scenes, catalog=prep.catalog)
         )
-        layers = checkpoint.layers(plan, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+        chunks = cube.ds["ndvi"].chunks
+        layers = checkpoint.layers(plan, (chunks[1], chunks[2]))
 
     with timer.stage("flags") as counts:
         aoi_mask = None
@@ -302,6 +294,9 @@ def _execute(
         flags = build_flags(
             layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed
         )
+        # The report's modules (matplotlib, openpyxl) load once the pixels are done with.
+        from pipeline.report.audit import enforcement_record
+
         attribute_violations(flags, sites_grid, prep.permits_grid, prep.zones_grid, cfg.detection)
         geoms = list(gpd.GeoSeries([f.geometry for f in flags], crs=grid.crs).to_crs("EPSG:4326"))
         with open_ledger(out) as con:
@@ -348,6 +343,10 @@ def _execute(
         manifest["model_sha256"] = prep.recovery_model.card.get("model_sha256")
 
     with timer.stage("report"):
+        from pipeline.report.charts import flag_is_open
+        from pipeline.report.evidence_reads import load_flag_evidence
+        from pipeline.report.html import render_report
+
         # Before/after chips of the open flags: a small read of each flag's window.
         evidence = load_flag_evidence(
             prep.scenes, grid, [f for f in features if flag_is_open(f["properties"])], cfg.masking
@@ -367,6 +366,8 @@ def _execute(
         )
 
     with timer.stage("write"):
+        from pipeline.report.progress_xlsx import PROGRESS_XLSX_FILE, write_progress_xlsx
+
         outputs = {name: out / name for name in schema.OUTPUT_FILES}
         write_json(outputs[schema.FLAGS_FILE], {"type": "FeatureCollection", "features": features})
         write_csv(outputs[schema.SITE_STATUS_FILE], site_status)

@@ -1,12 +1,12 @@
 """A local static STAC catalog of GeoTIFF/COG assets -> scenes -> a lazy, dask-backed cube.
 
-``read_catalog`` walks the catalog (path or ``file://`` URL) with pystac and groups
-items by acquisition time into ``Scene``s, taking scale/offset/nodata from each
-asset's ``raster:bands``. ``analysis_grid`` picks the 10 m grid over the area of
-interest. ``load_cube`` builds one dask task per (date, spatial tile) that reads
-every band over only that window (``reads.read_tile``). The read keeps the stored
-integers; the cube's bands turn them into float32 reflectance with NaN for nodata, and
-SCL stays uint8 (0 = no data).
+``read_catalog`` walks the catalog (path or ``file://`` URL) with pystac, parses each
+STAC 1.x item's JSON once (``stac_items``) and groups items by acquisition time into
+``Scene``s, taking scale/offset/nodata from each asset's ``raster:bands``.
+``analysis_grid`` picks the 10 m grid over the area of interest. ``load_cube`` builds
+one dask task per (date, spatial tile) that reads every band over only that window
+(``reads.read_tile``). The read keeps the stored integers; the cube's bands turn them
+into float32 reflectance with NaN for nodata, and SCL stays uint8 (0 = no data).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pipeline.sources.base import (
 )
 from pipeline.sources.reads import read_tile
 from pipeline.sources.sensors import LANDSAT, SENTINEL2, item_sensor, landsat_band, landsat_ref
+from pipeline.sources.stac_items import catalog_items
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def read_catalog(
     elif isinstance(root, pystac.ItemCollection):
         items = list(root)
     elif isinstance(root, pystac.Catalog):
-        items = root.get_items(recursive=True)
+        items = catalog_items(root)
     else:
         raise InputError("expected a STAC catalog, collection or item", file=path)
 

@@ -53,6 +53,20 @@ T = TypeVar("T")
 _OPEN_PER_THREAD = 24
 _handles = threading.local()
 
+GDAL_CACHE_MB = 256
+"""GDAL's block cache while a run reads its tiles. GDAL keeps the decoded blocks of
+open files up to its cache size, 5 % of the RAM by default (1.2 GB on a 24 GB
+machine), and the tile reads keep their files open: 14 open 4096 px files read
+whole held 370 MB, 140 MB with a 64 MB cache. Each block is decoded for the one
+tile it lies in, except a 20 m block (SCL, SWIR), which the neighbouring 10 m tiles
+of the same date share: those stay cached while that date is read."""
+
+
+def read_env() -> rasterio.Env:
+    """The GDAL settings of a computation's tile reads (the block cache's size); GDAL's
+    cache is the process's, so this holds for every thread reading meanwhile."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
+
 
 def _forget(href: str) -> None:
     """Close this thread's handles of ``href``: a failed read reopens the file next time."""

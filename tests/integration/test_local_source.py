@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import dask
 import numpy as np
+import pystac
 import pytest
 from dask.callbacks import Callback
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +20,7 @@ from pipeline.errors import InputError
 from pipeline.indices import add_indices
 from pipeline.masking import mask_clouds
 from pipeline.site_pixels import site_pixel_index
+from pipeline.sources import local, stac_items
 from pipeline.sources.base import Scene
 from pipeline.sources.grid import analysis_grid
 from pipeline.sources.local import load_cube, read_catalog
@@ -39,6 +42,47 @@ def test_read_catalog__period_filter_and_file_url(tiny_catalog):
     path, _, _ = tiny_catalog
     scenes = read_catalog(path.as_uri(), start=np.datetime64("2022-01-01"))
     assert len(scenes) == 1
+
+
+def test_read_catalog__items_parsed_once_read_as_pystac_reads_them(tiny_catalog, tmp_path):
+    # The tiny catalog moved under a child catalog, one asset behind a "../" href and
+    # one item without proj:epsg (its CRS then comes from the file's header).
+    path, _, _ = tiny_catalog
+    root = path.parent
+    catalog = json.loads(path.read_text())
+    item_links = [link for link in catalog["links"] if link["rel"] == "item"]
+    child = {**catalog, "id": "child", "links": [
+        {"rel": "root", "href": "../catalog.json"}, *(
+            {**link, "href": "." + link["href"]} for link in item_links)]}  # fmt: skip
+    (root / "sub").mkdir()
+    (root / "sub" / "catalog.json").write_text(json.dumps(child))
+    catalog["links"] = [
+        *(link for link in catalog["links"] if link["rel"] != "item"),
+        {"rel": "child", "href": "./sub/catalog.json"},
+    ]
+    path.write_text(json.dumps(catalog))
+    first = root / item_links[0]["href"]
+    item = json.loads(first.read_text())
+    item["assets"]["red"]["href"] = f"../{first.parent.name}/red.tif"
+    del item["properties"]["proj:epsg"]
+    first.write_text(json.dumps(item))
+
+    items = list(pystac.read_file(str(path)).get_items(recursive=True))
+    parsed = list(stac_items.catalog_items(pystac.read_file(str(path))))
+    assert [i.id for i in parsed] == [i.id for i in items]
+    for ours, theirs in zip(parsed, items, strict=True):
+        assert ours.datetime == theirs.datetime
+        assert ours.get_self_href() == theirs.get_self_href()
+        assert ours.collection_id == theirs.collection_id
+        assert local._item_epsg(ours) == local._item_epsg(theirs)
+        for key, asset in theirs.assets.items():
+            assert ours.assets[key].get_absolute_href() == asset.get_absolute_href()
+            assert (
+                ours.assets[key].extra_fields["raster:bands"] == asset.extra_fields["raster:bands"]
+            )
+    scenes = read_catalog(path)
+    assert len(scenes) == 2 and scenes[0].epsg is None and scenes[1].epsg == 32649
+    assert scenes[0].bounds == scenes[1].bounds  # from proj:transform, and from the header
 
 
 def test_read_catalog__missing_file_is_input_error(tmp_path):
