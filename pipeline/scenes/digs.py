@@ -27,6 +27,8 @@ from pipeline.scenes.grid import LANDCOVER_CODES, blob, iso_date
 from pipeline.scenes.layout import Layout
 from pipeline.scenes.surface import Dig, World
 
+OUTSIDE_PERMIT_M = 100.0  # detection.outside_permit_buffer_m's default
+
 
 class Digger:
     """Draws digs into a world, keeping them apart from the sites and from each other."""
@@ -40,6 +42,7 @@ class Digger:
         s = lay.s_len
         self.taken = [p.geom.buffer(60 * s) for p in plans]
         self.taken += [p.permit.buffer(60 * s) for p in plans if p.permit is not None]
+        self.permits = [p for p in plans if p.permit is not None and p.category == "licensed"]
         self.out: list[dict] = []
 
     def area(self) -> float:
@@ -89,6 +92,12 @@ class Digger:
         self.taken.append(g.buffer(60 * lay.s_len))
         codes = {v: k for k, v in LANDCOVER_CODES.items()}
         before = codes.get(int(np.bincount(lay.lc.ravel()[idx]).argmax()), "other")
+        if violation == "unregistered" and plan is None:
+            # A dig this close to a licensed site's permit is ``outside_permit``, as the
+            # detection config defines it (``outside_permit_buffer_m``).
+            near = [p for p in self.permits if p.permit.distance(g) <= OUTSIDE_PERMIT_M]
+            if near:
+                violation, plan = "outside_permit", min(near, key=lambda p: p.permit.distance(g))
         dig = {"dig_id": "", "start": iso_date(lay.start + timedelta(days=s0)),
                "violation": violation, "site_id": plan.site_id if plan else None,
                "permit_id": getattr(plan, "permit_id", None) if plan else None,
