@@ -27,7 +27,10 @@ from pipeline.scenes.writing import MARKER, ScenarioPaths, prepare_folder, write
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 2024
-GENERATOR_VERSION = 1
+# Bumped when what a seed writes changes, labels included, so ``ensure_demo_data``
+# writes the demo again: 2 = dug suspended and closed illegal sites are ``disturbed``;
+# a free dig within 100 m of a licensed permit is ``outside_permit``.
+GENERATOR_VERSION = 2
 
 
 def _dates(start: date, end: date, revisit_days: int, rng: np.random.Generator) -> list[date]:
