@@ -118,7 +118,6 @@ class FoldState:
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
     spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
     # bare spells (runs of fresh-bare looks) that have ended
-    fresh_day: np.ndarray  # (h, w) int32 day number of the latest fresh-bare look
     onset_day: np.ndarray  # int32 day number of the candidate's onset
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
@@ -163,7 +162,6 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
         spell_end=np.full((2, h, w), -100_000, np.int32),
-        fresh_day=np.full(shape, -100_000, np.int32),
         onset_day=np.zeros(shape, np.int32),
         prior_ndvi=np.full(shape, np.nan, np.float32),
         prone=np.zeros(shape, bool),
@@ -221,8 +219,7 @@ def fold_step(
 
     # What came before: the last K clear looks.
     # One clear look before is enough to judge a change against (a dig in the imagery's
-    # first weeks has no more); the buffer keeps up to K.
-    some_prior = s.recent_n >= 1
+    # first weeks has no more); the buffer keeps up to K. With none, the medians are NaN.
     prior_nd = median_of_looks(s.recent_ndvi, s.recent_n)
     prior_bs = median_of_looks(s.recent_bsi, s.recent_n)
     prior_red = median_of_looks(s.recent_red, s.recent_n)
@@ -271,10 +268,10 @@ def fold_step(
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
     new_run = fresh & (s.run_start < 0)
+    # A run ends at a clear look that is not bare; its last look is the clear look before.
     ended = clear & ~fresh & (s.run_start >= 0)
     s.spell_end[1] = np.where(ended, s.spell_end[0], s.spell_end[1])
-    s.spell_end[0] = np.where(ended, s.fresh_day, s.spell_end[0])
-    s.fresh_day = np.where(fresh, day, s.fresh_day).astype(np.int32)
+    s.spell_end[0] = np.where(ended, s.last_clear_day, s.spell_end[0])
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
@@ -282,9 +279,10 @@ def fold_step(
         fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
     )
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
-    # look could pass for "before": the ground must then have been green.
+    # look could pass for "before": the ground must then have been green. With no look
+    # before, neither holds.
     judged = (s.recent_n >= k) | (prior_nd >= cfg.prior_ndvi_min)
-    began = some_prior & judged & prior_not_bare & abrupt
+    began = judged & prior_not_bare & abrupt
     s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
     s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
@@ -365,15 +363,16 @@ def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     """Pixels whose candidate makes a flag, from ``change_layers``' (layer, ...) stack.
 
     A candidate counts while at least ``persistence_min`` of its clear looks since the
-    onset are fresh bare; one on ground bare lately in other runs (``prone``: a field)
-    counts once it has stayed bare for ``bare_prone_run_days``; one first seen within
+    onset are fresh bare; a ``prone`` one (a field, soil with no history yet, a change
+    across much of its tile) counts once it has been seen bare for
+    ``bare_prone_run_days``; one first seen within
     ``cloud_edge_pixels`` of masked cloud, or bright and flat like cloud, counts once a
     second look confirms it (``doubtful_looks``).
     """
     at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
     kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))
     kept &= (at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days)
-    # One look beside a masked cloud is the cloud's missed edge until a second agrees.
+    # One look that may be cloud the mask missed is no dig until a second agrees.
     return kept & ((at["doubtful_look"] == 0) | (at["confirm"] >= 0))
 
 

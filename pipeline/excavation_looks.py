@@ -59,8 +59,8 @@ def fresh_bare(
 ) -> np.ndarray:
     """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).
 
-    Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock, pale
-    soils) or, on the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
+    Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock) or, on
+    the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
     ``soil_bsi_min``: red soil and loess reflect more in NIR than rock does (NDVI
     0.15-0.22) but keep a soil's SWIR-heavy shape, which sparse green cover and dead
     grass at the same NDVI do not.
