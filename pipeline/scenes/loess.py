@@ -38,7 +38,13 @@ import numpy as np
 from pipeline.scenes.atmosphere import CloudModel
 from pipeline.scenes.surface import EM, Physics, World
 from pipeline.scenes.world import build_world
-from pipeline.scenes.writing import ScenarioPaths, prepare_folder, write_scenario
+from pipeline.scenes.writing import (
+    ScenarioPaths,
+    check_arguments,
+    marker_fields,
+    prepare_folder,
+    write_scenario,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,24 +145,22 @@ def generate_scenario(
     The arguments mean what they mean for ``standard.generate_scenario``; the hard cases
     are always drawn. Deterministic: the same arguments give byte-identical files.
     """
-    h, w = shape
-    if h % 2 or w % 2 or h < 100 or w < 100:
-        raise ValueError(f"shape must be even and at least 100 x 100, got {shape}")
-    if end <= start or revisit_days < 1:
-        raise ValueError("need start < end and revisit_days >= 1")
+    check_arguments(shape, start, end, revisit_days)
     paths = prepare_folder(Path(out_dir))
     world = build_loess_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites)
     dates = acquisition_dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
     marker = {
         "family": FAMILY,
-        "generator_version": GENERATOR_VERSION,
-        "seed": seed,
-        "shape": list(shape),
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "n_items": len(dates),
-        "climate": climate,
-        "extra_sites": extra_sites,
+        **marker_fields(
+            version=GENERATOR_VERSION,
+            seed=seed,
+            shape=shape,
+            start=start,
+            end=end,
+            n_items=len(dates),
+            climate=climate,
+            extra_sites=extra_sites,
+        ),
         "crop_shift": {str(y): v for y, v in world.crop_shift.items()},
     }
     write_scenario(paths, world, dates, seed=seed, marker=marker, cloud_scale=cloud_scale,

@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.scenes.world import build_world
-from pipeline.scenes.writing import MARKER, ScenarioPaths, prepare_folder, write_scenario
+from pipeline.scenes.writing import (
+    MARKER,
+    ScenarioPaths,
+    check_arguments,
+    marker_fields,
+    prepare_folder,
+    write_scenario,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +74,14 @@ def generate_scenario(
     Deterministic: the same arguments give byte-identical files. The ``.complete``
     marker is removed first and written last, so a crash leaves an incomplete folder.
     """
-    h, w = shape
-    if h % 2 or w % 2 or h < 100 or w < 100:
-        raise ValueError(f"shape must be even and at least 100 x 100, got {shape}")
-    if end <= start or revisit_days < 1:
-        raise ValueError("need start < end and revisit_days >= 1")
+    check_arguments(shape, start, end, revisit_days)
     paths = prepare_folder(Path(out_dir))
     world = build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
                         hard_cases=hard_cases)  # fmt: skip
     dates = _dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
-    marker = {
-        "generator_version": GENERATOR_VERSION,
-        "seed": seed,
-        "shape": list(shape),
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "n_items": len(dates),
-        "climate": climate,
-        "extra_sites": extra_sites,
-    }
+    marker = marker_fields(version=GENERATOR_VERSION, seed=seed, shape=shape, start=start,
+                           end=end, n_items=len(dates), climate=climate,
+                           extra_sites=extra_sites)  # fmt: skip
     if hard_cases:
         marker["hard_cases"] = True
     write_scenario(paths, world, dates, seed=seed, marker=marker, cloud_scale=cloud_scale)

@@ -185,6 +185,30 @@ def wgs84_mapping(g) -> dict | None:
     return None if g is None else mapping(to_wgs84(g))
 
 
+def check_arguments(shape: tuple[int, int], start: date, end: date, revisit_days: int) -> None:
+    """``ValueError`` unless a scenario of these arguments can be drawn (any family)."""
+    h, w = shape
+    if h % 2 or w % 2 or h < 100 or w < 100:
+        raise ValueError(f"shape must be even and at least 100 x 100, got {shape}")
+    if end <= start or revisit_days < 1:
+        raise ValueError("need start < end and revisit_days >= 1")
+
+
+def marker_fields(*, version: int, seed: int, shape: tuple[int, int], start: date, end: date,
+                  n_items: int, climate: float, extra_sites: int) -> dict:  # fmt: skip
+    """What every family's ``.complete`` marker says of the scenario, in this order."""
+    return {
+        "generator_version": version,
+        "seed": seed,
+        "shape": list(shape),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "n_items": n_items,
+        "climate": climate,
+        "extra_sites": extra_sites,
+    }
+
+
 def prepare_folder(out_dir: Path) -> ScenarioPaths:
     """The scenario folder, created, with no ``.complete`` marker and no old catalog."""
     out = Path(out_dir)
