@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -129,14 +128,10 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     with the same inputs as an interrupted one continues it, under its run id.
     """
     timer = StageTimer(log)
-    with timer.stage("inputs"), ThreadPoolExecutor(1) as loader:
-        # Loading the model is mostly importing scikit-learn (skops imports every
-        # estimator): it runs while the catalog and the assets' headers are read. An
-        # input error still comes first, as when the model loaded after them.
-        model = loader.submit(recovery_model, cfg.recovery)
+    with timer.stage("inputs"):
         checks = AssetChecks(out / STATE_DIR / ASSET_CACHE_FILE)
         prep = prepare(cfg, checks)
-        prep.recovery_model = model.result()
+        prep.recovery_model = recovery_model(cfg.recovery)
     existed = out.exists()
     created = not existed or not any(out.iterdir())
     try:
