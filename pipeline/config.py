@@ -158,6 +158,7 @@ class DetectionConfig(_Model):
     bare_memory_days: int = Field(1095, ge=0)
     bare_prone_run_days: int = Field(50, ge=0)
     bare_prone_season_days: int = Field(60, ge=0, le=183)
+    late_change_looks: int = Field(3, ge=1, le=255)
     regional_change_share: float = Field(0.03, ge=0, le=1)
     regional_change_min_pixels: int = Field(500, ge=1)
     cloud_edge_pixels: int = Field(0, ge=0, le=50)

@@ -22,7 +22,8 @@ one, and why it does not:
   the previous looks to be mostly not fresh-bare.
 - **A harvest whose date moved** beyond the season window is on ground that had
   other bare spells lately at that time of year (two within ``bare_memory_days``,
-  one ending within ``bare_prone_season_days`` of the date): such a ``prone``
+  one ending within ``bare_prone_season_days`` of the date), or at one time of year
+  in two different years (a field whose other harvest cloud hid): such a ``prone``
   candidate makes a flag only once it has stayed bare longer than a fallow spell
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
   change that begins together on much of the tile's clear ground (a harvest across
@@ -53,14 +54,17 @@ import numpy as np
 from pipeline.config import DetectionConfig
 from pipeline.excavation_looks import (
     N_SEASON_BINS,
+    NEW_YEAR_GAP_DAYS,
     doubtful_looks,
     fresh_bare,
     median_of_looks,
+    near_a_spell_season,
     regional,
     season_bin,
+    season_expectation,
+    yearly_spells,
 )
 
-_NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 _NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
@@ -116,6 +120,7 @@ class FoldState:
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
     run_start_day: np.ndarray  # int32 day number of the run's first look
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
+    run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare
     spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
     # bare spells (runs of fresh-bare looks) that have ended
     onset_day: np.ndarray  # int32 day number of the candidate's onset
@@ -161,6 +166,7 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         gap_days=np.zeros(shape, np.int32),
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
+        run_unexpected=np.zeros(shape, np.uint16),
         spell_end=np.full((2, h, w), -100_000, np.int32),
         onset_day=np.zeros(shape, np.int32),
         prior_ndvi=np.full(shape, np.nan, np.float32),
@@ -191,31 +197,7 @@ def fold_step(
 
     # Seasonal expectation from earlier years, +/- the window around this date.
     b_now = season_bin(day)
-    half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
-    bins = [(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)]
-    # The same time last year decides; where last year had no clear look in the window,
-    # the years before it do. (A site restored last year must not make bare ground
-    # "expected" forever because it was bare three years ago.)
-    year_clear = np.zeros(clear.shape, np.int32)
-    year_bare = np.zeros(clear.shape, np.int32)
-    old_clear = np.zeros(clear.shape, np.int32)
-    old_bare = np.zeros(clear.shape, np.int32)
-    for b in bins:
-        if day - s.bin_last_day[b] > _NEW_YEAR_GAP_DAYS:  # not visited this season yet
-            year_clear += s.cur_clear[b]
-            year_bare += s.cur_bare[b]
-            old_clear += s.last_clear[b].astype(np.int32) + s.older_clear[b]
-            old_bare += s.last_bare[b].astype(np.int32) + s.older_bare[b]
-        else:
-            year_clear += s.last_clear[b]
-            year_bare += s.last_bare[b]
-            old_clear += s.older_clear[b]
-            old_bare += s.older_bare[b]
-    use_year = year_clear > 0
-    s_clear = np.where(use_year, year_clear, old_clear)
-    s_bare = np.where(use_year, year_bare, old_bare)
-    has_hist = s_clear > 0
-    expected = has_hist & (s_bare > cfg.season_bare_max_fraction * s_clear)
+    has_hist, expected = season_expectation(s, day, b_now, cfg)
 
     # What came before: the last K clear looks.
     # One clear look before is enough to judge a change against (a dig in the imagery's
@@ -299,14 +281,27 @@ def fold_step(
     # change together with much of its tile (``excavation_looks.regional``).
     # And so is soil-coloured bare ground (red soil, loess: fresh only on the soil line)
     # where no seasonal history tells a field from a dig yet (the imagery's first year).
+    # Ground whose two spells ended at the same time of year in different years is
+    # cultivated whatever this season is: a field whose other harvest cloud hid.
     recurrent = day - s.spell_end[1] <= cfg.bare_memory_days
     field_soil = (ndvi > cfg.fresh_ndvi_max) & ~has_hist
+    seasonal = near_a_spell_season(s.spell_end, day, cfg.bare_prone_season_days)
     prone = (
-        (recurrent & _near_a_spell_season(s.spell_end, day, cfg.bare_prone_season_days))
+        (recurrent & (seasonal | yearly_spells(s.spell_end, cfg.bare_prone_season_days)))
         | field_soil
         | regional(new_run & began, clear, cfg)
     )
     s.run_prone = np.where(new_run, prone, s.run_prone)
+    # A run that did not begin as a change (it went on from a harvest's bare ground) is
+    # one once it stays bare into the season the ground is green in (``late_change_looks``
+    # looks where the history is not bare): a pit dug into a field just after a harvest.
+    # It is prone: it must stay bare longer than any fallow spell, too.
+    unexpected = fresh & has_hist & ~expected
+    s.run_unexpected = np.where(new_run, unexpected, s.run_unexpected + unexpected)
+    s.run_unexpected = s.run_unexpected.astype(np.uint16)
+    late = fresh & ~s.run_ok & (s.run_unexpected >= cfg.late_change_looks)
+    s.run_ok = s.run_ok | late
+    s.run_prone = s.run_prone | late
 
     # A candidate starts when a run that began as a change is not expected in this
     # season; it is dated from the run's first look (a dig that began during harvest
@@ -339,7 +334,7 @@ def fold_step(
         shifted = np.concatenate([new[np.newaxis].astype(old.dtype), old[:-1]], axis=0)
         setattr(s, name, np.where(clear[np.newaxis], shifted, old))
     s.recent_n = np.minimum(s.recent_n + clear, k).astype(np.uint8)
-    if day - s.bin_last_day[b_now] > _NEW_YEAR_GAP_DAYS:
+    if day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS:
         for tier in ("clear", "bare"):
             older, last, cur = (getattr(s, f"{n}_{tier}") for n in ("older", "last", "cur"))
             older[b_now] = np.minimum(older[b_now].astype(np.int32) + last[b_now], 255)
@@ -351,12 +346,6 @@ def fold_step(
     s.last_clear_day = np.where(clear, day, s.last_clear_day).astype(np.int32)
     s.bin_last_day[b_now] = day
     return s
-
-
-def _near_a_spell_season(spell_end: np.ndarray, day: int, days: int) -> np.ndarray:
-    """Whether ``day`` falls within ``days`` of the time of year either spell ended."""
-    phase = np.mod(day - spell_end, 365.25)
-    return (np.minimum(phase, 365.25 - phase) <= days).any(axis=0)
 
 
 def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:

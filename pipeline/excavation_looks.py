@@ -4,17 +4,25 @@
 per-look tests it applies: whether a look shows fresh bare soil or rock (``fresh_bare``,
 any soil colour), the median of the few looks kept (``median_of_looks``), which clear
 pixels lie beside masked cloud (``near_masked``), whether the changes beginning on one
-date are regional (``regional``) and the season bin of a date (``season_bin``).
+date are regional (``regional``), the season bin of a date (``season_bin``), what the
+season's history says of bare ground now (``season_expectation``), and when a pixel's
+last two bare spells ended (``near_a_spell_season``, ``yearly_spells``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from pipeline.config import DetectionConfig
 
+if TYPE_CHECKING:
+    from pipeline.excavation import FoldState
+
 N_SEASON_BINS = 36  # ten-day bins of the year
+NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 
 
 def season_bin(day: int) -> int:
@@ -94,3 +102,51 @@ def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> n
     n = int(starting.sum())
     regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
     return starting if regional else np.zeros_like(starting)
+
+
+def near_a_spell_season(spell_end: np.ndarray, day: int, days: int) -> np.ndarray:
+    """Whether ``day`` falls within ``days`` of the time of year either spell ended."""
+    phase = np.mod(day - spell_end, 365.25)
+    return (np.minimum(phase, 365.25 - phase) <= days).any(axis=0)
+
+
+def yearly_spells(spell_end: np.ndarray, days: int) -> np.ndarray:
+    """Whether the two spells ended in different years within ``days`` of one time of year."""
+    apart = spell_end[0] - spell_end[1]
+    phase = np.mod(apart, 365.25)
+    return (apart >= 365.25 - days) & (np.minimum(phase, 365.25 - phase) <= days)
+
+
+def season_expectation(
+    s: FoldState, day: int, b_now: int, cfg: DetectionConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each pixel has seasonal history around ``day`` (the bins within
+    ``season_window_days`` of ``b_now``), and whether that history makes bare ground
+    expected now (bare in more than ``season_bare_max_fraction`` of its clear looks).
+    """
+    half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
+    bins = [(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)]
+    # The same time last year decides; where last year had no clear look in the window,
+    # the years before it do. (A site restored last year must not make bare ground
+    # "expected" forever because it was bare three years ago.)
+    year_clear = np.zeros(s.last_clear_day.shape, np.int32)
+    year_bare = np.zeros(s.last_clear_day.shape, np.int32)
+    old_clear = np.zeros(s.last_clear_day.shape, np.int32)
+    old_bare = np.zeros(s.last_clear_day.shape, np.int32)
+    for b in bins:
+        if day - s.bin_last_day[b] > NEW_YEAR_GAP_DAYS:  # not visited this season yet
+            year_clear += s.cur_clear[b]
+            year_bare += s.cur_bare[b]
+            old_clear += s.last_clear[b].astype(np.int32) + s.older_clear[b]
+            old_bare += s.last_bare[b].astype(np.int32) + s.older_bare[b]
+        else:
+            year_clear += s.last_clear[b]
+            year_bare += s.last_bare[b]
+            old_clear += s.older_clear[b]
+            old_bare += s.older_bare[b]
+    use_year = year_clear > 0
+    s_clear = np.where(use_year, year_clear, old_clear)
+    s_bare = np.where(use_year, year_bare, old_bare)
+    has_hist = s_clear > 0
+    expected = has_hist & (s_bare > cfg.season_bare_max_fraction * s_clear)
+    return has_hist, expected

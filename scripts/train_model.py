@@ -33,7 +33,7 @@ from pipeline.config import load_config
 from pipeline.recovery.model import save_model, train_model
 from pipeline.recovery.training import labelled_features
 from pipeline.run import run_pipeline
-from pipeline.scenes import ScenarioPaths, generate_scenario
+from pipeline.scenes import ScenarioPaths, generate_family
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (300, 360)
@@ -53,17 +53,23 @@ def training_settings(seed: int) -> dict:
     }
 
 
-def _scenario(seed: int) -> ScenarioPaths:
+def _name(family: str, seed: int) -> str:
+    return f"seed{seed}" if family == "standard" else f"{family}-seed{seed}"
+
+
+def _scenario(family: str, seed: int) -> ScenarioPaths:
     settings = training_settings(seed)
-    folder = ROOT / "data" / "training" / f"seed{seed}"
+    folder = ROOT / "data" / "training" / _name(family, seed)
     paths = ScenarioPaths.under(folder)
     if (folder / ".complete").exists():
         return paths
-    return generate_scenario(folder, seed=seed, shape=SHAPE, extra_sites=EXTRA_SITES, **settings)
+    return generate_family(
+        family, folder, seed=seed, shape=SHAPE, extra_sites=EXTRA_SITES, **settings
+    )
 
 
-def _run(seed: int, paths: ScenarioPaths) -> Path:
-    out = ROOT / "runs" / "training" / f"seed{seed}"
+def _run(name: str, paths: ScenarioPaths) -> Path:
+    out = ROOT / "runs" / "training" / name
     if (out / schema.MANIFEST_FILE).exists():
         return out
     cfg = load_config(
@@ -77,10 +83,10 @@ def _run(seed: int, paths: ScenarioPaths) -> Path:
     return out
 
 
-def scenario_table(seed: int) -> pd.DataFrame:
+def scenario_table(seed: int, family: str = "standard") -> pd.DataFrame:
     """Model features and true classes of one training scenario's sites."""
-    paths = _scenario(seed)
-    out = _run(seed, paths)
+    paths = _scenario(family, seed)
+    out = _run(_name(family, seed), paths)
     truth = json.loads(paths.truth.read_text(encoding="utf-8"))
     until = json.loads((out / schema.MANIFEST_FILE).read_text())["period"]["end"]
     labels = pd.DataFrame(
@@ -92,7 +98,7 @@ def scenario_table(seed: int) -> pd.DataFrame:
     )
     cfg = load_config(None, {}).recovery
     table = labelled_features(out, paths.sites, labels, cfg=cfg)
-    table["group"] = [f"{seed}:{s}" for s in table["site_id"]]
+    table["group"] = [f"{_name(family, seed)}:{s}" for s in table["site_id"]]
     return table
 
 
@@ -108,6 +114,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=_seeds, default=_seeds("5000-5023"))
+    parser.add_argument(
+        "--varied-seeds", type=_seeds, default=[], help="seeds of the varied family to add"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "recovery-default")
     parser.add_argument("--table", type=Path, help="also write the training table (parquet)")
     parser.add_argument("--prepare-only", action="store_true", help="generate and run, no fit")
@@ -117,21 +126,26 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if any(1000 <= s < 2000 for s in args.seeds):
         parser.error("seeds 1000-1999 are evaluation seeds (scripts/evaluate.py)")
-    if set(args.seeds) & set(args.holdout):
+    if set(args.seeds + args.varied_seeds) & set(args.holdout):
         parser.error("a holdout seed is also a training seed")
     tables = []
-    for seed in args.seeds:
+    jobs = [("standard", s) for s in args.seeds] + [("varied", s) for s in args.varied_seeds]
+    for family, seed in jobs:
         t0 = time.perf_counter()
-        table = scenario_table(seed)
+        table = scenario_table(seed, family)
         tables.append(table)
         counts = table["recovery_class"].value_counts().to_dict()
-        print(f"seed {seed}: {len(table)} sites {counts} ({time.perf_counter() - t0:.0f} s)")
+        print(
+            f"{_name(family, seed)}: {len(table)} sites {counts} ({time.perf_counter() - t0:.0f} s)"
+        )
     if args.prepare_only:
         return 0
     table = pd.concat(tables, ignore_index=True)
     if args.table:
         table.drop(columns=["last_clear_date"]).to_parquet(args.table)
     seeds = f"{min(args.seeds)}-{max(args.seeds)}"
+    if args.varied_seeds:
+        seeds += f", varied {min(args.varied_seeds)}-{max(args.varied_seeds)}"
     model = train_model(
         table,
         table["recovery_class"],
@@ -139,6 +153,7 @@ def main() -> int:
         version="pending",
         training_data={
             "source": "scripts/train_model.py: generated scenarios (pipeline.scenes)",
+            "families": ["standard"] + (["varied"] if args.varied_seeds else []),
             "note": "generated scenes only; never scored against field truth",
             "seeds": seeds,
             "shape": list(SHAPE),

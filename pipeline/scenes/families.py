@@ -2,9 +2,11 @@
 
 A family is a way of drawing a world (its cast, landscape and weather); each writes the
 same files (``ScenarioPaths``) so the demo, the evaluation and the training scripts can
-take any of them: ``standard`` (the demo county and its seeded variants) and ``loess``
+take any of them: ``standard`` (the demo county and its seeded variants), ``loess``
 (a county of loess uplands and red-soil hills with other spectra, phenology and clouds,
-and the hard cases; see ``loess``). A new family is a module beside ``standard.py`` and
+and the hard cases; see ``loess``; evaluated, never trained on) and ``varied``
+(standard's county with soils, canopies and phenology drawn per seed; the recovery
+model's training adds it, see ``varied``). A new family is a module beside ``standard.py`` and
 one entry here.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.scenes import loess
+from pipeline.scenes import loess, varied
 from pipeline.scenes.standard import generate_scenario
 from pipeline.scenes.writing import ScenarioPaths
 
@@ -23,6 +25,7 @@ GenerateScenario = Callable[..., ScenarioPaths]
 FAMILIES: dict[str, GenerateScenario] = {
     "standard": generate_scenario,
     loess.FAMILY: loess.generate_scenario,
+    varied.FAMILY: varied.generate_scenario,
 }
 DEFAULT_FAMILY = "standard"
 

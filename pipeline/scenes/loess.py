@@ -49,7 +49,7 @@ from pipeline.scenes.writing import (
 log = logging.getLogger(__name__)
 
 FAMILY = "loess"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: a dig in an expired permit's polygon is ``outside_permit``
 
 # Endmember reflectances: blue, green, red, nir, swir16, swir22 (names as in ``EM``).
 LOESS_EM = {

@@ -36,11 +36,14 @@ log = logging.getLogger(__name__)
 DEMO_SEED = 2024
 # Bumped when what a seed writes changes, labels included, so ``ensure_demo_data``
 # writes the demo again: 2 = dug suspended and closed illegal sites are ``disturbed``;
-# a free dig within 100 m of a licensed permit is ``outside_permit``.
-GENERATOR_VERSION = 2
+# a free dig within 100 m of a licensed permit is ``outside_permit``; 3 = so is a dig in
+# a permit's polygon after the permit expired.
+GENERATOR_VERSION = 3
 
 
-def _dates(start: date, end: date, revisit_days: int, rng: np.random.Generator) -> list[date]:
+def revisit_dates(
+    start: date, end: date, revisit_days: int, rng: np.random.Generator
+) -> list[date]:
     out, d = [], start
     while d <= end:
         j = d + timedelta(days=int(rng.integers(0, 2)))
@@ -78,7 +81,7 @@ def generate_scenario(
     paths = prepare_folder(Path(out_dir))
     world = build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
                         hard_cases=hard_cases)  # fmt: skip
-    dates = _dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
+    dates = revisit_dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
     marker = marker_fields(version=GENERATOR_VERSION, seed=seed, shape=shape, start=start,
                            end=end, n_items=len(dates), climate=climate,
                            extra_sites=extra_sites)  # fmt: skip

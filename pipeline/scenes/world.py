@@ -197,6 +197,14 @@ def build_world(
     place_digs(digger, plans, green_by)
     if hard_cases:
         place_hard_cases(digger)
+    validity = {f["permit_id"]: (f["valid_from"], f["valid_to"]) for f in permit_feats}
+    for d in digger.out:
+        # Digging in a permit's polygon after it expired (or before it began) is digging
+        # without one: ``outside_permit``, as the detection attributes it.
+        if d["violation"] == "within_permit" and not (
+            validity[d["permit_id"]][0] <= d["start"] <= validity[d["permit_id"]][1]
+        ):
+            d["violation"] = "outside_permit"
     digs = digger.numbered()
     zone_feats = [{"zone_id": f"Z{i + 1:02d}", "kind": k, "geometry": g}
                   for i, (k, g) in enumerate(zones)]  # fmt: skip

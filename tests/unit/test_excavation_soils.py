@@ -162,3 +162,39 @@ def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_no
     dig[10:13, 10:14] = True
     assert not fold(plain).any()
     assert fold(dig).sum() == 12
+
+
+def test_fold__field_whose_summer_harvest_cloud_always_hid_is_held_when_it_comes_early():
+    # Harvests in June (day 155) and October (day 280) every year; every June harvest
+    # fell under cloud, so only the October spells were seen. In the last year the June
+    # harvest comes early (day 140) and the imagery ends two looks later: the ground was
+    # bare at one time of year in two different years, so it is a field, held.
+    field = np.tile(np.array(VEG), (N, 1))
+    clear = np.ones((N, 1), bool)
+    for year in (2021, 2022, 2023):
+        june = (years == year) & (doys >= 155) & (doys < 175)
+        field[june], clear[june] = FIELD_SOIL, False
+        field[(years == year) & (doys >= 280) & (doys < 300)] = FIELD_SOIL
+    early = _first((years == 2024) & (doys >= 140))
+    field[early:] = FIELD_SOIL
+    layers = _fold([field[: early + 2]], clear=clear[: early + 2])
+    assert int(layers[L["onset"], 0]) == early
+    assert int(layers[L["confirm"], 0]) == early + 1
+    assert layers[L["prone"], 0] == 1
+    assert not _flagged(layers)[0]
+
+
+def test_fold__dig_into_a_field_just_after_its_harvest_is_flagged_from_its_first_look():
+    # The 2023 harvest (day 155) leaves two bare looks, one look of stubble follows, and
+    # then the ground is dug: the looks before the dig are mostly bare, so its first look
+    # is no change. It stays bare into the season the crop was green in: a late change,
+    # held like a field's and dated from the dig's first look.
+    field = _field({2021: 155, 2022: 155, 2023: 155})
+    harvest = _first((years == 2023) & (doys >= 155))
+    field[harvest + 2] = SPARSE_GREEN
+    field[harvest + 3 :] = LOESS
+    layers = _fold([field])
+    assert int(layers[L["onset"], 0]) == harvest + 3
+    assert int(layers[L["confirm"], 0]) == harvest + 4
+    assert layers[L["prone"], 0] == 1
+    assert _flagged(layers)[0]

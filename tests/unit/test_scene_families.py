@@ -78,7 +78,7 @@ def _dig_pixels(truth: dict) -> dict[str, np.ndarray]:
 
 def test_scene_family__loess_is_registered() -> None:
     assert scenes.scene_family("loess") is loess.generate_scenario
-    assert set(scenes.FAMILIES) == {"standard", "loess"}
+    assert set(scenes.FAMILIES) == {"standard", "loess", "varied"}
 
 
 def test_loess__truth_holds_one_dig_of_each_hard_case_in_its_window(truth) -> None:
@@ -219,3 +219,44 @@ def test_build_world__standard_hard_cases_only_when_asked() -> None:
     zone = next(d for d in hard.truth["digs"] if d["case"] == "loess_zone")
     assert zone["violation"] == "no_mining_zone" and zone["zone_ids"]
     assert len(hard.truth["sites"]) - len(plain.truth["sites"]) in (1, 2)
+
+
+def test_varied_family__draws_its_soils_canopies_and_phenology_per_seed():
+    from pipeline.scenes.surface import STANDARD
+    from pipeline.scenes.varied import varied_physics
+
+    a, draw_a = varied_physics(5100)
+    again, draw_again = varied_physics(5100)
+    b, _ = varied_physics(5101)
+    assert draw_a == draw_again and a.endmembers == again.endmembers
+    assert a.endmembers["grass_soil"] != b.endmembers["grass_soil"]
+    assert a.endmembers["grass_soil"] != STANDARD.endmembers["grass_soil"]
+    for physics in (a, b):
+        for cls, (days, cover) in physics.phenology.items():
+            assert days[0] == 0 and days[-1] >= 365 and len(days) == len(cover)
+            assert 0 <= min(cover) <= max(cover) <= 1
+            if cls == CROP:  # fields are bare after each harvest, whatever the draw
+                assert min(cover) == pytest.approx(min(STANDARD.phenology[CROP][1]))
+        assert all(0 < v <= 0.6 for name in ("farm_soil", "forest_floor")
+                   for v in physics.endmembers[name])  # fmt: skip
+
+
+def test_standard_family__dig_in_an_expired_permit_is_labelled_outside_permit():
+    # Evaluation seed 7303 (its dates): licensed quarry S08 digs in its permit P04 on
+    # 2023-01-01, the day after the permit expired: digging without a valid permit, as
+    # the detection attributes it. Digs within a valid permit stay ``within_permit``.
+    world = build_world(7303, (400, 480), date(2020, 10, 1), date(2024, 4, 15), hard_cases=True)
+    permits = {p["permit_id"]: p for p in world.permits}
+    own = [d for d in world.truth["digs"] if d["permit_id"] in permits]
+    for d in own:
+        p = permits[d["permit_id"]]
+        if d["violation"] == "within_permit":
+            assert p["valid_from"] <= d["start"] <= p["valid_to"], d["dig_id"]
+    expired = [
+        d for d in own
+        if d["violation"] == "outside_permit" and d["start"] > permits[d["permit_id"]]["valid_to"]
+        and d["geometry"].within(permits[d["permit_id"]]["geometry"].buffer(1))
+    ]  # fmt: skip
+    assert [(d["site_id"], d["permit_id"], d["start"]) for d in expired] == [
+        ("S08", "P04", "2023-01-01")
+    ]
