@@ -65,6 +65,7 @@ from pipeline.excavation_looks import (
     yearly_spells,
 )
 
+_YEAR_DAYS = 366  # "within the year before"
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 _NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
@@ -82,6 +83,7 @@ CHANGE_LAYERS = (
     "prone",
     "span_days",
     "doubtful_look",
+    "late",
 )
 
 
@@ -121,6 +123,9 @@ class FoldState:
     run_start_day: np.ndarray  # int32 day number of the run's first look
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
     run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare
+    green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
+    run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``)
+    late: np.ndarray  # bool: the candidate's run did (``run_late``)
     spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
     # bare spells (runs of fresh-bare looks) that have ended
     onset_day: np.ndarray  # int32 day number of the candidate's onset
@@ -167,6 +172,9 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         run_start_day=np.zeros(shape, np.int32),
         run_prone=np.zeros(shape, bool),
         run_unexpected=np.zeros(shape, np.uint16),
+        green_day=np.full(shape, -100_000, np.int32),
+        run_late=np.zeros(shape, bool),
+        late=np.zeros(shape, bool),
         spell_end=np.full((2, h, w), -100_000, np.int32),
         onset_day=np.zeros(shape, np.int32),
         prior_ndvi=np.full(shape, np.nan, np.float32),
@@ -292,16 +300,18 @@ def fold_step(
         | regional(new_run & began, clear, cfg)
     )
     s.run_prone = np.where(new_run, prone, s.run_prone)
-    # A run that did not begin as a change (it went on from a harvest's bare ground) is
-    # one once it stays bare into the season the ground is green in (``late_change_looks``
-    # looks where the history is not bare): a pit dug into a field just after a harvest.
-    # It is prone: it must stay bare longer than any fallow spell, too.
+    # A run that did not begin as a change (it went on from a harvest's bare ground) on
+    # ground green within the year before it is one once it stays bare into the season
+    # the ground is green in (``late_change_looks`` looks where the history is not
+    # bare): a pit dug into a field just after a harvest. (Weathered ground with sparse
+    # weeds, never green, flickers in and out of bare.) It is prone, too.
     unexpected = fresh & has_hist & ~expected
     s.run_unexpected = np.where(new_run, unexpected, s.run_unexpected + unexpected)
     s.run_unexpected = s.run_unexpected.astype(np.uint16)
-    late = fresh & ~s.run_ok & (s.run_unexpected >= cfg.late_change_looks)
-    s.run_ok = s.run_ok | late
-    s.run_prone = s.run_prone | late
+    was_green = s.run_start_day - s.green_day <= _YEAR_DAYS
+    late = fresh & ~s.run_ok & was_green & (s.run_unexpected >= cfg.late_change_looks)
+    s.run_ok, s.run_prone = s.run_ok | late, s.run_prone | late
+    s.run_late = np.where(new_run, late, s.run_late | late)
 
     # A candidate starts when a run that began as a change is not expected in this
     # season; it is dated from the run's first look (a dig that began during harvest
@@ -319,6 +329,7 @@ def fold_step(
     s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
     s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
     s.prone = np.where(start, s.run_prone, s.prone)
+    s.late = np.where(start, s.run_late, s.late)
     s.last_day = np.where(start, day, s.last_day).astype(np.int32)
     s.watched_day = np.where(start, s.run_start_day, s.watched_day).astype(np.int32)
 
@@ -344,6 +355,8 @@ def fold_step(
     s.cur_clear[b_now] = np.minimum(s.cur_clear[b_now] + clear, 255)
     s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + (fresh | low_cover), 255)
     s.last_clear_day = np.where(clear, day, s.last_clear_day).astype(np.int32)
+    s.green_day = np.where(clear & (ndvi >= cfg.prior_ndvi_min), day, s.green_day)
+    s.green_day = s.green_day.astype(np.int32)
     s.bin_last_day[b_now] = day
     return s
 
@@ -380,5 +393,6 @@ def change_layers(state: FoldState) -> np.ndarray:
             state.prone,
             np.where(state.onset >= 0, state.last_day - state.watched_day, 0),
             state.doubtful_look,
+            state.late,
         ]
     ).astype(np.float64)

@@ -68,6 +68,28 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
     return f"F{day:%Y%m%d}-{digest}"
 
 
+def _died_back(
+    layers: np.ndarray,
+    grid: GridSpec,
+    dates: Sequence[date],
+    sites: Sequence[tuple[BaseGeometry, date]],
+) -> np.ndarray:
+    """Late changes that began inside a site after its restoration began."""
+    ordinal = np.array([d.toordinal() for d in dates], np.int64)
+    # The earliest start where sites overlap: burnt last.
+    ordered = sorted(sites, key=lambda site: site[1], reverse=True)
+    began = rasterize(
+        [(g, start.toordinal()) for g, start in ordered],
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=0,
+        dtype="int32",
+    )
+    onset = layers[_L["onset"]].astype(np.int64)
+    onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
+    return (layers[_L["late"]] > 0) & (began > 0) & (onset_day >= began)
+
+
 def build_flags(
     layers: np.ndarray,
     grid: GridSpec,
@@ -76,13 +98,22 @@ def build_flags(
     *,
     aoi_mask: np.ndarray | None = None,
     closed_sites: Sequence[BaseGeometry] = (),
+    restoring_sites: Sequence[tuple[BaseGeometry, date]] = (),
 ) -> list[Flag]:
-    """Components of persistent change as flags (no violation yet)."""
+    """Components of persistent change as flags (no violation yet).
+
+    ``restoring_sites``: (polygon, restoration start) of sites under restoration. A late
+    change there (bare ground that went on from a harvest into the green season,
+    ``excavation``'s ``late``) that began after the restoration did is a planting that
+    died back, which the recovery classes report, not a dig: it makes no flag.
+    """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
     changed = persistent_change(layers, cfg)
     if aoi_mask is not None:
         changed &= aoi_mask
+    if restoring_sites and changed.any():
+        changed &= ~_died_back(layers, grid, dates, restoring_sites)
     labels = label(changed, connectivity=2)
     if labels.max() == 0:
         return []

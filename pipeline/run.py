@@ -286,9 +286,12 @@ def _execute(
                 (sites_grid["category"] == "illegal") & (sites_grid["status"] == "closed")
             ]
         )
+        begun = sites_grid[sites_grid["restoration_start"].notna()]
+        restoring = list(zip(begun.geometry, begun["restoration_start"], strict=True))
         flags = build_flags(
-            layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed
-        )
+            layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed,
+            restoring_sites=restoring,
+        )  # fmt: skip
         # The report's modules (matplotlib, openpyxl) load once the pixels are done with.
         from pipeline.report.audit import enforcement_record
 

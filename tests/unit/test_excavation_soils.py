@@ -196,5 +196,9 @@ def test_fold__dig_into_a_field_just_after_its_harvest_is_flagged_from_its_first
     layers = _fold([field])
     assert int(layers[L["onset"], 0]) == harvest + 3
     assert int(layers[L["confirm"], 0]) == harvest + 4
-    assert layers[L["prone"], 0] == 1
+    assert layers[L["prone"], 0] == 1 and layers[L["late"], 0] == 1
     assert _flagged(layers)[0]
+    # The same looks on weathered ground with sparse weeds, never green, dry at the same
+    # times: not a late change (nothing grew there to lose).
+    weeds = np.where((field == np.array(VEG)).all(axis=1)[:, None], SPARSE_GREEN, field)
+    assert int(_fold([weeds])[L["onset"], 0]) == -1

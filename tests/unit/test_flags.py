@@ -54,6 +54,30 @@ def test_build_flags__mapping_unit_drops_small_blobs():
     assert flags[0].level == "high"
 
 
+def test_build_flags__late_change_on_land_under_restoration_is_a_die_back_not_a_dig():
+    # Three late changes (bare ground that went on from a harvest into the green
+    # season), 16 px each: on a site restored from date 10 (a die-back: no flag), on the
+    # same site but begun before its restoration (a flag), and off any site (a flag).
+    # An abrupt dig on the restored site is flagged as always.
+    layers = _layers()
+    for rows, cols, onset in (
+        (slice(10, 14), slice(10, 14), 20),
+        (slice(20, 24), slice(10, 14), 5),
+        (slice(60, 64), slice(60, 64), 20),
+    ):
+        _dig(layers, rows, cols, onset)
+        layers[L["late"], rows, cols] = 1
+    _dig(layers, slice(30, 34), slice(30, 34), 25)
+    site = (_pix_box(5, 40, 5, 40), DATES[10])
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site])
+    assert sorted((f.first_detected, f.area_m2) for f in flags) == [
+        (DATES[5], 1600), (DATES[20], 1600), (DATES[25], 1600)
+    ]  # fmt: skip
+    centres = sorted((round(f.geometry.centroid.x), round(f.geometry.centroid.y)) for f in flags)
+    assert centres == [(120, 780), (320, 680), (620, 380)]
+    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 4
+
+
 def test_build_flags__closed_site_has_its_own_lower_unit():
     layers = _layers()
     _dig(layers, slice(50, 52), slice(50, 52), 30)  # 4 px = 0.04 ha
