@@ -14,7 +14,12 @@ not care which one decided.
   ``no_restoration_yet``) before choosing.
 - A site with a fresh dig where digging is not allowed (``disturbed_fraction`` above
   0, ``disturbance.py``) is ``disturbed`` whatever the model says (rule
-  ``new_excavation``, the rule set's confidence), as in the rules.
+  ``new_excavation``, the rule set's confidence), as in the rules; a site with none is
+  not (``disturbed`` set to 0 and the rest renormalised; rule ``no_dig_flagged`` when
+  it was the most probable): the flags establish a dig, not a pattern.
+- ``regressed`` names a loss (``loss_seen``): a site that shows none (its peak, own and
+  against its ring, no lower than its best earlier season's, no die-back this season)
+  cannot have it (set to 0, renormalised; rule ``no_loss_seen``).
 - A site with no clear look in the latest window is ``unrestored`` with probability
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
@@ -92,15 +97,15 @@ def predict_sites(
         target = site_target(targets, site_id, cfg)
         p = proba.loc[site_id].to_numpy(dtype=float).copy()
         rule = "model"
+        dug = float(np.nan_to_num(feat["disturbed_fraction"]))
+        if not dug > 0:  # only a flagged dig makes a site disturbed (below)
+            p, rule = _without(p, classes, ("disturbed",), rule, "no_dig_flagged")
         if not feat["restoration_started"] >= 1:
-            allowed = ~np.isin(classes, NEEDS_RESTORATION)
-            if p[~allowed].max(initial=0.0) > p[allowed].max(initial=0.0):
-                rule = "no_restoration_yet"
-            p = np.where(allowed, p, 0.0)
-            p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
+            p, rule = _without(p, classes, NEEDS_RESTORATION, rule, "no_restoration_yet")
+        elif not loss_seen(feat, cfg):
+            p, rule = _without(p, classes, ("regressed",), rule, "no_loss_seen")
         best = int(np.argmax(p))
         recovery_class, probability = str(classes[best]), float(p[best])
-        dug = float(np.nan_to_num(feat["disturbed_fraction"]))
         if dug > 0 and recovery_class != "disturbed":
             # A dig where digging is not allowed is a fact the flags establish, not a
             # pattern to learn: the site is disturbed, with the rule set's confidence.
@@ -150,6 +155,33 @@ def predict_sites(
             named,
         )
     return out
+
+
+def loss_seen(feat: pd.Series, cfg: RecoveryConfig) -> bool:
+    """Whether a site shows the loss ``regressed`` names (a restoration that reached its
+    target and has since lost it): a die-back this season against the same days a year
+    before (``recent_ndvi_change`` down by a third of ``regression_drop_min``), or this
+    season's peak, its own or against its ring's, below its best earlier season's by
+    half of it. A model trained on one physics can take a level for a loss (a grassland
+    that peaks at 0.45 where its training's peaked at 0.6); a level is no loss."""
+    drop = cfg.regression_drop_min
+    return bool(
+        -feat["recent_ndvi_change"] >= drop / 3
+        or feat["ratio_drop"] >= drop / 2
+        or feat["best_earlier_peak_ndvi"] - feat["latest_peak_ndvi"] >= drop / 2
+    )
+
+
+def _without(
+    p: np.ndarray, classes: np.ndarray, barred: tuple[str, ...], rule: str, reason: str
+) -> tuple[np.ndarray, str]:
+    """Probabilities with ``barred`` classes at 0, renormalised; ``reason`` becomes the
+    rule when one of them was the most probable."""
+    allowed = ~np.isin(classes, barred)
+    if p[~allowed].max(initial=0.0) > p[allowed].max(initial=0.0):
+        rule = reason
+    p = np.where(allowed, p, 0.0)
+    return (p / p.sum() if p.sum() > 0 else allowed / allowed.sum()), rule
 
 
 def classify_with(

@@ -211,6 +211,46 @@ def test_predict_sites__classes_guard_and_meets_target(tiny_model):
     assert out.loc["restored", "assessed_until"] == "2023-12-20"
 
 
+def test_predict_sites__regressed_needs_a_loss_and_disturbed_a_flagged_dig():
+    # A model that learnt ``regressed`` as a level (ratio 0.7; its training's regressed
+    # sites all lost their green, but it was not told how). Two sites at that level: one
+    # lost its green (ratio_drop 0.3), one never had more (a level is no loss). A third
+    # has the features of a dug site but no flag on it.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    train, labels = _table()
+    train[["ratio_drop", "disturbed_fraction"]] = 0.0  # classes by level alone
+    estimator = HistGradientBoostingClassifier(max_iter=15, min_samples_leaf=3, random_state=0)
+    estimator.fit(train.to_numpy(), labels.to_numpy(dtype=object))
+    card = {"version": "t", "classes": list(estimator.classes_), "features": list(MODEL_FEATURES)}
+    level_model = RecoveryModel(estimator, card)
+    x, _ = _table(n_per_class=1, seed=5)
+    x.index = pd.Index(list(RECOVERY_CLASSES), name="site_id")
+    x["last_clear_date"] = pd.Timestamp("2023-12-20")
+    level = x.loc["regressed"].copy()
+    level["ratio_drop"] = 0.0
+    x.loc["level"] = level
+    x.loc["level", ["recent_ndvi_change", "latest_peak_ndvi", "best_earlier_peak_ndvi"]] = [
+        0.0,
+        0.5,
+        0.5,
+    ]
+    unflagged = x.loc["disturbed"].copy()
+    unflagged["disturbed_fraction"] = 0.0
+    x.loc["unflagged"] = unflagged
+    proba = level_model.predict_proba(x)  # what the model alone says:
+    assert proba.loc[["level", "unflagged"]].idxmax(axis=1).tolist() == ["regressed", "disturbed"]
+    sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
+    out = predict_sites(level_model, x, sites, cfg=RecoveryConfig())
+    assert out.loc["regressed", "recovery_class"] == "regressed"
+    assert out.loc["level", "recovery_class"] != "regressed"
+    assert out.loc["level", "rule"] == "no_loss_seen"
+    assert out.loc["disturbed", "recovery_class"] == "disturbed"
+    assert out.loc["unflagged", "recovery_class"] != "disturbed"
+    assert out.loc["unflagged", "rule"] == "no_dig_flagged"
+    assert out["probability"].between(0, 1).all()
+
+
 def test_predict_sites__no_clear_look_claims_nothing(tiny_model):
     x, _ = _table(n_per_class=1, seed=4)
     x.index = pd.Index(list(RECOVERY_CLASSES), name="site_id")
