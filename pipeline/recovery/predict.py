@@ -19,7 +19,9 @@ not care which one decided.
   it was the most probable): the flags establish a dig, not a pattern.
 - ``regressed`` names a loss (``loss_seen``): a site that shows none (its peak, own and
   against its ring, no lower than its best earlier season's, no die-back this season)
-  cannot have it (set to 0, renormalised; rule ``no_loss_seen``).
+  cannot have it (set to 0, renormalised; rule ``no_loss_seen``); a site dying back this
+  season (``dying_now``: down against last year and against its ring) is not
+  ``restored`` (rule ``dying_now``).
 - A site with no clear look in the latest window is ``unrestored`` with probability
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
@@ -104,6 +106,8 @@ def predict_sites(
             p, rule = _without(p, classes, NEEDS_RESTORATION, rule, "no_restoration_yet")
         elif not loss_seen(feat, cfg):
             p, rule = _without(p, classes, ("regressed",), rule, "no_loss_seen")
+        if dying_now(feat, cfg):
+            p, rule = _without(p, classes, ("restored",), rule, "dying_now")
         best = int(np.argmax(p))
         recovery_class, probability = str(classes[best]), float(p[best])
         if dug > 0 and recovery_class != "disturbed":
@@ -170,6 +174,15 @@ def loss_seen(feat: pd.Series, cfg: RecoveryConfig) -> bool:
         or feat["ratio_drop"] >= drop / 2
         or feat["best_earlier_peak_ndvi"] - feat["latest_peak_ndvi"] >= drop / 2
     )
+
+
+def dying_now(feat: pd.Series, cfg: RecoveryConfig) -> bool:
+    """Whether a site is dying back this season: its NDVI of the last ``RECENT_DAYS``
+    below the same days a year before, and below its ring's by more than a year before
+    (a drought lowers both), each by two thirds of ``regression_drop_min``. Such a site
+    is not ``restored`` ("stably, over a full season"), whatever its peak says."""
+    drop = 2 * cfg.regression_drop_min / 3
+    return bool(-feat["recent_ndvi_change"] >= drop and -feat["recent_gap_change"] >= drop)
 
 
 def _without(

@@ -238,6 +238,9 @@ def test_predict_sites__regressed_needs_a_loss_and_disturbed_a_flagged_dig():
     unflagged = x.loc["disturbed"].copy()
     unflagged["disturbed_fraction"] = 0.0
     x.loc["unflagged"] = unflagged
+    dying = x.loc["restored"].copy()  # at a restored level, dying back this season
+    dying[["recent_ndvi_change", "recent_gap_change"]] = -0.2
+    x.loc["dying"] = dying
     proba = level_model.predict_proba(x)  # what the model alone says:
     assert proba.loc[["level", "unflagged"]].idxmax(axis=1).tolist() == ["regressed", "disturbed"]
     sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
@@ -248,6 +251,9 @@ def test_predict_sites__regressed_needs_a_loss_and_disturbed_a_flagged_dig():
     assert out.loc["disturbed", "recovery_class"] == "disturbed"
     assert out.loc["unflagged", "recovery_class"] != "disturbed"
     assert out.loc["unflagged", "rule"] == "no_dig_flagged"
+    assert out.loc["restored", "recovery_class"] == "restored"
+    assert out.loc["dying", "recovery_class"] != "restored"
+    assert out.loc["dying", "rule"] == "dying_now"
     assert out["probability"].between(0, 1).all()
 
 
