@@ -23,6 +23,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import InputError
 from pipeline.inputs import read_aoi, read_permits, read_sites, read_zones
 from pipeline.inputs.asset_cache import AssetChecks
+from pipeline.inputs.asset_files import check_items
 from pipeline.inputs.checks import require_sites_on_imagery, sliver_warnings
 from pipeline.inputs.imagery import check_assets, reprojection_warnings
 from pipeline.inputs.offsets import check_offsets
@@ -115,10 +116,16 @@ def prepare(cfg: RunConfig, cache: AssetChecks | None = None) -> Prepared:
     scenes = read_catalog(catalog, band_aliases=cfg.provider.band_aliases, start=start, end=end)
     if not scenes:
         raise InputError("no acquisition in the selected period", file=catalog, field="period")
-    scenes, imagery_warnings, probes = check_assets(scenes, catalog=catalog, cache=cache)
+    # One open of each file for both checks below.
+    results, verdicts = check_items(scenes, cache=cache)
+    scenes, imagery_warnings, probes = check_assets(
+        scenes, catalog=catalog, cache=cache, results=results
+    )
     if not scenes:
         raise InputError("no readable acquisition: every one has an unreadable asset", file=catalog)
-    scenes, offset_warnings, corrections = check_offsets(scenes, catalog=catalog, cache=cache)
+    scenes, offset_warnings, corrections = check_offsets(
+        scenes, catalog=catalog, cache=cache, verdicts=verdicts
+    )
     imagery_warnings += offset_warnings
     crs = grid_crs(cfg.grid.crs, aoi=inputs.aoi, sites=inputs.sites)
     grid = analysis_grid(scenes, resolution=cfg.grid.resolution, crs=crs)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import rasterio
@@ -26,6 +27,9 @@ from pipeline import schema
 from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning, first_names
 from pipeline.sources.base import GridSpec, Scene
+
+if TYPE_CHECKING:
+    from pipeline.inputs.asset_files import OpenFiles
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +77,13 @@ def _truncation(src: rasterio.io.DatasetReader, href: str) -> str | None:
     return None
 
 
-def _probe(item_id: str, band: str, href: str) -> AssetProbe | str:
+def _probe(item_id: str, band: str, href: str, files: OpenFiles | None = None) -> AssetProbe | str:
+    """What the header of ``href`` says, or why it is unusable (``files``: opened there)."""
+    from pipeline.inputs.asset_files import OpenFiles
+
     try:
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(href) as src:
+        with nullcontext(files) if files is not None else OpenFiles() as opened:
+            src = opened.get(href)
             if src.crs is None:
                 return "declares no CRS"
             problem = _truncation(src, href)
@@ -87,40 +95,38 @@ def _probe(item_id: str, band: str, href: str) -> AssetProbe | str:
         return f"cannot be opened: {reason}"
 
 
-def _cached_probe(
-    cache: AssetChecks | None, item_id: str, band: str, href: str
+def cached_probe(
+    cache: AssetChecks | None, item_id: str, band: str, href: str, files: OpenFiles | None = None
 ) -> AssetProbe | str:
     """``_probe``, or what an earlier run found of the unchanged file (successes only)."""
     hit = cache.get(href, "header") if cache is not None else None
     if hit is not None:
         return AssetProbe(item_id, band, href, rasterio.crs.CRS.from_string(hit[0]), hit[1])
-    probe = _probe(item_id, band, href)
+    probe = _probe(item_id, band, href, files)
     if cache is not None and isinstance(probe, AssetProbe):
         cache.put(href, "header", [probe.crs.to_string(), probe.resolution])
     return probe
 
 
 def check_assets(
-    scenes: Sequence[Scene], *, catalog: str, cache: AssetChecks | None = None
+    scenes: Sequence[Scene],
+    *,
+    catalog: str,
+    cache: AssetChecks | None = None,
+    results: Mapping[tuple[str, str, str], AssetProbe | str] | None = None,
 ) -> tuple[list[Scene], list[InputWarning], list[AssetProbe]]:
     """The scenes whose every asset opens, warnings naming the others, and the probes.
 
     ``cache``: headers earlier runs checked; only new or changed files are opened.
+    ``results``: the checks already made by ``asset_files.check_items``.
     """
     kept: list[Scene] = []
     warnings: list[InputWarning] = []
     probes: list[AssetProbe] = []
-    jobs = [
-        (item_id, band, ref.href)
-        for scene in scenes
-        for item_id, refs in zip(scene.item_ids, scene.assets, strict=True)
-        for band, ref in refs.items()
-    ]
-    # Opening a file is mostly waiting on the disk, and GDAL releases the GIL meanwhile.
-    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        results = dict(
-            zip(jobs, pool.map(lambda job: _cached_probe(cache, *job), jobs), strict=True)
-        )
+    if results is None:
+        from pipeline.inputs.asset_files import check_items
+
+        results, _ = check_items(scenes, cache=cache, judge_offsets=False)
     for scene in scenes:
         bad: list[tuple[str, str, str]] = []
         found: list[AssetProbe] = []

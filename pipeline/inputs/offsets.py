@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import TYPE_CHECKING
 
+import dask
 import numpy as np
 import pandas as pd
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
@@ -43,6 +43,9 @@ from pipeline import schema
 from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning, first_names
 from pipeline.sources.base import AssetRef, Scene
+
+if TYPE_CHECKING:
+    from pipeline.inputs.asset_files import OpenFiles
 
 logger = logging.getLogger(__name__)
 
@@ -82,33 +85,38 @@ class OffsetCorrection:
         }
 
 
-def _read_window(ref: AssetRef, bounds: tuple[float, ...] | None, shape: tuple[int, int] | None):
+def _read_window(
+    ref: AssetRef,
+    bounds: tuple[float, ...] | None,
+    shape: tuple[int, int] | None,
+    files: OpenFiles,
+):
     """A window of ``ref``: its centre ``WINDOW`` pixels, or ``bounds`` at ``shape``."""
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(ref.href) as src:
-        if bounds is None:
-            w, h = min(WINDOW, src.width), min(WINDOW, src.height)
-            window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
-            return src.read(1, window=window), src.window_bounds(window)
-        window = from_bounds(*bounds, transform=src.transform)
-        data = src.read(
-            1, window=window, out_shape=shape, resampling=Resampling.nearest, boundless=True
-        )
-        return data, bounds
+    src = files.get(ref.href)
+    if bounds is None:
+        w, h = min(WINDOW, src.width), min(WINDOW, src.height)
+        window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
+        return src.read(1, window=window), src.window_bounds(window)
+    window = from_bounds(*bounds, transform=src.transform)
+    data = src.read(
+        1, window=window, out_shape=shape, resampling=Resampling.nearest, boundless=True
+    )
+    return data, bounds
 
 
-def _judge(refs: dict[str, AssetRef], day: date) -> tuple[float, str] | None:
+def _judge(refs: dict[str, AssetRef], day: date, files: OpenFiles) -> tuple[float, str] | None:
     """The offset the pixels call for, and why; ``None`` when they agree or cannot tell."""
     red_ref, nir_ref = refs["red"], refs["nir"]
     declared = red_ref.offset
-    red, bounds = _read_window(red_ref, None, None)
-    nir, _ = _read_window(nir_ref, bounds, red.shape)
+    red, bounds = _read_window(red_ref, None, None, files)
+    nir, _ = _read_window(nir_ref, bounds, red.shape, files)
     ok = np.ones(red.shape, bool)
     if red_ref.nodata is not None:
         ok &= red != red_ref.nodata
     if nir_ref.nodata is not None:
         ok &= nir != nir_ref.nodata
     if schema.SCL in refs:
-        scl, _ = _read_window(refs[schema.SCL], bounds, red.shape)
+        scl, _ = _read_window(refs[schema.SCL], bounds, red.shape, files)
         ok = ok & np.isin(scl, CLEAR_LAND_SCL)
     r = red[ok].astype(np.float64) * red_ref.scale + declared
     n = nir[ok].astype(np.float64) * nir_ref.scale + nir_ref.offset
@@ -132,7 +140,7 @@ def _judge(refs: dict[str, AssetRef], day: date) -> tuple[float, str] | None:
     return None
 
 
-def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
+def candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
     """(scene, item) positions of Sentinel-2 items whose offset could be wrong: those
     declaring an offset, and those of baseline-04.00 dates declaring none."""
     out = []
@@ -150,34 +158,54 @@ def _candidates(scenes: Sequence[Scene]) -> list[tuple[int, int]]:
     return out
 
 
+def judge_item(
+    scene: Scene, i: int, cache: AssetChecks | None, files: OpenFiles | None = None
+) -> tuple[float, str] | None:
+    """The verdict on item ``i`` of ``scene`` (``None``: its declared offset stands),
+    from ``cache`` when an earlier run judged the unchanged file; ``files``: where the
+    item's assets are open (``asset_files``)."""
+    from pipeline.inputs.asset_files import OpenFiles
+
+    red = scene.assets[i]["red"]
+    kind = f"offset {red.offset:g}"
+    if cache is not None and (hit := cache.get(red.href, kind)) is not None:
+        return None if hit == "agrees" else (float(hit[0]), str(hit[1]))
+    try:
+        with nullcontext(files) if files is not None else OpenFiles() as opened:
+            verdict = _judge(scene.assets[i], pd.Timestamp(scene.date).date(), opened)
+    except (RasterioError, OSError):  # an unreadable asset is check_assets' to name
+        return None
+    if cache is not None:
+        cache.put(red.href, kind, "agrees" if verdict is None else list(verdict))
+    return verdict
+
+
 def check_offsets(
-    scenes: Sequence[Scene], *, catalog: str, cache: AssetChecks | None = None
+    scenes: Sequence[Scene],
+    *,
+    catalog: str,
+    cache: AssetChecks | None = None,
+    verdicts: Mapping[str, tuple[float, str] | None] | None = None,
 ) -> tuple[list[Scene], list[InputWarning], list[OffsetCorrection]]:
     """The scenes with each item's offset as its pixels show it, a warning per
     correction kind, and the corrections (for the manifest).
 
     ``cache``: verdicts of earlier runs on unchanged files (by the red asset, and the
-    offset it declares); only new or changed items are read.
+    offset it declares); only new or changed items are read. ``verdicts``: those
+    ``asset_files.check_items`` already gave, by the red asset's href.
     """
-    jobs = _candidates(scenes)
+    jobs = candidates(scenes)
+    given = verdicts or {}
 
-    def judge(job: tuple[int, int]) -> tuple[float, str] | None:
-        t, i = job
-        red = scenes[t].assets[i]["red"]
-        kind = f"offset {red.offset:g}"
-        if cache is not None and (hit := cache.get(red.href, kind)) is not None:
-            return None if hit == "agrees" else (float(hit[0]), str(hit[1]))
-        try:
-            verdict = _judge(scenes[t].assets[i], pd.Timestamp(scenes[t].date).date())
-        except (RasterioError, OSError):  # an unreadable asset is check_assets' to name
-            return None
-        if cache is not None:
-            cache.put(red.href, kind, "agrees" if verdict is None else list(verdict))
-        return verdict
+    def judge(t: int, i: int) -> tuple[float, str] | None:
+        href = scenes[t].assets[i]["red"].href
+        return given[href] if href in given else judge_item(scenes[t], i, cache)
 
-    # Each check is a few small reads, mostly waiting on the disk (GDAL frees the GIL).
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        verdicts = dict(zip(jobs, pool.map(judge, jobs), strict=True))
+    # Each check is a few small reads on Dask's threads (GDAL frees the GIL meanwhile).
+    found = dask.compute(
+        *[dask.delayed(judge, pure=False)(t, i) for t, i in jobs], scheduler="threads"
+    )
+    verdicts = dict(zip(jobs, found, strict=True))
     out = list(scenes)
     corrections: list[OffsetCorrection] = []
     for (t, i), verdict in verdicts.items():

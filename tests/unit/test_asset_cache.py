@@ -82,3 +82,29 @@ def test_check_assets__a_failed_asset_is_not_remembered(catalog: Path, tmp_path:
         scenes, catalog=str(catalog), cache=AssetChecks(tmp_path / "assets.json")
     )
     assert len(kept) == 2 and not warnings
+
+
+def test_check_items__each_file_opened_once_for_both_checks(
+    catalog: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import rasterio
+
+    from pipeline.inputs.asset_files import check_items
+
+    scenes = read_catalog(catalog)
+    kept_alone, _, probes_alone = imagery.check_assets(scenes, catalog=str(catalog))
+    fixed_alone, _, corrections_alone = offsets.check_offsets(kept_alone, catalog=str(catalog))
+    opened = _spy(monkeypatch, rasterio, "open")
+    judged = _spy(monkeypatch, offsets, "_judge")
+
+    results, verdicts = check_items(scenes)
+    kept, _, probes = imagery.check_assets(scenes, catalog=str(catalog), results=results)
+    fixed, _, corrections = offsets.check_offsets(kept, catalog=str(catalog), verdicts=verdicts)
+
+    files = {ref.href for s in scenes for refs in s.assets for ref in refs.values()}
+    assert sorted(str(a[0]) for a in opened) == sorted(files)
+    assert len(judged) == 2
+    assert fixed == fixed_alone and corrections == corrections_alone
+    assert [(p.href, p.crs, p.resolution) for p in probes] == [
+        (p.href, p.crs, p.resolution) for p in probes_alone
+    ]
