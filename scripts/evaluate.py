@@ -8,8 +8,9 @@ truth file. The standard family is generated with its hard cases (``hard_cases=T
 ``loess`` always has them (see pipeline.scenes.hard_cases). Figures:
 
 - digs: recall (a true dig overlapped by a flag), ``recall_seen`` (the same over the
-  digs seen on at least one clear look after they began, by the scene's SCL: a dig
-  under cloud until the imagery ends cannot be detected), precision of enforcement flags
+  digs seen on at least one clear look before they began and one after, by the scene's
+  SCL: a dig under cloud until the imagery ends cannot be detected, nor told from an
+  old pit when no look shows the ground before it), precision of enforcement flags
   (flags other than ``within_permit`` that overlap a true dig), violation correct
   (the flag overlapping a detected dig most carries the true violation), latency
   (first_detected minus the dig's start, days), area error (|flag - truth| / truth);
@@ -113,24 +114,23 @@ def print_by_kind(title: str, table: dict[str, dict]) -> None:
         )
 
 
-def clear_looks_of_digs(paths: ScenarioPaths, truth: dict) -> dict[str, int]:
-    """Per dig, the dates from its start on when at least ``SEEN_CLEAR_SHARE`` of its
-    pixels are clear by the scene's SCL: a dig seen on none could not be detected."""
+def clear_looks_of_digs(paths: ScenarioPaths, truth: dict) -> dict[str, tuple[int, int]]:
+    """Per dig, the dates before its start and from its start on when at least
+    ``SEEN_CLEAR_SHARE`` of its pixels are clear by the scene's SCL: a dig seen on none
+    after it began could not be detected, nor dated as new with none before."""
     invalid = invalid_classes(load_config(None, {}).masking)
     digs = [
         (d["dig_id"], date.fromisoformat(d["start"]), shape(d["geometry"])) for d in truth["digs"]
     ]
-    seen = {dig_id: 0 for dig_id, _, _ in digs}
+    seen = {dig_id: [0, 0] for dig_id, _, _ in digs}
     projected: dict[tuple[str, str], object] = {}  # (CRS, dig id) -> geometry in that CRS
     for item_path in paths.catalog.parent.glob("items/*/*.json"):
         item = json.loads(item_path.read_text())
         day = date.fromisoformat(item["properties"]["datetime"][:10])
-        current = [(i, g) for i, start, g in digs if start <= day]
-        if not current:
-            continue
+        current = [(i, g, start <= day) for i, start, g in digs]
         href = item_path.parent / item["assets"]["scl"]["href"]
         with rasterio.open(href) as src:
-            for dig_id, geom in current:
+            for dig_id, geom, after in current:
                 key = (src.crs.to_string(), dig_id)
                 if key not in projected:
                     projected[key] = gpd.GeoSeries([geom], crs=4326).to_crs(src.crs).iloc[0]
@@ -143,12 +143,15 @@ def clear_looks_of_digs(paths: ScenarioPaths, truth: dict) -> dict[str, int]:
                 inside = geometry_mask([g], scl.shape, src.window_transform(win), invert=True,
                                        all_touched=True)  # fmt: skip
                 if inside.any() and (~invalid[scl[inside]]).mean() >= SEEN_CLEAR_SHARE:
-                    seen[dig_id] += 1
-    return seen
+                    seen[dig_id][int(after)] += 1
+    return {dig_id: (before, after) for dig_id, (before, after) in seen.items()}
 
 
 def score(
-    flags_path: Path, status_path: Path, truth_path: Path, seen: dict[str, int] | None = None
+    flags_path: Path,
+    status_path: Path,
+    truth_path: Path,
+    seen: dict[str, tuple[int, int]] | None = None,
 ) -> dict:
     truth = json.loads(truth_path.read_text())
     seen = seen or {}
@@ -171,7 +174,8 @@ def score(
         kind = {
             "case": dig.get("case", "standard"),
             "material": dig["material"],
-            "clear_looks": seen.get(dig["dig_id"]),
+            "clear_looks_before": seen.get(dig["dig_id"], (None, None))[0],
+            "clear_looks": seen.get(dig["dig_id"], (None, None))[1],
         }
         if not len(hits):
             per_dig.append(
@@ -227,7 +231,7 @@ def score(
         )
         for c in classes
     }
-    visible = [d for d in per_dig if d["clear_looks"]]
+    visible = [d for d in per_dig if d["clear_looks"] and d["clear_looks_before"]]
     return {
         "digs": len(digs),
         "flags": len(fl),
@@ -339,10 +343,10 @@ def print_family(family: str, results: list[dict]) -> None:
     print("confusion (rows truth, columns predicted):")
     print(total.to_string())
     digs = [d for r in results for d in r["per_dig"]]
-    visible = [d for d in digs if d["clear_looks"]]
+    visible = [d for d in digs if d["clear_looks"] and d["clear_looks_before"]]
     print(
         f"digs: {sum(d['found'] for d in digs)}/{len(digs)} found; of the {len(visible)} seen "
-        f"on a clear look after they began, {sum(d['found'] for d in visible)} found"
+        f"on a clear look before and after they began, {sum(d['found'] for d in visible)} found"
     )
     print_by_kind("per case", by_kind(digs, "case"))
     print_by_kind("per material", by_kind(digs, "material"))
