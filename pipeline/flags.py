@@ -73,8 +73,11 @@ def _died_back(
     grid: GridSpec,
     dates: Sequence[date],
     sites: Sequence[tuple[BaseGeometry, date]],
+    gap_days: int,
 ) -> np.ndarray:
-    """Late changes that began inside a site after its restoration began."""
+    """Changes that began inside a site after its restoration began and that may have
+    been gradual: late ones, or ones first seen after a gap of more than ``gap_days``
+    between clear looks."""
     ordinal = np.array([d.toordinal() for d in dates], np.int64)
     # The earliest start where sites overlap: burnt last.
     ordered = sorted(sites, key=lambda site: site[1], reverse=True)
@@ -87,7 +90,8 @@ def _died_back(
     )
     onset = layers[_L["onset"]].astype(np.int64)
     onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
-    return (layers[_L["late"]] > 0) & (began > 0) & (onset_day >= began)
+    gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > gap_days)
+    return gradual & (began > 0) & (onset_day >= began)
 
 
 def build_flags(
@@ -102,10 +106,12 @@ def build_flags(
 ) -> list[Flag]:
     """Components of persistent change as flags (no violation yet).
 
-    ``restoring_sites``: (polygon, restoration start) of sites under restoration. A late
-    change there (bare ground that went on from a harvest into the green season,
-    ``excavation``'s ``late``) that began after the restoration did is a planting that
-    died back, which the recovery classes report, not a dig: it makes no flag.
+    ``restoring_sites``: (polygon, restoration start) of sites under restoration. A
+    change there that began after the restoration did and may have been gradual (a late
+    one: bare ground that went on from a harvest into the green season, ``excavation``'s
+    ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
+    look) is a planting that died back, which the recovery classes report, not a dig:
+    it makes no flag. An abrupt change there is flagged (``restored_land``).
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
@@ -113,7 +119,7 @@ def build_flags(
     if aoi_mask is not None:
         changed &= aoi_mask
     if restoring_sites and changed.any():
-        changed &= ~_died_back(layers, grid, dates, restoring_sites)
+        changed &= ~_died_back(layers, grid, dates, restoring_sites, cfg.gradual_gap_days)
     labels = label(changed, connectivity=2)
     if labels.max() == 0:
         return []

@@ -54,7 +54,7 @@ def test_build_flags__mapping_unit_drops_small_blobs():
     assert flags[0].level == "high"
 
 
-def test_build_flags__late_change_on_land_under_restoration_is_a_die_back_not_a_dig():
+def test_build_flags__gradual_change_on_land_under_restoration_is_a_die_back_not_a_dig():
     # Three late changes (bare ground that went on from a harvest into the green
     # season), 16 px each: on a site restored from date 10 (a die-back: no flag), on the
     # same site but begun before its restoration (a flag), and off any site (a flag).
@@ -68,6 +68,10 @@ def test_build_flags__late_change_on_land_under_restoration_is_a_die_back_not_a_
         _dig(layers, rows, cols, onset)
         layers[L["late"], rows, cols] = 1
     _dig(layers, slice(30, 34), slice(30, 34), 25)
+    # And one first seen after 100 days without a clear look on the site: it may have
+    # been gradual (a die-back behind cloud): no flag either.
+    _dig(layers, slice(10, 14), slice(30, 34), 30)
+    layers[L["gap_days"], 10:14, 30:34] = 100
     site = (_pix_box(5, 40, 5, 40), DATES[10])
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site])
     assert sorted((f.first_detected, f.area_m2) for f in flags) == [
@@ -75,7 +79,7 @@ def test_build_flags__late_change_on_land_under_restoration_is_a_die_back_not_a_
     ]  # fmt: skip
     centres = sorted((round(f.geometry.centroid.x), round(f.geometry.centroid.y)) for f in flags)
     assert centres == [(120, 780), (320, 680), (620, 380)]
-    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 4
+    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 5
 
 
 def test_build_flags__closed_site_has_its_own_lower_unit():
