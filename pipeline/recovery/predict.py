@@ -21,7 +21,8 @@ not care which one decided.
   against its ring, no lower than its best earlier season's, no die-back this season)
   cannot have it (set to 0, renormalised; rule ``no_loss_seen``); a site dying back this
   season (``dying_now``: down against last year and against its ring) is not
-  ``restored`` (rule ``dying_now``).
+  ``restored`` (rule ``dying_now``); a restoration that reached its target's level in
+  an earlier season (``greened_once``) is not ``unrestored`` (rule ``greened_before``).
 - A site with no clear look in the latest window is ``unrestored`` with probability
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
@@ -53,6 +54,7 @@ from pipeline.recovery.model import RecoveryModel, load_model, outside_training_
 from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     NEEDS_RESTORATION,
+    WATER_TARGETS,
     disturbed_margin,
     margin_confidence,
     site_target,
@@ -108,6 +110,8 @@ def predict_sites(
             p, rule = _without(p, classes, ("regressed",), rule, "no_loss_seen")
         if dying_now(feat, cfg):
             p, rule = _without(p, classes, ("restored",), rule, "dying_now")
+        if feat["restoration_started"] >= 1 and greened_once(feat, target, cfg):
+            p, rule = _without(p, classes, ("unrestored",), rule, "greened_before")
         best = int(np.argmax(p))
         recovery_class, probability = str(classes[best]), float(p[best])
         if dug > 0 and recovery_class != "disturbed":
@@ -183,6 +187,19 @@ def dying_now(feat: pd.Series, cfg: RecoveryConfig) -> bool:
     is not ``restored`` ("stably, over a full season"), whatever its peak says."""
     drop = 2 * cfg.regression_drop_min / 3
     return bool(-feat["recent_ndvi_change"] >= drop and -feat["recent_gap_change"] >= drop)
+
+
+def greened_once(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
+    """Whether an earlier season reached the target's vegetated level (its season peak
+    NDVI less ``classify.STABILITY_SLACK_NDVI``): such a restoration is not
+    ``unrestored``, which is for restorations that never greened, however long ago it
+    died back. Not for water targets (a pit lake's NDVI says nothing of planting)."""
+    from pipeline.recovery.classify import STABILITY_SLACK_NDVI
+
+    if target in WATER_TARGETS:
+        return False
+    level = cfg.targets[target].season_peak_ndvi_min - STABILITY_SLACK_NDVI
+    return bool(feat["best_earlier_peak_ndvi"] >= level)
 
 
 def _without(
