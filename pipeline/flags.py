@@ -111,15 +111,17 @@ def build_flags(
     one: bare ground that went on from a harvest into the green season, ``excavation``'s
     ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
     look) is a planting that died back, which the recovery classes report, not a dig:
-    it makes no flag. An abrupt change there is flagged (``restored_land``).
+    it makes no flag unless its abrupt pixels alone make the mapping unit (then the
+    whole component is a dig that grew: ``restored_land``).
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
     changed = persistent_change(layers, cfg)
     if aoi_mask is not None:
         changed &= aoi_mask
+    died = np.zeros(grid.shape, bool)
     if restoring_sites and changed.any():
-        changed &= ~_died_back(layers, grid, dates, restoring_sites, cfg.gradual_gap_days)
+        died = _died_back(layers, grid, dates, restoring_sites, cfg.gradual_gap_days)
     labels = label(changed, connectivity=2)
     if labels.max() == 0:
         return []
@@ -143,7 +145,7 @@ def build_flags(
         mmu = cfg.min_mapping_unit_ha * schema.M2_PER_HA
         if closed.ravel()[idx].any():
             mmu = cfg.closed_site_mmu_ha * schema.M2_PER_HA
-        if area >= mmu:
+        if area >= mmu and (idx.size - died.ravel()[idx].sum()) * pixel_area >= mmu:
             keep[lab] = True
             members[lab] = idx
     polygons: dict[int, list] = {lab: [] for lab in members}

@@ -72,14 +72,18 @@ def test_build_flags__gradual_change_on_land_under_restoration_is_a_die_back_not
     # been gradual (a die-back behind cloud): no flag either.
     _dig(layers, slice(10, 14), slice(30, 34), 30)
     layers[L["gap_days"], 10:14, 30:34] = 100
+    # A dig that grew: half of it seen abruptly (16 px, a mapping unit alone), half
+    # first seen after the gap: one flag of its whole extent.
+    _dig(layers, slice(25, 29), slice(16, 24), 35)
+    layers[L["gap_days"], 25:29, 20:24] = 100
     site = (_pix_box(5, 40, 5, 40), DATES[10])
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site])
     assert sorted((f.first_detected, f.area_m2) for f in flags) == [
-        (DATES[5], 1600), (DATES[20], 1600), (DATES[25], 1600)
+        (DATES[5], 1600), (DATES[20], 1600), (DATES[25], 1600), (DATES[35], 3200)
     ]  # fmt: skip
     centres = sorted((round(f.geometry.centroid.x), round(f.geometry.centroid.y)) for f in flags)
-    assert centres == [(120, 780), (320, 680), (620, 380)]
-    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 5
+    assert centres == [(120, 780), (200, 730), (320, 680), (620, 380)]
+    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 6
 
 
 def test_build_flags__closed_site_has_its_own_lower_unit():
