@@ -155,6 +155,11 @@ def assess_sites(
     return site_status_table(classified, sites)
 
 
+def peak_near_target(peak: float, thresholds: TargetThresholds) -> float:
+    """Margin of a season peak over the target's peak NDVI, less the stability slack."""
+    return (peak - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE
+
+
 def _classify_one(
     feat: pd.Series,
     target: str,
@@ -196,8 +201,7 @@ def _classify_one(
     # time last year, although this season's peak (reached before the die-back) may
     # still meet the target.
     def near_target(peak: float) -> float:
-        """Margin of a season peak over the target's peak NDVI, less the stability slack."""
-        return (peak - (thresholds.season_peak_ndvi_min - STABILITY_SLACK_NDVI)) / NDVI_MARGIN_SCALE
+        return peak_near_target(peak, thresholds)
 
     greened = any_of(
         [near_target(feat["best_earlier_peak_ndvi"]), near_target(feat["previous_peak_ndvi"])]

@@ -190,16 +190,15 @@ def dying_now(feat: pd.Series, cfg: RecoveryConfig) -> bool:
 
 
 def greened_once(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
-    """Whether an earlier season reached the target's vegetated level (its season peak
-    NDVI less ``classify.STABILITY_SLACK_NDVI``): such a restoration is not
-    ``unrestored``, which is for restorations that never greened, however long ago it
-    died back. Not for water targets (a pit lake's NDVI says nothing of planting)."""
-    from pipeline.recovery.classify import STABILITY_SLACK_NDVI
+    """Whether an earlier season reached the target's vegetated level (the rule set's
+    ``classify.peak_near_target``): such a restoration is not ``unrestored``, which is
+    for restorations that never greened, however long ago it died back. Not for water
+    targets (a pit lake's NDVI says nothing of planting)."""
+    from pipeline.recovery.classify import peak_near_target
 
     if target in WATER_TARGETS:
         return False
-    level = cfg.targets[target].season_peak_ndvi_min - STABILITY_SLACK_NDVI
-    return bool(feat["best_earlier_peak_ndvi"] >= level)
+    return bool(peak_near_target(feat["best_earlier_peak_ndvi"], cfg.targets[target]) >= 0)
 
 
 def _without(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.scenes.atmosphere import CloudModel
-from pipeline.scenes.surface import EM, Physics, World
+from pipeline.scenes.surface import EM, Physics, World, crop_calendar_shift
 from pipeline.scenes.world import build_world
 from pipeline.scenes.writing import (
     ScenarioPaths,
@@ -102,13 +102,6 @@ PARCEL_SHIFT = 10.0  # days each parcel's calendar differs from the county's
 MISSING_PASS = 0.08  # share of the 5-day passes with no acquisition
 
 
-def crop_calendar_shift(seed: int, start: date, end: date) -> dict[int, float]:
-    """Calendar year -> days the crop calendar runs late (negative: early) that year."""
-    rng = np.random.default_rng([seed, 17])
-    years = range(start.year, end.year + 1)
-    return {y: round(float(rng.uniform(-CROP_YEAR_SHIFT, CROP_YEAR_SHIFT)), 1) for y in years}
-
-
 def acquisition_dates(start: date, end: date, revisit_days: int,
                       rng: np.random.Generator) -> list[date]:  # fmt: skip
     """A pass every ``revisit_days`` from ``start``, some of them missing."""
@@ -125,7 +118,8 @@ def build_loess_world(seed: int, shape: tuple[int, int], start: date, end: date,
     """The world of a loess scenario (what ``generate_scenario`` renders and writes)."""
     return build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
                        physics=LOESS, hard_cases=True, parcel_shift=PARCEL_SHIFT,
-                       crop_shift=crop_calendar_shift(seed, start, end))  # fmt: skip
+                       crop_shift=crop_calendar_shift(seed, start, end, stream=17,
+                                                      most=CROP_YEAR_SHIFT))  # fmt: skip
 
 
 def generate_scenario(

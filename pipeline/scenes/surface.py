@@ -190,6 +190,16 @@ class World:
     crop_shift: dict[int, float] = field(default_factory=dict)  # calendar year -> days late
 
 
+def crop_calendar_shift(
+    seed: int, start: date, end: date, *, stream: int, most: float
+) -> dict[int, float]:
+    """Calendar year -> days the crop calendar runs late (negative: early) that year, at
+    most ``most``; drawn from the seed's random stream ``stream`` (a family's own)."""
+    rng = np.random.default_rng([seed, stream])
+    years = range(start.year, end.year + 1)
+    return {y: round(float(rng.uniform(-most, most)), 1) for y in years}
+
+
 def _phase(doy: int, offset: np.ndarray, shift: float) -> np.ndarray:
     """Day of the phenology year of pixels shifted by ``offset`` (+ the year's ``shift``)."""
     return (doy - offset - shift) % 365 if shift else (doy - offset) % 365

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.scenes.standard import revisit_dates
-from pipeline.scenes.surface import CROP, EM, PHEN, STANDARD, Physics
+from pipeline.scenes.surface import CROP, EM, PHEN, STANDARD, Physics, crop_calendar_shift
 from pipeline.scenes.world import build_world
 from pipeline.scenes.writing import (
     ScenarioPaths,
@@ -92,13 +92,6 @@ def varied_physics(seed: int) -> tuple[Physics, dict]:
     return replace(STANDARD, endmembers=em, phenology=phen, notes=notes), draw
 
 
-def crop_calendar_shift(seed: int, start: date, end: date) -> dict[int, float]:
-    """Calendar year -> days the crop calendar runs late (negative: early) that year."""
-    rng = np.random.default_rng([seed, 43])
-    years = range(start.year, end.year + 1)
-    return {y: round(float(rng.uniform(-CROP_YEAR_SHIFT, CROP_YEAR_SHIFT)), 1) for y in years}
-
-
 def generate_scenario(
     out_dir: Path,
     *,
@@ -122,7 +115,8 @@ def generate_scenario(
     physics, draw = varied_physics(seed)
     world = build_world(seed, shape, start, end, climate=climate, extra_sites=extra_sites,
                         physics=physics, hard_cases=hard_cases,
-                        crop_shift=crop_calendar_shift(seed, start, end))  # fmt: skip
+                        crop_shift=crop_calendar_shift(seed, start, end, stream=43,
+                                                       most=CROP_YEAR_SHIFT))  # fmt: skip
     dates = revisit_dates(start, end, revisit_days, np.random.default_rng([seed, 3]))
     marker = {
         "family": FAMILY,
