@@ -57,6 +57,7 @@ from pipeline.excavation_looks import (
     NEW_YEAR_GAP_DAYS,
     doubtful_looks,
     fresh_bare,
+    missed_cloud,
     median_of_looks,
     near_a_spell_season,
     regional,
@@ -197,6 +198,7 @@ def fold_step(
     """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970)."""
     s = state
     clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
+    clear &= ~missed_cloud(ndvi, bsi, red, cfg)
     fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
     # Low cover: soil-dominated ground (stubble, thin winter cover). The season bins
     # count these, so a harvest's ragged edges make bare ground expected then.

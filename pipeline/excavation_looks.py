@@ -2,11 +2,12 @@
 
 ``excavation.fold_step`` advances a tile's state one date at a time; these are the
 per-look tests it applies: whether a look shows fresh bare soil or rock (``fresh_bare``,
-any soil colour), the median of the few looks kept (``median_of_looks``), which clear
-pixels lie beside masked cloud (``near_masked``), whether the changes beginning on one
-date are regional (``regional``), the season bin of a date (``season_bin``), what the
-season's history says of bare ground now (``season_expectation``), and when a pixel's
-last two bare spells ended (``near_a_spell_season``, ``yearly_spells``).
+any soil colour) or cloud the SCL missed (``missed_cloud``), the median of the few looks
+kept (``median_of_looks``), which clear pixels lie beside masked cloud (``near_masked``),
+whether the changes beginning on one date are regional (``regional``), the season bin of
+a date (``season_bin``), what the season's history says of bare ground now
+(``season_expectation``), and when a pixel's last two bare spells ended
+(``near_a_spell_season``, ``yearly_spells``).
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
         lo = np.where(n >= 2 * r + 1, ordered[r], lo)
         hi = np.where(n >= 2 * r, ordered[r], hi)
     return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
+
+
+def missed_cloud(
+    ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
+) -> np.ndarray:
+    """Cloud, haze or snow the SCL called clear: bright, unvegetated and flat or bluish.
+
+    Bare ground as bright as cloud (red at least ``missed_cloud_red_min``) reflects
+    more in SWIR than in NIR and blue (BSI at least ``fresh_bsi_min``); a cloud's
+    spectrum is flat and haze lifts blue most. Such a look is never ``fresh_bare``.
+    """
+    return (red >= cfg.missed_cloud_red_min) & (ndvi <= cfg.fresh_ndvi_max) & (
+        bsi < cfg.fresh_bsi_min
+    )
 
 
 def fresh_bare(

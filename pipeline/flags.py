@@ -70,28 +70,36 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
 
 def _died_back(
     layers: np.ndarray,
+    changed: np.ndarray,
     grid: GridSpec,
     dates: Sequence[date],
     sites: Sequence[tuple[BaseGeometry, date]],
-    gap_days: int,
+    cfg: DetectionConfig,
 ) -> np.ndarray:
-    """Changes that began inside a site after its restoration began and that may have
-    been gradual: late ones, or ones first seen after a gap of more than ``gap_days``
-    between clear looks."""
+    """Changes that began inside a site after its restoration began, that may have been
+    gradual (late ones, or ones first seen after a gap of more than
+    ``gradual_gap_days`` between clear looks), on a site where such changes cover at
+    least ``die_back_site_share`` of its area: a planting fails over most of the site,
+    where a dig takes a part of it."""
     ordinal = np.array([d.toordinal() for d in dates], np.int64)
     # The earliest start where sites overlap: burnt last.
-    ordered = sorted(sites, key=lambda site: site[1], reverse=True)
-    began = rasterize(
-        [(g, start.toordinal()) for g, start in ordered],
+    order = sorted(range(len(sites)), key=lambda k: sites[k][1], reverse=True)
+    site_of = rasterize(
+        [(sites[k][0], k + 1) for k in order],
         out_shape=grid.shape,
         transform=grid.transform,
         fill=0,
         dtype="int32",
     )
+    began = np.array([0] + [start.toordinal() for _, start in sites], np.int64)[site_of]
     onset = layers[_L["onset"]].astype(np.int64)
     onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
-    gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > gap_days)
-    return gradual & (began > 0) & (onset_day >= began)
+    gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > cfg.gradual_gap_days)
+    died = gradual & (site_of > 0) & (onset_day >= began)
+    area = np.bincount(site_of.ravel(), minlength=len(sites) + 1)
+    lost = np.bincount(site_of[died & changed], minlength=len(sites) + 1)
+    share = lost / np.maximum(area, 1)
+    return died & (share[site_of] >= cfg.die_back_site_share)
 
 
 def build_flags(
@@ -110,9 +118,10 @@ def build_flags(
     change there that began after the restoration did and may have been gradual (a late
     one: bare ground that went on from a harvest into the green season, ``excavation``'s
     ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
-    look) is a planting that died back, which the recovery classes report, not a dig:
-    it makes no flag unless its abrupt pixels alone make the mapping unit (then the
-    whole component is a dig that grew: ``restored_land``).
+    look) over much of the site (``die_back_site_share``) is a planting that died back,
+    which the recovery classes report, not a dig: it makes no flag unless its abrupt
+    pixels alone make the mapping unit (then the whole component is a dig that grew:
+    ``restored_land``).
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
@@ -121,7 +130,7 @@ def build_flags(
         changed &= aoi_mask
     died = np.zeros(grid.shape, bool)
     if restoring_sites and changed.any():
-        died = _died_back(layers, grid, dates, restoring_sites, cfg.gradual_gap_days)
+        died = _died_back(layers, changed, grid, dates, restoring_sites, cfg)
     labels = label(changed, connectivity=2)
     if labels.max() == 0:
         return []

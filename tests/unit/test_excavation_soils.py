@@ -107,6 +107,25 @@ def test_fold__bare_ground_seen_first_through_a_cloud_edge_is_not_a_dig():
     assert int(layers[L["onset"], 0]) == -1
 
 
+def test_fold__cloud_the_scl_missed_over_a_dig_is_no_look():
+    # A loess dig in June 2022; every third look after it is cloud or haze the SCL
+    # called clear (bright and flat, or bluish: BSI below 0). Taken as looks, they would
+    # end its bare runs and make it bare on two looks in three, below persistence_min.
+    june = _first((years == 2022) & (doys >= 152))
+    pit = np.tile(np.array(VEG), (N, 1))
+    pit[june:] = LOESS
+    pit[june + 2 :: 3] = CLOUD_EDGE
+    pit[june + 3 :: 9] = (0.02, -0.05, 0.42)  # thicker, on some of the others
+    layers = _fold([pit])
+    assert int(layers[L["onset"], 0]) == june
+    assert layers[L["n_since"], 0] == layers[L["n_bare"], 0] > 0
+    assert _flagged(layers)[0]
+    # Dark flat ground (a burn scar, a wet shadow) is a look, and not bare.
+    scar = pit.copy()
+    scar[june + 2 :: 3] = (0.05, -0.10, 0.05)
+    assert not _flagged(_fold([scar]))[0]
+
+
 def test_fold__dig_one_or_two_looks_before_the_end_is_flagged_unconfirmed_or_confirmed():
     two, one = _forest(), _forest()
     two[N - 2 :] = RED_SOIL

@@ -54,36 +54,39 @@ def test_build_flags__mapping_unit_drops_small_blobs():
     assert flags[0].level == "high"
 
 
-def test_build_flags__gradual_change_on_land_under_restoration_is_a_die_back_not_a_dig():
-    # Three late changes (bare ground that went on from a harvest into the green
-    # season), 16 px each: on a site restored from date 10 (a die-back: no flag), on the
-    # same site but begun before its restoration (a flag), and off any site (a flag).
-    # An abrupt dig on the restored site is flagged as always.
+def test_build_flags__gradual_change_over_much_of_a_restoring_site_is_a_die_back_not_a_dig():
+    # Site A (35 x 35 px, restored from date 10): late changes (bare ground that went
+    # on from a harvest into the green season) over 20 x 35 px of it, 57 % of the site:
+    # its planting died back, no flag. On the same site, a late change begun before
+    # its restoration, an abrupt dig, and a dig that grew (half of it seen abruptly, 16
+    # px, a mapping unit alone; half first seen after 100 days without a clear look):
+    # each a flag, the last of its whole extent.
     layers = _layers()
-    for rows, cols, onset in (
-        (slice(10, 14), slice(10, 14), 20),
-        (slice(20, 24), slice(10, 14), 5),
-        (slice(60, 64), slice(60, 64), 20),
-    ):
+    late = [(slice(5, 25), slice(5, 40), 20), (slice(30, 34), slice(6, 10), 5)]
+    # Site B (same size and start): a 16 px late change and a 16 px one first seen after
+    # a 100-day gap, 3 % of the site: digs into its winter woods, not a die-back.
+    late += [(slice(60, 64), slice(10, 14), 22), (slice(60, 64), slice(60, 64), 20)]
+    for rows, cols, onset in late:
         _dig(layers, rows, cols, onset)
         layers[L["late"], rows, cols] = 1
     _dig(layers, slice(30, 34), slice(30, 34), 25)
-    # And one first seen after 100 days without a clear look on the site: it may have
-    # been gradual (a die-back behind cloud): no flag either.
-    _dig(layers, slice(10, 14), slice(30, 34), 30)
-    layers[L["gap_days"], 10:14, 30:34] = 100
-    # A dig that grew: half of it seen abruptly (16 px, a mapping unit alone), half
-    # first seen after the gap: one flag of its whole extent.
-    _dig(layers, slice(25, 29), slice(16, 24), 35)
-    layers[L["gap_days"], 25:29, 20:24] = 100
-    site = (_pix_box(5, 40, 5, 40), DATES[10])
-    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site])
+    _dig(layers, slice(35, 39), slice(14, 22), 35)
+    layers[L["gap_days"], 35:39, 18:22] = 100
+    _dig(layers, slice(80, 84), slice(20, 24), 30)
+    layers[L["gap_days"], 80:84, 20:24] = 100
+    sites = [(_pix_box(5, 40, 5, 40), DATES[10]), (_pix_box(55, 90, 5, 40), DATES[10])]
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=sites)
     assert sorted((f.first_detected, f.area_m2) for f in flags) == [
-        (DATES[5], 1600), (DATES[20], 1600), (DATES[25], 1600), (DATES[35], 3200)
+        (DATES[5], 1600), (DATES[20], 1600), (DATES[22], 1600), (DATES[25], 1600),
+        (DATES[30], 1600), (DATES[35], 3200),
     ]  # fmt: skip
     centres = sorted((round(f.geometry.centroid.x), round(f.geometry.centroid.y)) for f in flags)
-    assert centres == [(120, 780), (200, 730), (320, 680), (620, 380)]
-    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 6
+    assert centres == [(80, 680), (120, 380), (180, 630), (220, 180), (320, 680), (620, 380)]
+    # The die-back is dropped only for what it is: without the sites it is a flag too.
+    assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 7
+    # With the share set above the die-back's, it is one as well.
+    high = DetectionConfig(die_back_site_share=0.6)
+    assert len(build_flags(layers, GRID, DATES, high, restoring_sites=sites)) == 7
 
 
 def test_build_flags__closed_site_has_its_own_lower_unit():
