@@ -12,7 +12,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import box
 
-from pipeline.config import SurfaceConfig
+from pipeline.config import DetectionConfig, SurfaceConfig
+from pipeline.excavation_looks import missed_cloud
 from pipeline.indices import add_indices, bsi, ndvi
 from pipeline.site_pixels import site_pixel_index
 from pipeline.sources.base import GridSpec
@@ -103,3 +104,24 @@ def test_site_timeseries__real_patch_matches_eo_learn_reference_ndvi():
             assert row.n_pixels == (r1 - r0) * (c1 - c0) == pixels.n_inside[k]
             assert row.ndvi_mean == pytest.approx(window.mean(), abs=1e-5)
             assert row.ndvi_median == pytest.approx(np.median(window), abs=1e-5)
+
+
+@needs_real
+def test_missed_cloud__takes_real_cloud_and_no_clear_ground():
+    # The fold's missed-cloud test (bright, unvegetated, BSI below fresh bare) on five
+    # real scenes, two of them under cloud (CLM): it takes the thick part of one cloud,
+    # a few hundred pixels that are forest (NDVI above 0.6) on the clear scenes, and
+    # nothing on the clear scenes themselves (forest, fields, roads, roofs).
+    ds = _scenes()
+    nd, bs = ndvi(ds).values, bsi(ds).values
+    picked = missed_cloud(nd, bs, ds["red"].values, DetectionConfig())
+    ref = np.load(SLOVENIA / "data" / "NDVI.npy")[:5, ..., 0]
+    when = _match_reference_dates(nd, ref)  # the scenes are not stored in date order
+    cloud = np.load(SLOVENIA / "mask" / "CLM.npy")[when, ..., 0].astype(bool)
+    cloudy = cloud.mean(axis=(1, 2)) > 0.5
+    assert cloudy.sum() == 2
+    assert picked[~cloudy].sum() == 0
+    assert picked[cloudy].sum() >= 100
+    assert not (picked & ~cloud).any()
+    under = picked[cloudy].any(axis=0)
+    assert np.median(nd[~cloudy][:, under]) > 0.6
