@@ -156,7 +156,7 @@ class DetectionConfig(_Model):
     season_low_ndvi_max: float = Field(0.3, ge=-1, le=1)
     season_low_bsi_min: float = Field(0.1, ge=-1, le=1)
     gradual_gap_days: int = Field(45, ge=1)
-    die_back_site_share: float = Field(0.4, ge=0, le=1)
+    die_back_green_loss: float = Field(0.5, ge=0, le=10)
     bare_memory_days: int = Field(1095, ge=0)
     bare_prone_run_days: int = Field(50, ge=0)
     bare_prone_season_days: int = Field(60, ge=0, le=183)

@@ -32,6 +32,7 @@ from skimage.measure import label
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
+from pipeline.die_back import RestoringSite, died_back
 from pipeline.excavation import CHANGE_LAYERS, persistent_change
 from pipeline.flag_confidence import FlagEvidence, flag_confidence
 from pipeline.recovery.disturbance import dug_shares
@@ -68,40 +69,6 @@ def flag_seed_id(day: date, x: float, y: float, epsg: int | None) -> str:
     return f"F{day:%Y%m%d}-{digest}"
 
 
-def _died_back(
-    layers: np.ndarray,
-    changed: np.ndarray,
-    grid: GridSpec,
-    dates: Sequence[date],
-    sites: Sequence[tuple[BaseGeometry, date]],
-    cfg: DetectionConfig,
-) -> np.ndarray:
-    """Changes that began inside a site after its restoration began, that may have been
-    gradual (late ones, or ones first seen after a gap of more than
-    ``gradual_gap_days`` between clear looks), on a site where such changes cover at
-    least ``die_back_site_share`` of its area: a planting fails over most of the site,
-    where a dig takes a part of it."""
-    ordinal = np.array([d.toordinal() for d in dates], np.int64)
-    # The earliest start where sites overlap: burnt last.
-    order = sorted(range(len(sites)), key=lambda k: sites[k][1], reverse=True)
-    site_of = rasterize(
-        [(sites[k][0], k + 1) for k in order],
-        out_shape=grid.shape,
-        transform=grid.transform,
-        fill=0,
-        dtype="int32",
-    )
-    began = np.array([0] + [start.toordinal() for _, start in sites], np.int64)[site_of]
-    onset = layers[_L["onset"]].astype(np.int64)
-    onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
-    gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > cfg.gradual_gap_days)
-    died = gradual & (site_of > 0) & (onset_day >= began)
-    area = np.bincount(site_of.ravel(), minlength=len(sites) + 1)
-    lost = np.bincount(site_of[died & changed], minlength=len(sites) + 1)
-    share = lost / np.maximum(area, 1)
-    return died & (share[site_of] >= cfg.die_back_site_share)
-
-
 def build_flags(
     layers: np.ndarray,
     grid: GridSpec,
@@ -110,18 +77,18 @@ def build_flags(
     *,
     aoi_mask: np.ndarray | None = None,
     closed_sites: Sequence[BaseGeometry] = (),
-    restoring_sites: Sequence[tuple[BaseGeometry, date]] = (),
+    restoring_sites: Sequence[RestoringSite] = (),
 ) -> list[Flag]:
     """Components of persistent change as flags (no violation yet).
 
-    ``restoring_sites``: (polygon, restoration start) of sites under restoration. A
-    change there that began after the restoration did and may have been gradual (a late
-    one: bare ground that went on from a harvest into the green season, ``excavation``'s
+    ``restoring_sites``: sites under restoration with their NDVI looks. A change there
+    that began after the restoration did and may have been gradual (a late one: bare
+    ground that went on from a harvest into the green season, ``excavation``'s
     ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
-    look) over much of the site (``die_back_site_share``) is a planting that died back,
-    which the recovery classes report, not a dig: it makes no flag unless its abrupt
-    pixels alone make the mapping unit (then the whole component is a dig that grew:
-    ``restored_land``).
+    look), on a site that lost its green over the year after (``die_back.died_back``),
+    is a planting that died back, which the recovery classes report, not a dig: it makes
+    no flag unless its abrupt pixels alone make the mapping unit (then the whole
+    component is a dig that grew: ``restored_land``).
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
@@ -130,7 +97,7 @@ def build_flags(
         changed &= aoi_mask
     died = np.zeros(grid.shape, bool)
     if restoring_sites and changed.any():
-        died = _died_back(layers, changed, grid, dates, restoring_sites, cfg)
+        died = died_back(layers, changed, grid, dates, restoring_sites, cfg)
     labels = label(changed, connectivity=2)
     if labels.max() == 0:
         return []

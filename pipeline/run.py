@@ -25,6 +25,7 @@ from rasterio.features import geometry_mask
 
 from pipeline import __version__, checkpoint, schema
 from pipeline.config import RunConfig
+from pipeline.die_back import restoring_sites
 from pipeline.errors import NoValidData
 from pipeline.estimate import load_estimate, progress_with_estimate
 from pipeline.flags import (
@@ -286,8 +287,7 @@ def _execute(
                 (sites_grid["category"] == "illegal") & (sites_grid["status"] == "closed")
             ]
         )
-        begun = sites_grid[sites_grid["restoration_start"].notna()]
-        restoring = list(zip(begun.geometry, begun["restoration_start"], strict=True))
+        restoring = restoring_sites(sites_grid, timeseries, cfg.recovery.min_clear_fraction)
         flags = build_flags(
             layers, grid, dates, cfg.detection, aoi_mask=aoi_mask, closed_sites=closed,
             restoring_sites=restoring,

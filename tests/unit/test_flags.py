@@ -12,6 +12,7 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 
 from pipeline.config import DetectionConfig
+from pipeline.die_back import RestoringSite, green_lost
 from pipeline.excavation import CHANGE_LAYERS
 from pipeline.flags import attribute_violations, build_flags
 from pipeline.sources.base import GridSpec
@@ -54,39 +55,63 @@ def test_build_flags__mapping_unit_drops_small_blobs():
     assert flags[0].level == "high"
 
 
-def test_build_flags__gradual_change_over_much_of_a_restoring_site_is_a_die_back_not_a_dig():
-    # Site A (35 x 35 px, restored from date 10): late changes (bare ground that went
-    # on from a harvest into the green season) over 20 x 35 px of it, 57 % of the site:
-    # its planting died back, no flag. On the same site, a late change begun before
-    # its restoration, an abrupt dig, and a dig that grew (half of it seen abruptly, 16
-    # px, a mapping unit alone; half first seen after 100 days without a clear look):
-    # each a flag, the last of its whole extent.
+def _restoring(geometry, start: date, ndvi: np.ndarray) -> RestoringSite:
+    days = np.array(DATES, dtype="datetime64[D]")
+    return RestoringSite(geometry, start, days, ndvi.astype(float))
+
+
+def test_build_flags__gradual_change_where_the_site_lost_its_green_is_a_die_back_not_a_dig():
+    # Site A (restored from date 10) is green (NDVI 0.7) until date 20 and bare soil
+    # (0.15) after: its planting died back. Its late changes (bare ground that went on
+    # from a harvest into the green season), 16 px begun on date 20, make no flag. On
+    # the same site, a late change begun before its restoration, an abrupt dig, and a
+    # dig that grew (half of it seen abruptly, 16 px, a mapping unit alone; half first
+    # seen after 100 days without a clear look): each a flag, the last of its whole
+    # extent.
     layers = _layers()
-    late = [(slice(5, 25), slice(5, 40), 20), (slice(30, 34), slice(6, 10), 5)]
-    # Site B (same size and start): a 16 px late change and a 16 px one first seen after
-    # a 100-day gap, 3 % of the site: digs into its winter woods, not a die-back.
-    late += [(slice(60, 64), slice(10, 14), 22), (slice(60, 64), slice(60, 64), 20)]
+    late = [(slice(10, 14), slice(10, 14), 20), (slice(20, 24), slice(10, 14), 5)]
+    # Site B (same start) stays green but for its dug 3 %: a 16 px late change and a
+    # 16 px one first seen after a 100-day gap are digs into its winter woods.
+    late += [(slice(60, 64), slice(10, 14), 22)]
     for rows, cols, onset in late:
         _dig(layers, rows, cols, onset)
         layers[L["late"], rows, cols] = 1
     _dig(layers, slice(30, 34), slice(30, 34), 25)
-    _dig(layers, slice(35, 39), slice(14, 22), 35)
-    layers[L["gap_days"], 35:39, 18:22] = 100
+    _dig(layers, slice(25, 29), slice(16, 24), 35)
+    layers[L["gap_days"], 25:29, 20:24] = 100
     _dig(layers, slice(80, 84), slice(20, 24), 30)
     layers[L["gap_days"], 80:84, 20:24] = 100
-    sites = [(_pix_box(5, 40, 5, 40), DATES[10]), (_pix_box(55, 90, 5, 40), DATES[10])]
-    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=sites)
+    # And a late change off any site.
+    _dig(layers, slice(60, 64), slice(60, 64), 20)
+    layers[L["late"], 60:64, 60:64] = 1
+    dying = np.where(np.arange(len(DATES)) < 20, 0.7, 0.15)
+    green = np.full(len(DATES), 0.68)
+    site_a = _restoring(_pix_box(5, 40, 5, 40), DATES[10], dying)
+    site_b = _restoring(_pix_box(55, 90, 5, 40), DATES[10], green)
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site_a, site_b])
     assert sorted((f.first_detected, f.area_m2) for f in flags) == [
         (DATES[5], 1600), (DATES[20], 1600), (DATES[22], 1600), (DATES[25], 1600),
         (DATES[30], 1600), (DATES[35], 3200),
     ]  # fmt: skip
     centres = sorted((round(f.geometry.centroid.x), round(f.geometry.centroid.y)) for f in flags)
-    assert centres == [(80, 680), (120, 380), (180, 630), (220, 180), (320, 680), (620, 380)]
+    assert centres == [(120, 380), (120, 780), (200, 730), (220, 180), (320, 680), (620, 380)]
     # The die-back is dropped only for what it is: without the sites it is a flag too.
     assert len(build_flags(layers, GRID, DATES, DetectionConfig())) == 7
-    # With the share set above the die-back's, it is one as well.
-    high = DetectionConfig(die_back_site_share=0.6)
-    assert len(build_flags(layers, GRID, DATES, high, restoring_sites=sites)) == 7
+    # A site with no look after the change cannot tell: a die-back, as ever.
+    blind = _restoring(site_b.geometry, DATES[10], np.where(np.arange(60) < 20, 0.68, np.nan))
+    blind = RestoringSite(blind.geometry, blind.start, blind.days[:20], blind.ndvi[:20])
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=[site_a, blind])
+    assert sorted(f.first_detected for f in flags) == [DATES[5], DATES[20], DATES[25], DATES[35]]
+
+
+def test_green_lost__share_of_the_green_above_soil():
+    days = np.datetime64("2022-01-01") + np.arange(0, 730, 10)
+    ndvi = np.where(days < np.datetime64("2023-01-01"), 0.65, 0.15)
+    site = RestoringSite(_pix_box(0, 10, 0, 10), date(2021, 6, 1), days, ndvi)
+    assert green_lost(site, date(2023, 1, 1), 0.25) == pytest.approx(0.5 / 0.4)
+    dug = RestoringSite(site.geometry, site.start, days, np.where(ndvi > 0.5, 0.65, 0.57))
+    assert green_lost(dug, date(2023, 1, 1), 0.25) == pytest.approx(0.08 / 0.4)
+    assert np.isnan(green_lost(site, date(2025, 1, 1), 0.25))
 
 
 def test_build_flags__closed_site_has_its_own_lower_unit():

@@ -1,0 +1,113 @@
+"""Whether a change on a site under restoration is its planting dying back, not a dig.
+
+A restoration that fails loses its green over most of the site (one substrate, one
+planting, one drought); a dig takes a part of it and leaves the rest as green as before.
+The excavation fold cannot tell a die-back from a dig when the change may have been
+gradual: a ``late`` change (bare ground that went on into the green season), or one
+first seen after more than ``gradual_gap_days`` without a clear look. Such changes on a
+site are a die-back when the site's own NDVI series lost at least
+``die_back_green_loss`` of its green over the year after they began (``green_lost``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from rasterio.features import rasterize
+from shapely.geometry.base import BaseGeometry
+
+from pipeline.config import DetectionConfig
+from pipeline.excavation import CHANGE_LAYERS
+from pipeline.sources.base import GridSpec
+
+_L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
+WINDOW_DAYS = 365  # the year before a change and the year after it
+GREEN_QUANTILE = 0.9  # a season's green level: robust to a missed cloud or two
+
+
+@dataclass(frozen=True)
+class RestoringSite:
+    """A site under restoration: its polygon (grid CRS), start, and clear NDVI looks."""
+
+    geometry: BaseGeometry
+    start: date
+    days: np.ndarray  # datetime64[D], sorted
+    ndvi: np.ndarray  # the site's median NDVI on those days
+
+
+def restoring_sites(
+    sites: pd.DataFrame, timeseries: pd.DataFrame, min_clear_fraction: float
+) -> list[RestoringSite]:
+    """Sites with a restoration start (``geometry``, ``restoration_start``) and their
+    looks at least ``min_clear_fraction`` clear in the per-site series."""
+    ts = timeseries[
+        (timeseries["valid_fraction"] >= min_clear_fraction) & timeseries["ndvi_median"].notna()
+    ]
+    days = pd.to_datetime(ts["date"]).dt.tz_localize(None).to_numpy("datetime64[D]")
+    by_site = {
+        site: (days[rows], ts["ndvi_median"].to_numpy("float64")[rows])
+        for site, rows in ts.groupby("site_id").indices.items()
+    }
+    out = []
+    begun = sites[sites["restoration_start"].notna()]
+    for site_id, geom, start in zip(
+        begun["site_id"], begun.geometry, begun["restoration_start"], strict=True
+    ):
+        d, v = by_site.get(site_id, (np.array([], "datetime64[D]"), np.array([])))
+        order = np.argsort(d, kind="stable")
+        out.append(RestoringSite(geom, pd.Timestamp(start).date(), d[order], v[order]))
+    return out
+
+
+def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
+    """Share of the site's green lost over the year after ``day``: its green level (the
+    looks' 0.9 quantile) over the year before, less that over the year after, over the
+    first's height above bare soil (``soil_ndvi``). NaN without looks on either side."""
+    d = np.datetime64(day, "D")
+    before = site.ndvi[(site.days < d) & (site.days >= d - WINDOW_DAYS)]
+    after = site.ndvi[(site.days >= d) & (site.days < d + WINDOW_DAYS)]
+    if not before.size or not after.size:
+        return float("nan")
+    level = np.quantile(before, GREEN_QUANTILE)
+    lost = level - np.quantile(after, GREEN_QUANTILE)
+    return float(lost / max(level - soil_ndvi, 0.05))
+
+
+def died_back(
+    layers: np.ndarray,
+    changed: np.ndarray,
+    grid: GridSpec,
+    dates: Sequence[date],
+    sites: Sequence[RestoringSite],
+    cfg: DetectionConfig,
+) -> np.ndarray:
+    """Changed pixels that began inside a site after its restoration began, that may
+    have been gradual, on a site whose green was lost (``die_back_green_loss``) over the
+    year after their median onset; where the site has no look on one side of it, as
+    before this test, every such change."""
+    ordinal = np.array([d.toordinal() for d in dates], np.int64)
+    # The earliest start where sites overlap: burnt last.
+    order = sorted(range(len(sites)), key=lambda k: sites[k].start, reverse=True)
+    site_of = rasterize(
+        [(sites[k].geometry, k + 1) for k in order],
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=0,
+        dtype="int32",
+    )
+    began = np.array([0] + [s.start.toordinal() for s in sites], np.int64)[site_of]
+    onset = layers[_L["onset"]].astype(np.int64)
+    onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
+    gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > cfg.gradual_gap_days)
+    died = gradual & changed & (site_of > 0) & (onset_day >= began)
+    for k in np.unique(site_of[died]):
+        here = died & (site_of == k)
+        day = date.fromordinal(int(np.median(onset_day[here])))
+        lost = green_lost(sites[k - 1], day, cfg.soil_ndvi_max)
+        if lost < cfg.die_back_green_loss:  # NaN: no looks to tell, a die-back as before
+            died &= ~here
+    return died
