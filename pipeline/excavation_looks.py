@@ -72,8 +72,8 @@ def missed_cloud(
     more in SWIR than in NIR and blue (BSI at least ``fresh_bsi_min``); a cloud's
     spectrum is flat and haze lifts blue most. Such a look is never ``fresh_bare``.
     """
-    return (red >= cfg.missed_cloud_red_min) & (ndvi <= cfg.fresh_ndvi_max) & (
-        bsi < cfg.fresh_bsi_min
+    return (
+        (red >= cfg.missed_cloud_red_min) & (ndvi <= cfg.fresh_ndvi_max) & (bsi < cfg.fresh_bsi_min)
     )
 
 
