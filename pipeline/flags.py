@@ -57,6 +57,9 @@ class Flag:
     has_history: bool
     prior_ndvi: float
     violation: str = "unregistered"
+    # The ground was green before: prior NDVI at least prior_ndvi_min, or a late change
+    # (bare ground that went on into the green season of ground green the year before).
+    green_before: bool = False
     site_id: str | None = None
     permit_id: str | None = None
     zone_ids: list[str] = field(default_factory=list)
@@ -92,6 +95,7 @@ def build_flags(
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]
+    late = layers[_L["late"]].ravel() > 0
     changed = persistent_change(layers, cfg)
     if aoi_mask is not None:
         changed &= aoi_mask
@@ -144,6 +148,7 @@ def build_flags(
         persistence = float(bare.sum() / max(since.sum(), 1))
         history = bool(np.mean(layers[_L["has_history"]].ravel()[idx]) >= 0.5)
         confirmed = dates[int(conf.min())] if conf.size else None
+        prior = float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx]))
         gaps = layers[_L["gap_days"]].ravel()[idx]
         abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
         confidence, level = flag_confidence(
@@ -166,7 +171,8 @@ def build_flags(
                 confidence=confidence,
                 level=level,
                 has_history=history,
-                prior_ndvi=float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx])),
+                prior_ndvi=prior,
+                green_before=bool(prior >= cfg.prior_ndvi_min or np.mean(late[idx]) >= 0.5),
             )
         )
     flags.sort(key=lambda f: (f.first_detected, f.flag_id))
@@ -193,7 +199,8 @@ def attribute_violations(
 
     Applicable kinds: ``illegal_site`` (inside an illegal site), ``suspended_site``
     (inside a suspended site), ``restored_land`` (inside a site whose restoration had
-    begun and whose ground was green before: prior NDVI >= ``prior_ndvi_min``),
+    begun and whose ground was green before: prior NDVI >= ``prior_ndvi_min``, or a
+    late change, ``Flag.green_before``),
     ``within_permit`` (mostly inside a valid permit of a producing licensed site),
     ``outside_permit`` (licensed site, or within ``outside_permit_buffer_m`` of one of
     its permits, but mostly outside them), ``no_mining_zone`` (touches a zone);
@@ -223,7 +230,7 @@ def attribute_violations(
                 start is not None
                 and not pd.isna(start)
                 and start <= flag.first_detected
-                and flag.prior_ndvi >= cfg.prior_ndvi_min
+                and (flag.green_before or flag.prior_ndvi >= cfg.prior_ndvi_min)
             ):
                 applicable.add("restored_land")
         if licensed is None and site is None:

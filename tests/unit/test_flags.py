@@ -217,6 +217,26 @@ def test_attribute_violations__each_kind(rows, cols, violation, site, permit):
     assert flag.county is not None
 
 
+def test_attribute_violations__late_change_into_winter_cover_is_on_restored_land():
+    # A dig into a restored grassland in winter: the looks before it show leaf-off
+    # cover (prior NDVI 0.25), but the fold's late change says the ground was green
+    # within the year before, so it is restored land. An abrupt change from the same
+    # winter cover (no late) is not.
+    sites, permits, zones, _ = _frames()
+    got = []
+    for late in (1, 0):
+        layers = _layers()
+        _dig(layers, slice(45, 50), slice(50, 55), 20)
+        layers[L["prior_ndvi"]] = 0.25
+        layers[L["late"], 45:50, 50:55] = late
+        (flag,) = attribute_violations(
+            build_flags(layers, GRID, DATES, DetectionConfig()), sites, permits, zones,
+            DetectionConfig(),
+        )  # fmt: skip
+        got.append((flag.green_before, flag.violation, flag.site_id))
+    assert got == [(True, "restored_land", "RES"), (False, "unregistered", "RES")]
+
+
 def test_attribute_violations__precedence_is_configurable():
     layers = _layers()
     _dig(layers, slice(85, 90), slice(85, 90), 20)
