@@ -87,7 +87,7 @@ class Prepared:
     permits_grid: gpd.GeoDataFrame
     zones_grid: gpd.GeoDataFrame
     dates: list[date]
-    recovery_model: Any = None  # loaded before the workspace is touched; None: the rules
+    recovery_model: Any = None  # loaded once the pixels are done (run.py); None: the rules
     offset_corrections: list[dict] = field(default_factory=list)
     """Items read with another reflectance offset than declared (``inputs.offsets``)."""
 

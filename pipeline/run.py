@@ -45,6 +45,8 @@ from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, drop_unreadable_dates, prepare
 from pipeline.progress import progress_table
+from pipeline.recovery import predict
+from pipeline.recovery.model import check_model_files
 from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
@@ -125,14 +127,20 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
     """Run every stage for ``cfg`` and write the six outputs into ``out``.
 
     Inputs are read and checked first: bad input raises ``InputError`` with ``out``
-    untouched. The workspace lock is held from the first write to the last. A run
-    with the same inputs as an interrupted one continues it, under its run id.
+    untouched (a model file that passes its card's checks but cannot be loaded: after
+    the computation, before any output or the ledger changes). The workspace lock is
+    held from the first write to the last. A run with the same inputs as an interrupted
+    one continues it, under its run id.
     """
     timer = StageTimer(log)
     with timer.stage("inputs"):
         checks = AssetChecks(out / STATE_DIR / ASSET_CACHE_FILE)
         prep = prepare(cfg, checks)
-        prep.recovery_model = recovery_model(cfg.recovery)
+        # The model's files now (the folder ``recovery_model`` picks); scikit-learn and the
+        # estimator once the pixels are done: they raised the computation's peak RSS 40 MB.
+        folder = Path(cfg.recovery.model or predict.DEFAULT_MODEL_DIR)
+        if cfg.recovery.model != predict.RULES and (cfg.recovery.model or folder.exists()):
+            check_model_files(folder)
     existed = out.exists()
     created = not existed or not any(out.iterdir())
     try:
@@ -277,6 +285,7 @@ def _execute(
         layers = checkpoint.layers(plan, (chunks[1], chunks[2]))
 
     with timer.stage("flags") as counts:
+        prep.recovery_model = recovery_model(cfg.recovery)  # before the ledger changes
         aoi_mask = None
         if prep.aoi_grid is not None:
             aoi_mask = ~geometry_mask(

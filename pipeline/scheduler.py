@@ -17,6 +17,7 @@ to a callback as soon as it is ready, so it is saved before the rest finishes.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -64,6 +65,22 @@ def local_workers(cfg: ComputeConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
+def release_free_memory() -> None:
+    """Hand the memory the C allocator holds free back to the system (glibc only).
+
+    glibc keeps what a thread's numpy arrays freed in that thread's arena rather than
+    returning it, so after a computation the process holds about 100 MB it no longer
+    uses (400 px scene), and the stages after it (the recovery model, the report) add
+    to that. ``malloc_trim`` returns it; Dask's distributed workers do the same
+    (Dask's documentation: "Memory not released back to the OS"). Elsewhere: nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
+
+
 def _sink(result: Any) -> None:
     return None
 
@@ -95,6 +112,7 @@ def compute_units(
         sinks = [dask.delayed(_sink, pure=True)(unit) for unit in units.values()]
         with Callback(posttask=posttask), dask.config.set({"optimization.fuse.delayed": False}):
             dask.compute(sinks, scheduler="threads", num_workers=workers)
+        release_free_memory()
         return
 
     from distributed import as_completed

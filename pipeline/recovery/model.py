@@ -18,7 +18,9 @@ A model lives in a folder of two files:
 ``load_model`` refuses, with an ``InputError`` naming the file (exit status 2), a
 folder without both files, a card whose features are not this code's
 ``MODEL_FEATURES`` (same names, same order), a ``model.skops`` whose sha256 is not the
-card's (changed after training), and a file that needs untrusted types.
+card's (changed after training), and a file that needs untrusted types. All but the
+last are ``check_model_files``' checks, which import no scikit-learn (a run makes them
+before it touches its workspace and loads the estimator once the pixels are done).
 
 The estimator is ``HistGradientBoostingClassifier``: it takes the features' NaN
 (no peak without enough clear looks, no ring) as information rather than needing
@@ -293,10 +295,9 @@ def save_model(model: RecoveryModel, folder: Path) -> Path:
     return folder
 
 
-def load_model(folder: Path) -> RecoveryModel:
-    """Read a model folder, refusing anything but the model its card describes (see above)."""
-    import skops.io as sio
-
+def check_model_files(folder: Path) -> dict[str, Any]:
+    """The card of the model in ``folder``, after every check that needs no scikit-learn:
+    both files present, the card's features and classes, the file's sha256."""
     folder = Path(folder)
     card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
     for path in (card_path, model_path):
@@ -330,7 +331,15 @@ def load_model(folder: Path) -> RecoveryModel:
             "the file was changed after training",
             file=model_path,
         )
+    return card
+
+
+def load_model(folder: Path) -> RecoveryModel:
+    """Read a model folder, refusing anything but the model its card describes (see above)."""
+    card = check_model_files(folder)
+    model_path, classes = Path(folder) / MODEL_FILE, card["classes"]
     import sklearn
+    import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
     trained_with = str((card.get("packages") or {}).get("scikit-learn", ""))

@@ -23,6 +23,7 @@ from pipeline.recovery.model import (
     CARD_FILE,
     MODEL_FILE,
     RecoveryModel,
+    check_model_files,
     classification_figures,
     load_model,
     save_model,
@@ -137,6 +138,16 @@ def test_load_model__untrusted_type_refused_even_with_matching_hash(saved):
     with pytest.raises(InputError, match="untrusted types") as err:
         load_model(saved)
     assert "Payload" in str(err.value)
+    assert err.value.file == str(path)
+
+
+def test_check_model_files__card_and_hash_checked_without_loading(saved):
+    # What a run checks before it touches its workspace; the estimator loads later.
+    assert check_model_files(saved) == _card(saved)
+    path = saved / MODEL_FILE
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="changed after training") as err:
+        check_model_files(saved)
     assert err.value.file == str(path)
 
 
