@@ -45,9 +45,8 @@ from pipeline.masking import mask_clouds
 from pipeline.outputs import write_csv, write_json, write_parquet, write_text
 from pipeline.prepare import Prepared, drop_unreadable_dates, prepare
 from pipeline.progress import progress_table
-from pipeline.recovery import predict
 from pipeline.recovery.model import check_model_files
-from pipeline.recovery.predict import RULES_VERSION, classify_with, recovery_model
+from pipeline.recovery.predict import RULES_VERSION, classify_with, model_folder, recovery_model
 from pipeline.recovery.relative import model_features
 from pipeline.recovery.rings import RING_TIMESERIES_FILE, ring_geometries, split_rings
 from pipeline.recovery.status import site_status_table
@@ -138,8 +137,7 @@ def run_pipeline(cfg: RunConfig, out: Path) -> RunResult:
         prep = prepare(cfg, checks)
         # The model's files now (the folder ``recovery_model`` picks); scikit-learn and the
         # estimator once the pixels are done: they raised the computation's peak RSS 40 MB.
-        folder = Path(cfg.recovery.model or predict.DEFAULT_MODEL_DIR)
-        if cfg.recovery.model != predict.RULES and (cfg.recovery.model or folder.exists()):
+        if (folder := model_folder(cfg.recovery)) is not None:
             check_model_files(folder)
     existed = out.exists()
     created = not existed or not any(out.iterdir())

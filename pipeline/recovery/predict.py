@@ -68,15 +68,25 @@ RULES_VERSION = "rules-0.1"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "recovery-default"
 
 
-def recovery_model(cfg: RecoveryConfig) -> RecoveryModel | None:
-    """The model ``cfg.model`` names, loaded and checked; None means the rule set."""
+def model_folder(cfg: RecoveryConfig) -> Path | None:
+    """The folder of the model ``cfg.model`` names; None means the rule set."""
     if cfg.model == RULES:
         return None
     folder = Path(cfg.model) if cfg.model else DEFAULT_MODEL_DIR
     if cfg.model is None and not folder.exists():
-        # An install without the repository's models/ folder: the rules still work,
-        # and the manifest's model_version says which decided.
-        logger.warning("no shipped recovery model at %s; classifying by the rules", folder)
+        return None  # an install without the repository's models/ folder: the rules
+    return folder
+
+
+def recovery_model(cfg: RecoveryConfig) -> RecoveryModel | None:
+    """The model ``cfg.model`` names, loaded and checked; None means the rule set."""
+    folder = model_folder(cfg)
+    if folder is None:
+        if cfg.model != RULES:
+            # The manifest's model_version says which decided.
+            logger.warning(
+                "no shipped recovery model at %s; classifying by the rules", DEFAULT_MODEL_DIR
+            )
         return None
     return load_model(folder)
 
