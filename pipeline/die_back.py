@@ -7,6 +7,8 @@ gradual: a ``late`` change (bare ground that went on into the green season), or 
 first seen after more than ``gradual_gap_days`` without a clear look. Such changes on a
 site are a die-back when the site's own NDVI series lost at least
 ``die_back_green_loss`` of its green over the year after they began (``green_lost``).
+A die-back seen across a cloudy spell looks abrupt to the fold; changes of any kind
+over most of a site that was green and lost it are one too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pipeline.sources.base import GridSpec
 _L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
 WINDOW_DAYS = 365  # the year before a change and the year after it
 GREEN_QUANTILE = 0.9  # a season's green level: robust to a missed cloud or two
+MOST_OF_SITE = 0.5  # share of a site's pixels changed that makes an abrupt die-back
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,22 @@ def restoring_sites(
     return out
 
 
+def green_level(site: RestoringSite, day: date) -> float:
+    """The site's green level over the year before ``day`` (NaN without looks)."""
+    d = np.datetime64(day, "D")
+    before = site.ndvi[(site.days < d) & (site.days >= d - WINDOW_DAYS)]
+    return float(np.quantile(before, GREEN_QUANTILE)) if before.size else float("nan")
+
+
 def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     """Share of the site's green lost over the year after ``day``: its green level (the
     looks' 0.9 quantile) over the year before, less that over the year after, over the
     first's height above bare soil (``soil_ndvi``). NaN without looks on either side."""
     d = np.datetime64(day, "D")
-    before = site.ndvi[(site.days < d) & (site.days >= d - WINDOW_DAYS)]
+    level = green_level(site, day)
     after = site.ndvi[(site.days >= d) & (site.days < d + WINDOW_DAYS)]
-    if not before.size or not after.size:
+    if np.isnan(level) or not after.size:
         return float("nan")
-    level = np.quantile(before, GREEN_QUANTILE)
     lost = level - np.quantile(after, GREEN_QUANTILE)
     return float(lost / max(level - soil_ndvi, 0.05))
 
@@ -88,7 +97,9 @@ def died_back(
     """Changed pixels that began inside a site after its restoration began, that may
     have been gradual, on a site whose green was lost (``die_back_green_loss``) over the
     year after their median onset; where the site has no look on one side of it, as
-    before this test, every such change."""
+    before this test, every such change. And every change there, abrupt ones too, when
+    they cover ``MOST_OF_SITE`` of a site that was green (level at least
+    ``prior_ndvi_min``) and lost it: a die-back seen across a cloudy spell."""
     ordinal = np.array([d.toordinal() for d in dates], np.int64)
     # The earliest start where sites overlap: burnt last.
     order = sorted(range(len(sites)), key=lambda k: sites[k].start, reverse=True)
@@ -103,11 +114,19 @@ def died_back(
     onset = layers[_L["onset"]].astype(np.int64)
     onset_day = np.where(onset >= 0, ordinal[np.clip(onset, 0, len(dates) - 1)], 0)
     gradual = (layers[_L["late"]] > 0) | (layers[_L["gap_days"]] > cfg.gradual_gap_days)
-    died = gradual & changed & (site_of > 0) & (onset_day >= began)
-    for k in np.unique(site_of[died]):
-        here = died & (site_of == k)
-        day = date.fromordinal(int(np.median(onset_day[here])))
+    after = changed & (site_of > 0) & (onset_day >= began)
+    died = np.zeros_like(after)
+    for k in np.unique(site_of[after]):
+        here = after & (site_of == k)
+        slow = here & gradual
+        day = date.fromordinal(int(np.median(onset_day[slow if slow.any() else here])))
         lost = green_lost(sites[k - 1], day, cfg.soil_ndvi_max)
-        if lost < cfg.die_back_green_loss:  # NaN: no looks to tell, a die-back as before
-            died &= ~here
+        if not lost < cfg.die_back_green_loss:  # NaN: no looks to tell, a die-back
+            died |= slow
+        # A die-back seen across a cloudy spell looks abrupt: over most of a site that
+        # was green and lost it, so is every change.
+        most = here.sum() >= MOST_OF_SITE * (site_of == k).sum()
+        was_green = green_level(sites[k - 1], day) >= cfg.prior_ndvi_min
+        if lost >= cfg.die_back_green_loss and was_green and most:
+            died |= here
     return died

@@ -104,6 +104,26 @@ def test_build_flags__gradual_change_where_the_site_lost_its_green_is_a_die_back
     assert sorted(f.first_detected for f in flags) == [DATES[5], DATES[20], DATES[25], DATES[35]]
 
 
+def test_build_flags__die_back_seen_abruptly_over_most_of_a_site_is_no_dig():
+    # A site green (0.7) until date 20 and bare after, seen across a cloudy spell: its
+    # change looks abrupt to the fold (no late, no long gap). Over 60 % of the site it
+    # is the die-back: no flag. Over 16 % of another such site it is a dig: a flag.
+    layers = _layers()
+    _dig(layers, slice(5, 26), slice(5, 40), 21)  # 21 x 35 of 35 x 35 px
+    _dig(layers, slice(60, 64), slice(10, 24), 21)  # 4 x 14 of 10 x 35 px
+    dying = np.where(np.arange(len(DATES)) < 20, 0.7, 0.15)
+    sites = [
+        _restoring(_pix_box(5, 40, 5, 40), DATES[10], dying),
+        _restoring(_pix_box(55, 65, 5, 40), DATES[10], dying),
+    ]
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=sites)
+    assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[21], 5600)]
+    # A site that never greened (0.25 before) loses nothing a die-back could: a flag.
+    weedy = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], np.where(dying > 0.5, 0.25, 0.15))]
+    flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=weedy)
+    assert sorted(f.area_m2 for f in flags) == [5600, 73500]
+
+
 def test_green_lost__share_of_the_green_above_soil():
     days = np.datetime64("2022-01-01") + np.arange(0, 730, 10)
     ndvi = np.where(days < np.datetime64("2023-01-01"), 0.65, 0.15)
