@@ -7,8 +7,8 @@ gradual: a ``late`` change (bare ground that went on into the green season), or 
 first seen after more than ``gradual_gap_days`` without a clear look. Such changes on a
 site are a die-back when the site's own NDVI series lost at least
 ``die_back_green_loss`` of its green over the year after they began (``green_lost``).
-A die-back seen across a cloudy spell looks abrupt to the fold; changes of any kind
-over most of a site that was green and lost it are one too.
+A die-back seen across a shorter cloudy spell looks abrupt to the fold; on a site that
+was green and lost it, a change first seen after more than half that gap is one too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from pipeline.sources.base import GridSpec
 _L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
 WINDOW_DAYS = 365  # the year before a change and the year after it
 GREEN_QUANTILE = 0.9  # a season's green level: robust to a missed cloud or two
-MOST_OF_SITE = 0.5  # share of a site's pixels changed that makes an abrupt die-back
 
 
 @dataclass(frozen=True)
@@ -97,9 +96,9 @@ def died_back(
     """Changed pixels that began inside a site after its restoration began, that may
     have been gradual, on a site whose green was lost (``die_back_green_loss``) over the
     year after their median onset; where the site has no look on one side of it, as
-    before this test, every such change. And every change there, abrupt ones too, when
-    they cover ``MOST_OF_SITE`` of a site that was green (level at least
-    ``prior_ndvi_min``) and lost it: a die-back seen across a cloudy spell."""
+    before this test, every such change. And on a site that was green (level at least
+    ``prior_ndvi_min``) and lost it, changes first seen after a gap of more than half
+    ``gradual_gap_days``: a die-back seen across a shorter cloudy spell looks abrupt."""
     ordinal = np.array([d.toordinal() for d in dates], np.int64)
     # The earliest start where sites overlap: burnt last.
     order = sorted(range(len(sites)), key=lambda k: sites[k].start, reverse=True)
@@ -123,10 +122,11 @@ def died_back(
         lost = green_lost(sites[k - 1], day, cfg.soil_ndvi_max)
         if not lost < cfg.die_back_green_loss:  # NaN: no looks to tell, a die-back
             died |= slow
-        # A die-back seen across a cloudy spell looks abrupt: over most of a site that
-        # was green and lost it, so is every change.
-        most = here.sum() >= MOST_OF_SITE * (site_of == k).sum()
+        # A die-back seen across a shorter cloudy spell looks abrupt: a planting dying
+        # over a season loses the abrupt NDVI drop in three to four weeks. On a site that
+        # was green and lost it, so is a change first seen after more than half of
+        # gradual_gap_days. (A dig alone takes its own share of the site's green.)
         was_green = green_level(sites[k - 1], day) >= cfg.prior_ndvi_min
-        if lost >= cfg.die_back_green_loss and was_green and most:
-            died |= here
+        if lost >= cfg.die_back_green_loss and was_green:
+            died |= here & (layers[_L["gap_days"]] > cfg.gradual_gap_days / 2)
     return died

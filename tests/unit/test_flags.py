@@ -104,24 +104,30 @@ def test_build_flags__gradual_change_where_the_site_lost_its_green_is_a_die_back
     assert sorted(f.first_detected for f in flags) == [DATES[5], DATES[20], DATES[25], DATES[35]]
 
 
-def test_build_flags__die_back_seen_abruptly_over_most_of_a_site_is_no_dig():
-    # A site green (0.7) until date 20 and bare after, seen across a cloudy spell: its
-    # change looks abrupt to the fold (no late, no long gap). Over 60 % of the site it
-    # is the die-back: no flag. Over 16 % of another such site it is a dig: a flag.
+def test_build_flags__die_back_seen_abruptly_is_no_dig_where_the_site_lost_its_green():
+    # Two sites green (0.7) until date 20, each with an abrupt-looking change on date 21
+    # first seen after 30 days without a clear look (no late, no gap over 45 days).
+    # Site A goes bare after: the change is its die-back, no flag, though it covers 16 %
+    # of the site (the rest failed less visibly). Site B keeps its green but for the
+    # 16 %: a dig, a flag. An abrupt dig seen without a gap on site A: a flag.
     layers = _layers()
-    _dig(layers, slice(5, 26), slice(5, 40), 21)  # 21 x 35 of 35 x 35 px
-    _dig(layers, slice(60, 64), slice(10, 24), 21)  # 4 x 14 of 10 x 35 px
+    _dig(layers, slice(5, 9), slice(5, 24), 21)
+    _dig(layers, slice(60, 64), slice(10, 24), 21)
+    layers[L["gap_days"]] = 30
+    _dig(layers, slice(30, 34), slice(30, 34), 25)
+    layers[L["gap_days"], 30:34, 30:34] = 10
     dying = np.where(np.arange(len(DATES)) < 20, 0.7, 0.15)
+    keeps = np.where(np.arange(len(DATES)) < 20, 0.7, 0.62)
     sites = [
         _restoring(_pix_box(5, 40, 5, 40), DATES[10], dying),
-        _restoring(_pix_box(55, 65, 5, 40), DATES[10], dying),
+        _restoring(_pix_box(55, 65, 5, 40), DATES[10], keeps),
     ]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=sites)
-    assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[21], 5600)]
+    assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[21], 5600), (DATES[25], 1600)]
     # A site that never greened (0.25 before) loses nothing a die-back could: a flag.
     weedy = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], np.where(dying > 0.5, 0.25, 0.15))]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=weedy)
-    assert sorted(f.area_m2 for f in flags) == [5600, 73500]
+    assert sorted(f.area_m2 for f in flags) == [1600, 5600, 7600]
 
 
 def test_green_lost__share_of_the_green_above_soil():
