@@ -236,15 +236,13 @@ def fold_step(
     s.n_since = s.n_since + evidence
     s.n_bare = s.n_bare + support
     s.last = np.where(active & fresh, t, s.last)
-    # A field's candidate must be seen bare throughout (``span_days``): after a look that
-    # is not bare, or a cloudy gap in which a crop could have grown and been harvested,
-    # watching starts again at the next bare look. Once seen bare long enough, neither
-    # matters any more.
+    # A field's candidate must be seen bare throughout (``span_days``): after a look not
+    # bare, or a gap a crop could grow in, watching starts again (until seen long enough).
     settled = s.last_day - s.watched_day >= cfg.bare_prone_run_days
-    broken = active & ~settled & ((day - s.last_clear_day > cfg.gradual_gap_days) | ~fresh)
-    s.watched_day = np.where(broken, _NOT_WATCHED, s.watched_day)
-    s.watched_day = np.where(support & (s.watched_day == _NOT_WATCHED), day, s.watched_day)
-    s.watched_day = s.watched_day.astype(np.int32)
+    gap_max = cfg.gradual_gap_days
+    broken = active & ~settled & ((day - s.last_clear_day > gap_max) | ~fresh)
+    watched = np.where(broken, _NOT_WATCHED, s.watched_day)
+    s.watched_day = np.where(support & (watched == _NOT_WATCHED), day, watched).astype(np.int32)
     s.last_day = np.where(active & fresh, day, s.last_day).astype(np.int32)
     s.confirm = np.where(support & (s.confirm < 0), t, s.confirm)
     failing = (s.onset >= 0) & (
@@ -259,16 +257,18 @@ def fold_step(
         s.n_bare = np.where(failing, 0, s.n_bare).astype(np.uint16)
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
-    new_run = fresh & (s.run_start < 0)
-    # A run ends at a clear look that is not bare; its last look is the clear look before.
-    ended = clear & ~fresh & (s.run_start >= 0)
+    # A run ends at a clear look that is not bare (its last look: the clear look before),
+    # and a field's (prone) after a gap over gradual_gap_days, in which a crop could grow.
+    stale = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
+    new_run = fresh & ((s.run_start < 0) | stale)
+    ended = (clear & ~fresh & (s.run_start >= 0)) | stale
     s.spell_end[1] = np.where(ended, s.spell_end[0], s.spell_end[1])
     s.spell_end[0] = np.where(ended, s.last_clear_day, s.spell_end[0])
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
     s.run_second = np.where(
-        fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
+        fresh & (s.run_len == 2), t, np.where((s.run_start < 0) | new_run, -1, s.run_second)
     )
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
     # look could pass for "before": the ground must then have been green. With no look
