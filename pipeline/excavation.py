@@ -257,18 +257,18 @@ def fold_step(
         s.n_bare = np.where(failing, 0, s.n_bare).astype(np.uint16)
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
-    # A run ends at a clear look that is not bare (its last look: the clear look before),
-    # and a field's (prone) after a gap over gradual_gap_days, in which a crop could grow.
-    stale = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
-    new_run = fresh & ((s.run_start < 0) | stale)
-    ended = (clear & ~fresh & (s.run_start >= 0)) | stale
+    # A field's run seen again after a gap a crop could grow in is watched from this look.
+    regap = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
+    s.run_start_day = np.where(regap, day, s.run_start_day).astype(np.int32)
+    new_run = fresh & (s.run_start < 0)
+    ended = clear & ~fresh & (s.run_start >= 0)  # its last look: the clear look before
     s.spell_end[1] = np.where(ended, s.spell_end[0], s.spell_end[1])
     s.spell_end[0] = np.where(ended, s.last_clear_day, s.spell_end[0])
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
     s.run_second = np.where(
-        fresh & (s.run_len == 2), t, np.where((s.run_start < 0) | new_run, -1, s.run_second)
+        fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
     )
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
     # look could pass for "before": the ground must then have been green. With no look
