@@ -8,7 +8,8 @@ first seen after more than ``gradual_gap_days`` without a clear look. Such chang
 site are a die-back when the site's own NDVI series lost at least
 ``die_back_green_loss`` of its green over the year after they began (``green_lost``).
 A die-back seen across a shorter cloudy spell looks abrupt to the fold; on a site that
-was green and lost it, a change first seen after more than half that gap is one too.
+was green and lost it, a change first seen after more than half that gap is one too,
+and so are changes over most of the site, however they were seen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.sources.base import GridSpec
 _L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
 WINDOW_DAYS = 365  # the year before a change and the year after it
 GREEN_QUANTILE = 0.9  # a season's green level: robust to a missed cloud or two
+MOST_OF_SITE = 0.5  # changed share of a site that lost its green: a die-back however seen
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def died_back(
     year after their median onset; where the site has no look on one side of it, as
     before this test, every such change. And on a site that was green (level at least
     ``prior_ndvi_min``) and lost it, changes first seen after a gap of more than half
-    ``gradual_gap_days``: a die-back seen across a shorter cloudy spell looks abrupt."""
+    ``gradual_gap_days`` (a die-back seen across a shorter cloudy spell looks abrupt),
+    and changes over ``MOST_OF_SITE`` of it."""
     ordinal = np.array([d.toordinal() for d in dates], np.int64)
     # The earliest start where sites overlap: burnt last.
     order = sorted(range(len(sites)), key=lambda k: sites[k].start, reverse=True)
@@ -125,8 +128,9 @@ def died_back(
         # A die-back seen across a shorter cloudy spell looks abrupt: a planting dying
         # over a season loses the abrupt NDVI drop in three to four weeks. On a site that
         # was green and lost it, so is a change first seen after more than half of
-        # gradual_gap_days. (A dig alone takes its own share of the site's green.)
+        # gradual_gap_days, and changes over most of the site (a dig takes a part).
         was_green = green_level(sites[k - 1], day) >= cfg.prior_ndvi_min
         if lost >= cfg.die_back_green_loss and was_green:
-            died |= here & (layers[_L["gap_days"]] > cfg.gradual_gap_days / 2)
+            most = here.sum() >= MOST_OF_SITE * (site_of == k).sum()
+            died |= here & ((layers[_L["gap_days"]] > cfg.gradual_gap_days / 2) | most)
     return died

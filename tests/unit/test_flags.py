@@ -124,6 +124,10 @@ def test_build_flags__die_back_seen_abruptly_is_no_dig_where_the_site_lost_its_g
     ]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=sites)
     assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[21], 5600), (DATES[25], 1600)]
+    # Seen at once (no gap) over 60 % of site A, it is the die-back all the same.
+    wide = _layers()
+    _dig(wide, slice(5, 26), slice(5, 40), 21)
+    assert build_flags(wide, GRID, DATES, DetectionConfig(), restoring_sites=sites) == []
     # A site that never greened (0.25 before) loses nothing a die-back could: a flag.
     weedy = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], np.where(dying > 0.5, 0.25, 0.15))]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=weedy)
