@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.config import DetectionConfig
 from pipeline.excavation import CHANGE_LAYERS
+from pipeline.recovery.features import clear_looks
 from pipeline.sources.base import GridSpec
 
 _L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
@@ -47,24 +48,21 @@ def restoring_sites(
     sites: pd.DataFrame, timeseries: pd.DataFrame, min_clear_fraction: float
 ) -> list[RestoringSite]:
     """Sites with a restoration start (``geometry``, ``restoration_start``) and their
-    looks at least ``min_clear_fraction`` clear in the per-site series."""
-    ts = timeseries[
-        (timeseries["valid_fraction"] >= min_clear_fraction) & timeseries["ndvi_median"].notna()
-    ]
-    days = pd.to_datetime(ts["date"]).dt.tz_localize(None).to_numpy("datetime64[D]")
+    clear looks in the per-site series (the recovery features' ``clear_looks``)."""
+    looks = clear_looks(timeseries, end=pd.Timestamp.max, min_clear_fraction=min_clear_fraction)
+    days = looks["day"].to_numpy("datetime64[D]")
+    ndvi = looks["ndvi_median"].to_numpy("float64")
     by_site = {
-        site: (days[rows], ts["ndvi_median"].to_numpy("float64")[rows])
-        for site, rows in ts.groupby("site_id").indices.items()
+        site: (days[rows], ndvi[rows]) for site, rows in looks.groupby("site_id").indices.items()
     }
-    out = []
+    none = (np.array([], "datetime64[D]"), np.array([]))
     begun = sites[sites["restoration_start"].notna()]
-    for site_id, geom, start in zip(
-        begun["site_id"], begun.geometry, begun["restoration_start"], strict=True
-    ):
-        d, v = by_site.get(site_id, (np.array([], "datetime64[D]"), np.array([])))
-        order = np.argsort(d, kind="stable")
-        out.append(RestoringSite(geom, pd.Timestamp(start).date(), d[order], v[order]))
-    return out
+    return [
+        RestoringSite(geom, pd.Timestamp(start).date(), *by_site.get(site_id, none))
+        for site_id, geom, start in zip(
+            begun["site_id"], begun.geometry, begun["restoration_start"], strict=True
+        )
+    ]
 
 
 def green_level(site: RestoringSite, day: date) -> float:
