@@ -121,7 +121,7 @@ class FoldState:
     run_doubt: np.ndarray  # bool: the run's first look may be cloud (``doubtful_looks``)
     doubtful_look: np.ndarray  # bool: the candidate's first look was (``run_doubt``)
     gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
-    run_start_day: np.ndarray  # int32 day number of the run's first look
+    run_start_day: np.ndarray  # int32 run's first look (a field's: first after a long gap)
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
     run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare
     green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
@@ -129,7 +129,7 @@ class FoldState:
     late: np.ndarray  # bool: the candidate's run did (``run_late``)
     spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
     # bare spells (runs of fresh-bare looks) that have ended
-    onset_day: np.ndarray  # int32 day number of the candidate's onset
+    onset_day: np.ndarray  # int32 the candidate's run_start_day at its start
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
     last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
