@@ -55,6 +55,7 @@ from pipeline.config import DetectionConfig
 from pipeline.excavation_looks import (
     N_SEASON_BINS,
     NEW_YEAR_GAP_DAYS,
+    abrupt_change,
     doubtful_looks,
     fresh_bare,
     median_of_looks,
@@ -67,6 +68,7 @@ from pipeline.excavation_looks import (
 )
 
 _YEAR_DAYS = 366  # "within the year before"
+_BANDS = ("ndvi", "bsi", "red")  # what a look keeps in the recent buffer, with whether bare
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 _NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
@@ -209,18 +211,11 @@ def fold_step(
     b_now = season_bin(day)
     has_hist, expected = season_expectation(s, day, b_now, cfg)
 
-    # What came before: the last K clear looks.
-    # One clear look before is enough to judge a change against (a dig in the imagery's
-    # first weeks has no more); the buffer keeps up to K. With none, the medians are NaN.
-    prior_nd = median_of_looks(s.recent_ndvi, s.recent_n)
-    prior_bs = median_of_looks(s.recent_bsi, s.recent_n)
-    prior_red = median_of_looks(s.recent_red, s.recent_n)
+    # What came before: the last K clear looks (one is enough to judge a change against, as
+    # in the imagery's first weeks; with none, the medians are NaN).
+    prior = [median_of_looks(getattr(s, f"recent_{b}"), s.recent_n) for b in _BANDS]
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
-    abrupt = (
-        ((prior_nd - ndvi) >= cfg.abrupt_ndvi_drop)
-        | ((bsi - prior_bs) >= cfg.abrupt_bsi_rise)
-        | ((red - prior_red) >= cfg.abrupt_red_rise)
-    )
+    abrupt = abrupt_change(ndvi, bsi, red, prior, cfg)
 
     # Pixels already carrying a candidate take this look as evidence. A fresh look the
     # season explains (harvest time) is neutral: it neither supports nor contradicts a
@@ -244,7 +239,10 @@ def fold_step(
     watched = np.where(broken, _NOT_WATCHED, s.watched_day)
     s.watched_day = np.where(support & (watched == _NOT_WATCHED), day, watched).astype(np.int32)
     s.last_day = np.where(active & fresh, day, s.last_day).astype(np.int32)
-    s.confirm = np.where(support & (s.confirm < 0), t, s.confirm)
+    # A first look that may have been cloud is confirmed by a look that is a change too:
+    # weathered bare ground seen once through haze is as bare after it as before.
+    agrees = ~s.doubtful_look | abrupt | (s.prior_ndvi - ndvi >= cfg.abrupt_ndvi_drop)
+    s.confirm = np.where(support & (s.confirm < 0) & agrees, t, s.confirm)
     failing = (s.onset >= 0) & (
         ((s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since))
         | ((s.confirm < 0) & (s.n_looks > UNCONFIRMED_LOOKS))
@@ -267,16 +265,18 @@ def fold_step(
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
-    s.run_second = np.where(
-        fresh & (s.run_len == 2), t, np.where(s.run_start < 0, -1, s.run_second)
-    )
+    second, n = fresh & (s.run_len == 2), np.maximum(s.recent_n, 1) - 1
+    if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
+        before = [median_of_looks(getattr(s, f"recent_{b}")[1:], n) for b in _BANDS]
+        second &= ~s.run_doubt | abrupt_change(ndvi, bsi, red, before, cfg)
+    s.run_second = np.where(second, t, np.where(s.run_start < 0, -1, s.run_second))
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
     # look could pass for "before": the ground must then have been green. With no look
     # before, neither holds.
-    judged = (s.recent_n >= k) | (prior_nd >= cfg.prior_ndvi_min)
+    judged = (s.recent_n >= k) | (prior[0] >= cfg.prior_ndvi_min)
     began = judged & prior_not_bare & abrupt
     s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
-    s.run_prior_ndvi = np.where(new_run, prior_nd, s.run_prior_ndvi).astype(np.float32)
+    s.run_prior_ndvi = np.where(new_run, prior[0], s.run_prior_ndvi).astype(np.float32)
     s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
     if new_run.any():
         s.run_doubt = np.where(new_run, doubtful_looks(clear, bsi, cfg), s.run_doubt)

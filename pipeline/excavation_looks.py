@@ -63,6 +63,24 @@ def median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
 
 
+def abrupt_change(
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    red: np.ndarray,
+    before: list[np.ndarray],
+    cfg: DetectionConfig,
+) -> np.ndarray:
+    """Whether a look is an abrupt change from ``before`` (median NDVI, BSI and red of the
+    looks before it; NaN compares False): NDVI falls by ``abrupt_ndvi_drop``, BSI rises
+    by ``abrupt_bsi_rise`` or red by ``abrupt_red_rise``."""
+    nd, bs, rd = before
+    return (
+        ((nd - ndvi) >= cfg.abrupt_ndvi_drop)
+        | ((bsi - bs) >= cfg.abrupt_bsi_rise)
+        | ((red - rd) >= cfg.abrupt_red_rise)
+    )
+
+
 def missed_cloud(
     ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
 ) -> np.ndarray:

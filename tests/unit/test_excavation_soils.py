@@ -107,6 +107,33 @@ def test_fold__bare_ground_seen_first_through_a_cloud_edge_is_not_a_dig():
     assert int(layers[L["onset"], 0]) == -1
 
 
+THIN_HAZE = (0.06, 0.045, 0.275)  # thin haze the SCL missed: brighter and flatter
+
+
+def test_fold__weathered_ground_seen_once_through_thin_haze_is_not_a_dig():
+    # A closed site's weathered ground with sparse weeds (loess 8001 S11): on the soil
+    # line, fresh bare on most looks and just short of it (BSI below soil_bsi_min) on the
+    # others. In the imagery's first months one look is thin haze the SCL missed: red
+    # rises, so it is an abrupt change, and the looks after it are as bare as the looks
+    # before it were, which does not confirm a dig.
+    weathered, short = (0.16, 0.17, 0.16), (0.14, 0.13, 0.17)
+    ground = np.tile(np.array(weathered), (N, 1))
+    ground[:12:2] = short  # the first months: bare on every other look
+    ground[16::5] = short
+    ground[11] = THIN_HAZE
+    layers = _fold([ground])
+    assert int(layers[L["onset"], 0]) == -1
+    assert not _flagged(layers)[0]
+    # A dig first seen through the same haze is confirmed by the next look.
+    dig = np.tile(np.array(VEG), (N, 1))
+    dig[11] = THIN_HAZE
+    dig[12:] = LOESS
+    layers = _fold([dig])
+    assert (int(layers[L["onset"], 0]), int(layers[L["confirm"], 0])) == (11, 12)
+    assert layers[L["doubtful_look"], 0] == 1
+    assert _flagged(layers)[0]
+
+
 def test_fold__cloud_the_scl_missed_over_a_dig_is_no_look():
     # A loess dig in June 2022; every third look after it is cloud or haze the SCL
     # called clear (bright and flat, or bluish: BSI below 0). Taken as looks, they would
