@@ -9,7 +9,8 @@ site are a die-back when the site's own NDVI series lost at least
 ``die_back_green_loss`` of its green over the year after they began (``green_lost``).
 A die-back seen across a shorter cloudy spell looks abrupt to the fold; on a site that
 was green and lost it, a change first seen after more than half that gap is one too,
-and so are changes over most of the site, however they were seen.
+and so are changes over most of the site, however they were seen, and changes begun
+while the site was still green (``recent_level``): the site lost its green with them.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def green_level(site: RestoringSite, day: date) -> float:
     return float(np.quantile(before, GREEN_QUANTILE)) if before.size else float("nan")
 
 
+def recent_level(site: RestoringSite, day: date, looks: int) -> float:
+    """The site's median NDVI over its last ``looks`` clear looks before ``day`` (NaN
+    without any): how green it was just before a change."""
+    before = site.ndvi[site.days < np.datetime64(day, "D")][-looks:]
+    return float(np.median(before)) if before.size else float("nan")
+
+
 def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     """Share of the site's green lost over the year after ``day``: its green level (the
     looks' 0.9 quantile) over the year before, less that over the year after, over the
@@ -131,4 +139,19 @@ def died_back(
         if lost >= cfg.die_back_green_loss and was_green:
             most = here.sum() >= MOST_OF_SITE * (site_of == k).sum()
             died |= here & ((layers[_L["gap_days"]] > cfg.gradual_gap_days / 2) | most)
+            # And changes begun while the site was still green: a dig takes a part of a
+            # site and leaves its median green, so the site's loss began with them.
+            # (Digging into a site already dead is a dig: it was not green then.)
+            died |= here & np.isin(onset_day, _begun_green(sites[k - 1], onset_day[here], cfg))
     return died
+
+
+def _begun_green(site: RestoringSite, onsets: np.ndarray, cfg: DetectionConfig) -> list[int]:
+    """The onset days (ordinals) on which ``site`` was still green: its last
+    ``prior_observations`` clear looks' median at least ``prior_ndvi_min``."""
+    looks = cfg.prior_observations
+    return [
+        int(d)
+        for d in np.unique(onsets)
+        if recent_level(site, date.fromordinal(int(d)), looks) >= cfg.prior_ndvi_min
+    ]

@@ -128,6 +128,14 @@ def test_build_flags__die_back_seen_abruptly_is_no_dig_where_the_site_lost_its_g
     wide = _layers()
     _dig(wide, slice(5, 26), slice(5, 40), 21)
     assert build_flags(wide, GRID, DATES, DetectionConfig(), restoring_sites=sites) == []
+    # Seen at once over 16 % of site A, begun while the site was still green (its last
+    # looks before, dates 17-19, at 0.7): the site lost its green with it, a die-back.
+    # The dig of date 25 began once site A was bare: a flag.
+    begun_green = _layers()
+    _dig(begun_green, slice(5, 9), slice(5, 24), 20)
+    _dig(begun_green, slice(30, 34), slice(30, 34), 25)
+    flags = build_flags(begun_green, GRID, DATES, DetectionConfig(), restoring_sites=sites)
+    assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[25], 1600)]
     # A site that never greened (0.25 before) loses nothing a die-back could: a flag.
     weedy = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], np.where(dying > 0.5, 0.25, 0.15))]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=weedy)
