@@ -139,19 +139,21 @@ def died_back(
         if lost >= cfg.die_back_green_loss and was_green:
             most = here.sum() >= MOST_OF_SITE * (site_of == k).sum()
             died |= here & ((layers[_L["gap_days"]] > cfg.gradual_gap_days / 2) | most)
-            # And changes begun while the site was still green: a dig takes a part of a
-            # site and leaves its median green, so the site's loss began with them.
-            # (Digging into a site already dead is a dig: it was not green then.)
-            died |= here & np.isin(onset_day, _begun_green(sites[k - 1], onset_day[here], cfg))
+        # And changes begun while the site was still green, after which it lost its green:
+        # a dig takes a part of a site and leaves its median green, so the site's loss
+        # began with them. (A dig into a site already dead is a dig: not green then.)
+        died |= here & np.isin(onset_day, _dying_from(sites[k - 1], onset_day[here], cfg))
     return died
 
 
-def _begun_green(site: RestoringSite, onsets: np.ndarray, cfg: DetectionConfig) -> list[int]:
-    """The onset days (ordinals) on which ``site`` was still green: its last
-    ``prior_observations`` clear looks' median at least ``prior_ndvi_min``."""
-    looks = cfg.prior_observations
+def _dying_from(site: RestoringSite, onsets: np.ndarray, cfg: DetectionConfig) -> list[int]:
+    """The onset days (ordinals) on which ``site`` was still green (its last
+    ``prior_observations`` clear looks' median at least ``prior_ndvi_min``) and from
+    which it lost its green (``green_lost`` at least ``die_back_green_loss``)."""
+    days = [date.fromordinal(int(d)) for d in np.unique(onsets)]
     return [
-        int(d)
-        for d in np.unique(onsets)
-        if recent_level(site, date.fromordinal(int(d)), looks) >= cfg.prior_ndvi_min
+        day.toordinal()
+        for day in days
+        if recent_level(site, day, cfg.prior_observations) >= cfg.prior_ndvi_min
+        and green_lost(site, day, cfg.soil_ndvi_max) >= cfg.die_back_green_loss
     ]
