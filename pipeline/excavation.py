@@ -26,8 +26,8 @@ one, and why it does not:
   in two different years (a field whose other harvest cloud hid): such a ``prone``
   candidate makes a flag only once it has stayed bare longer than a fallow spell
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
-  change on ground bare or low-cover in some season (or in its first year) that begins
-  with much of the tile's clear ground (a harvest across the plain; ``regional``).
+  change that begins together on much of the tile's clear ground (a harvest across
+  the plain where cloud hid last year's; ``excavation_looks.regional``), unlike a dig.
 
 Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
 soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
@@ -37,11 +37,11 @@ cloud-edge first look cannot pass for "before"); it has no seasonal history, whi
 caps its confidence. A dig seen on one clear look before the imagery ends is a flag
 at once (``low`` until a second look agrees, confirmed or dropped by later runs).
 
-A pixel's onset is its first clear look showing the change; the next clear look that
-agrees confirms it (a change too, if the first may be cloud); it is kept while at least
-``persistence_min`` of its clear looks since are fresh bare, and dropped (and may start
-again) below that. The fold carries a small per-pixel state, so memory does not grow
-with the number of dates, and a later run can continue from a saved state
+A pixel's onset is its first clear look showing the change; it is confirmed by the
+next clear look that agrees; it is kept when at least ``persistence_min`` of its
+clear looks since the onset are fresh bare, and dropped (and may start again) once
+that share falls below it. The fold carries a small per-pixel state, so memory does
+not grow with the number of dates, and a later run can continue from a saved state
 (``excavation_tiles`` runs the fold tile by tile and saves and restores its states).
 """
 
@@ -73,7 +73,8 @@ UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dro
 _NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
 
-CHANGE_LAYERS = (  # names of the per-pixel rasters the fold hands to flag building
+# Names of the per-pixel rasters the fold hands to flag building.
+CHANGE_LAYERS = (
     "onset",
     "confirm",
     "last",
@@ -128,7 +129,8 @@ class FoldState:
     green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
     run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``)
     late: np.ndarray  # bool: the candidate's run did (``run_late``)
-    spell_end: np.ndarray  # (2, h, w) int32 days of the last looks of the latest two bare spells
+    spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
+    # bare spells (runs of fresh-bare looks) that have ended
     onset_day: np.ndarray  # int32 the candidate's run_start_day at its start
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
@@ -285,21 +287,20 @@ def fold_step(
     # its candidate makes a flag only once it has stayed bare for
     # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
     # harvest and the next crop, so a harvest whose date moved from last year's is not
-    # taken for a dig. A pit in a field stays bare past it. So is ground that could be a
-    # field (bare or low-cover in some season, or no seasonal history yet) and begins a
-    # change together with much of its tile (``excavation_looks.regional``). And
-    # so is soil-coloured bare ground (red soil, loess: fresh only on the soil line)
+    # taken for a dig. A pit in a field stays bare past it. So is ground that begins a
+    # change together with much of its tile (``excavation_looks.regional``).
+    # And so is soil-coloured bare ground (red soil, loess: fresh only on the soil line)
     # where no seasonal history tells a field from a dig yet (the imagery's first year).
     # Ground whose two spells ended at the same time of year in different years is
     # cultivated whatever this season is: a field whose other harvest cloud hid.
     recurrent = day - s.spell_end[1] <= cfg.bare_memory_days
     field_soil = (ndvi > cfg.fresh_ndvi_max) & ~has_hist
     seasonal = near_a_spell_season(s.spell_end, day, cfg.bare_prone_season_days)
-    swept = regional(new_run & began, clear, cfg)
-    if (swept & has_hist).any():  # woods are bare or low-cover in no season: not harvested
-        swept &= ~has_hist | (s.older_bare | s.last_bare | s.cur_bare).any(axis=0)
-    recurrent &= seasonal | yearly_spells(s.spell_end, cfg.bare_prone_season_days)
-    prone = recurrent | field_soil | swept
+    prone = (
+        (recurrent & (seasonal | yearly_spells(s.spell_end, cfg.bare_prone_season_days)))
+        | field_soil
+        | regional(new_run & began, clear, cfg)
+    )
     s.run_prone = np.where(new_run, prone, s.run_prone)
     # A run that did not begin as a change (it went on from a harvest's bare ground) on
     # ground green within the year before it is one once it stays bare into the season
