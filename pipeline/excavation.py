@@ -37,11 +37,11 @@ cloud-edge first look cannot pass for "before"); it has no seasonal history, whi
 caps its confidence. A dig seen on one clear look before the imagery ends is a flag
 at once (``low`` until a second look agrees, confirmed or dropped by later runs).
 
-A pixel's onset is its first clear look showing the change; it is confirmed by the
-next clear look that agrees; it is kept when at least ``persistence_min`` of its
-clear looks since the onset are fresh bare, and dropped (and may start again) once
-that share falls below it. The fold carries a small per-pixel state, so memory does
-not grow with the number of dates, and a later run can continue from a saved state
+A pixel's onset is its first clear look showing the change; the next clear look that
+agrees confirms it (a change too, if the first may be cloud); it is kept while at least
+``persistence_min`` of its clear looks since are fresh bare, and dropped (and may start
+again) below that. The fold carries a small per-pixel state, so memory does not grow
+with the number of dates, and a later run can continue from a saved state
 (``excavation_tiles`` runs the fold tile by tile and saves and restores its states).
 """
 
@@ -129,8 +129,7 @@ class FoldState:
     green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
     run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``)
     late: np.ndarray  # bool: the candidate's run did (``run_late``)
-    spell_end: np.ndarray  # (2, h, w) int32 day numbers of the last looks of the latest two
-    # bare spells (runs of fresh-bare looks) that have ended
+    spell_end: np.ndarray  # (2, h, w) int32 days of the last looks of the latest two bare spells
     onset_day: np.ndarray  # int32 the candidate's run_start_day at its start
     prior_ndvi: np.ndarray  # float32 median NDVI of the looks before onset
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
@@ -265,8 +264,9 @@ def fold_step(
     s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
     s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
     s.run_len = s.run_len.astype(np.uint16)
-    second, n = fresh & (s.run_len == 2), np.maximum(s.recent_n, 1) - 1
+    second = fresh & (s.run_len == 2)
     if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
+        n = np.maximum(s.recent_n, 1) - 1  # the looks before the run's first
         before = [median_of_looks(getattr(s, f"recent_{b}")[1:], n) for b in _BANDS]
         second &= ~s.run_doubt | abrupt_change(ndvi, bsi, red, before, cfg)
     s.run_second = np.where(second, t, np.where(s.run_start < 0, -1, s.run_second))
