@@ -203,8 +203,9 @@ def attribute_violations(
     late change, ``Flag.green_before``),
     ``within_permit`` (mostly inside a valid permit of a producing licensed site),
     ``outside_permit`` (licensed site, or within ``outside_permit_buffer_m`` of one of
-    its permits, but mostly outside them), ``no_mining_zone`` (touches a zone);
-    ``unregistered`` when none applies. ``violation_precedence`` picks one.
+    its permits, of its boundary when it has none, but mostly outside them),
+    ``no_mining_zone`` (touches a zone); ``unregistered`` when none applies.
+    ``violation_precedence`` picks one.
     """
     rank = {v: i for i, v in enumerate(cfg.violation_precedence)}
     for flag in flags:
@@ -257,14 +258,18 @@ def attribute_violations(
 def _nearby_licensed(
     geom: BaseGeometry, sites: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, buffer_m: float
 ) -> pd.Series | None:
-    """The licensed site whose boundary or permit lies within ``buffer_m`` of a dig, if any."""
+    """The licensed site whose permit lies within ``buffer_m`` of a dig, if any.
+
+    Digging beyond a permit is measured from the permit: a site's boundary counts only
+    for a licensed site with no permit on record.
+    """
     licensed = sites[sites["category"] == "licensed"]
     if not len(licensed):
         return None
     distance = licensed.distance(geom)
     if len(permits):
         by_permit = permits.set_index("site_id").distance(geom).groupby(level=0).min()
-        distance = np.minimum(distance, licensed["site_id"].map(by_permit).fillna(np.inf))
+        distance = licensed["site_id"].map(by_permit).fillna(distance)
     if distance.min() > buffer_m:
         return None
     return licensed.loc[distance.idxmin()]

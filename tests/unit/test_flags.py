@@ -228,13 +228,8 @@ def _frames():
     [
         ((5, 10), (5, 10), "within_permit", "LIC", "P-LIC"),
         ((5, 10), (22, 28), "outside_permit", "LIC", "P-LIC"),
-        (
-            (5, 10),
-            (31, 36),
-            "outside_permit",
-            "LIC",
-            "P-LIC",
-        ),  # just outside the site, near the permit
+        # just outside the site but 110 m from its permit: measured from the permit
+        ((5, 10), (31, 36), "unregistered", None, None),
         ((5, 10), (50, 55), "illegal_site", "ILL", None),
         ((45, 50), (5, 10), "suspended_site", "SUS", "P-SUS"),
         ((45, 50), (50, 55), "restored_land", "RES", None),
@@ -253,6 +248,20 @@ def test_attribute_violations__each_kind(rows, cols, violation, site, permit):
     assert flag.permit_id == permit
     assert flag.zone_ids == (["Z1"] if violation == "no_mining_zone" else [])
     assert flag.county is not None
+
+
+def test_attribute_violations__licensed_site_without_permit_is_measured_from_its_boundary():
+    # The same dig 10 m outside the quarry and 110 m from its permit: with the permit on
+    # record it is unregistered (above); with none, the site's boundary is the bound.
+    layers = _layers()
+    _dig(layers, slice(5, 10), slice(31, 36), 20)
+    sites, permits, zones, _ = _frames()
+    got = []
+    for on_record in (permits, permits[permits["site_id"] != "LIC"]):
+        flags = build_flags(layers, GRID, DATES, DetectionConfig())
+        (flag,) = attribute_violations(flags, sites, on_record, zones, DetectionConfig())
+        got.append((flag.violation, flag.site_id, flag.permit_id))
+    assert got == [("unregistered", None, None), ("outside_permit", "LIC", None)]
 
 
 def test_attribute_violations__late_change_into_winter_cover_is_on_restored_land():
