@@ -72,12 +72,19 @@ def abrupt_change(
 ) -> np.ndarray:
     """Whether a look is an abrupt change from ``before`` (median NDVI, BSI and red of the
     looks before it; NaN compares False): NDVI falls by ``abrupt_ndvi_drop``, BSI rises
-    by ``abrupt_bsi_rise`` or red by ``abrupt_red_rise``."""
+    by ``abrupt_bsi_rise`` or red by ``abrupt_red_rise``, or the three together, each as
+    a share of its own threshold, add up to ``abrupt_combined_min``: soil dug out from
+    under cover of nearly its colour (red soil under dry grass) moves every band at once,
+    none past its line."""
     nd, bs, rd = before
+    drop, rise, brighten = nd - ndvi, bsi - bs, red - rd
+    lines = (max(v, 1e-6) for v in (cfg.abrupt_ndvi_drop, cfg.abrupt_bsi_rise, cfg.abrupt_red_rise))
+    combined = sum(v / line for v, line in zip((drop, rise, brighten), lines, strict=True))
     return (
-        ((nd - ndvi) >= cfg.abrupt_ndvi_drop)
-        | ((bsi - bs) >= cfg.abrupt_bsi_rise)
-        | ((red - rd) >= cfg.abrupt_red_rise)
+        (drop >= cfg.abrupt_ndvi_drop)
+        | (rise >= cfg.abrupt_bsi_rise)
+        | (brighten >= cfg.abrupt_red_rise)
+        | (combined >= cfg.abrupt_combined_min)
     )
 
 

@@ -268,3 +268,26 @@ def test_fold__dig_into_a_field_just_after_its_harvest_is_flagged_from_its_first
     # times: not a late change (nothing grew there to lose).
     weeds = np.where((field == np.array(VEG)).all(axis=1)[:, None], SPARSE_GREEN, field)
     assert int(_fold([weeds])[L["onset"], 0]) == -1
+
+
+DRY_GRASS = (0.33, 0.12, 0.145)  # dry grass on red-soil hills: soil already shows through
+
+
+def test_fold__red_soil_dug_from_under_dry_grass_moves_every_band_at_once():
+    # Against dry grass the dig moves NDVI -0.14, BSI +0.12 and red +0.035, each short
+    # of its own line (0.2, 0.15, 0.04) but all at once: three looks before the imagery
+    # ends, too few for a late change. Two of the three moves alone (BSI unchanged), and
+    # a season's browning to the same soil colour over eight looks and back, are no change.
+    at = N - 3
+    dug, two, browning = (np.tile(np.array(DRY_GRASS), (N, 1)) for _ in range(3))
+    dug[at:] = RED_SOIL
+    two[at:] = (RED_SOIL[0], DRY_GRASS[1], RED_SOIL[2])
+    ramp = np.linspace(0.0, 1.0, 9)[1:, np.newaxis]
+    down = np.array(DRY_GRASS) + ramp * (np.array(RED_SOIL) - np.array(DRY_GRASS))
+    b = _first((years == 2023) & (doys >= 200))
+    browning[b : b + 8], browning[b + 8 : b + 11] = down, RED_SOIL
+    browning[b + 11 : b + 19] = down[::-1]
+    layers = _fold([dug, two, browning])
+    assert [int(v) for v in layers[L["onset"]]] == [at, -1, -1]
+    assert int(layers[L["confirm"], 0]) == at + 1
+    assert list(_flagged(layers)) == [True, False, False]
