@@ -12,7 +12,9 @@ truth file. The standard family is generated with its hard cases (``hard_cases=T
   SCL: a dig under cloud until the imagery ends cannot be detected, nor told from an
   old pit when no look shows the ground before it), precision of enforcement flags
   (flags other than ``within_permit`` that overlap a true dig), violation correct
-  (the flag overlapping a detected dig most carries the true violation), latency
+  (the flag overlapping a detected dig most carries the true violation; a dig within a
+  pixel of the edge of ``outside_permit_buffer_m`` around a permit may read
+  ``outside_permit`` or ``unregistered``, counted in ``violation_at_buffer_edge``), latency
   (first_detected minus the dig's start, days), area error (|flag - truth| / truth);
 - sites: accuracy of recovery_class, per-class recall, confusion matrix;
 - per case kind (each dig's ``case`` in truth.json; ``standard`` where it has none) and
@@ -147,12 +149,32 @@ def clear_looks_of_digs(paths: ScenarioPaths, truth: dict) -> dict[str, tuple[in
     return {dig_id: (before, after) for dig_id, (before, after) in seen.items()}
 
 
+EDGE_M = 10.0
+"""A dig whose outline lies within this of ``outside_permit_buffer_m`` from a licensed
+site's permit (one 10 m pixel) may be read ``outside_permit`` or ``unregistered``: a
+flag's outline is whole pixels, so its distance differs from the true outline's by up
+to a pixel."""
+NEAR_QUARRY = {"outside_permit", "unregistered"}
+
+
+def at_buffer_edge(dig_geom, permits: gpd.GeoDataFrame | None, buffer_m: float) -> bool:
+    """Whether a dig lies within ``EDGE_M`` of the edge of the permits' buffer."""
+    if permits is None or not len(permits):
+        return False
+    return abs(float(permits.distance(dig_geom).min()) - buffer_m) <= EDGE_M
+
+
 def score(
     flags_path: Path,
     status_path: Path,
     truth_path: Path,
     seen: dict[str, tuple[int, int]] | None = None,
+    permits: gpd.GeoDataFrame | None = None,
+    buffer_m: float = 100.0,
 ) -> dict:
+    """The figures of one run against its truth (module docstring). ``permits`` (in any
+    CRS) and ``buffer_m``: a dig at the edge of the permits' buffer counts as read right
+    as either ``outside_permit`` or ``unregistered`` (``at_buffer_edge``)."""
     truth = json.loads(truth_path.read_text())
     seen = seen or {}
     flags = json.loads(flags_path.read_text())["features"]
@@ -166,7 +188,9 @@ def score(
         crs="EPSG:4326",
     )
     fl = fl.to_crs(crs) if len(fl) else fl
-    detected, correct, latency, area_err = 0, 0, [], []
+    if permits is not None:
+        permits = permits.to_crs(crs)
+    detected, correct, latency, area_err, at_edge = 0, 0, [], [], 0
     matched_flags: set[str] = set()
     per_dig = []
     for _, dig in digs.iterrows():
@@ -186,6 +210,9 @@ def score(
         matched_flags.update(hits["flag_id"])
         best = hits.loc[hits.geometry.intersection(dig.geometry).area.idxmax()]
         ok = best["violation"] == dig["violation"]
+        if not ok and {best["violation"], dig["violation"]} <= NEAR_QUARRY:
+            edge = at_buffer_edge(dig.geometry, permits, buffer_m)
+            ok, at_edge = edge, at_edge + edge
         correct += ok
         lat = (
             date.fromisoformat(min(hits["first_detected"])) - date.fromisoformat(dig["start"])
@@ -241,6 +268,7 @@ def score(
         "recall": detected / len(digs) if len(digs) else None,
         "precision": true_enforce / len(enforce) if len(enforce) else None,
         "violation_correct": correct / detected if detected else None,
+        "violation_at_buffer_edge": at_edge,
         "median_latency_days": float(np.median(latency)) if latency else None,
         "median_area_error": float(np.median(area_err)) if area_err else None,
         "site_accuracy": float((status.truth == status.recovery_class).mean()),
@@ -293,7 +321,11 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
     cfg = load_config(None, {**paths.run_overrides(), "recovery.model": args.model})
     run_pipeline(cfg, out)
     seen = clear_looks_of_digs(paths, json.loads(paths.truth.read_text()))
-    res = score(out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth, seen)
+    permits = gpd.read_file(paths.permits) if paths.permits.is_file() else None
+    res = score(
+        out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth, seen,
+        permits, cfg.detection.outside_permit_buffer_m,
+    )  # fmt: skip
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["family"] = family
     res["scenario"] = {k: str(v) for k, v in scenario_settings(seed).items()}
@@ -301,7 +333,8 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
         f"{family} seed {seed} {res['scenario']}: digs {res['digs']} flags {res['flags']} "
         f"recall {_fmt(res['recall'])} (seen {res['digs_seen']}: {_fmt(res['recall_seen'])}) "
         f"precision {_fmt(res['precision'])} "
-        f"violation {res['violation_correct']} latency {res['median_latency_days']} d "
+        f"violation {res['violation_correct']} ({res['violation_at_buffer_edge']} at the "
+        f"permit buffer's edge) latency {res['median_latency_days']} d "
         f"area err {res['median_area_error']} site acc {res['site_accuracy']:.2f} "
         f"({res['seconds']} s)"
     )
