@@ -58,7 +58,7 @@ from pipeline.excavation_looks import (
     abrupt_change,
     doubtful_looks,
     fresh_bare,
-    median_of_looks,
+    looks_before,
     missed_cloud,
     near_a_spell_season,
     regional,
@@ -68,7 +68,6 @@ from pipeline.excavation_looks import (
 )
 
 _YEAR_DAYS = 366  # "within the year before"
-_BANDS = ("ndvi", "bsi", "red")  # what a look keeps in the recent buffer, with whether bare
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 _NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 _OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
@@ -211,8 +210,10 @@ def fold_step(
     has_hist, expected = season_expectation(s, day, b_now, cfg)
 
     # What came before: the last K clear looks (one is enough to judge a change against, as
-    # in the imagery's first weeks; with none, the medians are NaN).
-    prior = [median_of_looks(getattr(s, f"recent_{b}"), s.recent_n) for b in _BANDS]
+    # in the imagery's first weeks; with none, the medians are NaN). Only fresh looks
+    # can begin or confirm a change, so the medians are taken on those pixels alone.
+    on = np.nonzero(fresh)
+    prior = looks_before(s, on, fresh.shape, slice(None), s.recent_n[on])
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
     abrupt = abrupt_change(ndvi, bsi, red, prior, cfg)
 
@@ -266,8 +267,9 @@ def fold_step(
     s.run_len = s.run_len.astype(np.uint16)
     second = fresh & (s.run_len == 2)
     if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
-        n = np.maximum(s.recent_n, 1) - 1  # the looks before the run's first
-        before = [median_of_looks(getattr(s, f"recent_{b}")[1:], n) for b in _BANDS]
+        at = np.nonzero(second & s.run_doubt)
+        n = np.maximum(s.recent_n[at], 1) - 1  # the looks before the run's first
+        before = looks_before(s, at, fresh.shape, slice(1, None), n)
         second &= ~s.run_doubt | abrupt_change(ndvi, bsi, red, before, cfg)
     s.run_second = np.where(second, t, np.where(s.run_start < 0, -1, s.run_second))
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
@@ -293,15 +295,16 @@ def fold_step(
     # where no seasonal history tells a field from a dig yet (the imagery's first year).
     # Ground whose two spells ended at the same time of year in different years is
     # cultivated whatever this season is: a field whose other harvest cloud hid.
-    recurrent = day - s.spell_end[1] <= cfg.bare_memory_days
-    field_soil = (ndvi > cfg.fresh_ndvi_max) & ~has_hist
-    seasonal = near_a_spell_season(s.spell_end, day, cfg.bare_prone_season_days)
-    prone = (
-        (recurrent & (seasonal | yearly_spells(s.spell_end, cfg.bare_prone_season_days)))
+    starts = np.nonzero(new_run)
+    spells = s.spell_end[:, starts[0], starts[1]]
+    recurrent = day - spells[1] <= cfg.bare_memory_days
+    field_soil = (ndvi[starts] > cfg.fresh_ndvi_max) & ~has_hist[starts]
+    seasonal = near_a_spell_season(spells, day, cfg.bare_prone_season_days)
+    s.run_prone[starts] = (
+        (recurrent & (seasonal | yearly_spells(spells, cfg.bare_prone_season_days)))
         | field_soil
-        | regional(new_run & began, clear, cfg)
+        | regional(new_run & began, clear, cfg)[starts]
     )
-    s.run_prone = np.where(new_run, prone, s.run_prone)
     # A run that did not begin as a change (it went on from a harvest's bare ground) on
     # ground green within the year before it is one once it stays bare into the season
     # the ground is green in (``late_change_looks`` looks where the history is not
@@ -336,16 +339,12 @@ def fold_step(
     s.watched_day = np.where(start, s.run_start_day, s.watched_day).astype(np.int32)
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
-    looks = (
-        ("recent_ndvi", ndvi),
-        ("recent_bsi", bsi),
-        ("recent_red", red),
-        ("recent_bare", fresh),
-    )
-    for name, new in looks:
+    looks = {"recent_ndvi": ndvi, "recent_bsi": bsi, "recent_red": red, "recent_bare": fresh}
+    for name, new in looks.items():  # shifted in place where clear, the newest first
         old = getattr(s, name)
-        shifted = np.concatenate([new[np.newaxis].astype(old.dtype), old[:-1]], axis=0)
-        setattr(s, name, np.where(clear[np.newaxis], shifted, old))
+        for i in range(len(old) - 1, 0, -1):
+            np.copyto(old[i], old[i - 1], where=clear)
+        np.copyto(old[0], new, where=clear)
     s.recent_n = np.minimum(s.recent_n + clear, k).astype(np.uint8)
     if day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS:
         for tier in ("clear", "bare"):

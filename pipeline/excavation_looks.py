@@ -63,6 +63,20 @@ def median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
 
 
+def looks_before(
+    s: FoldState, at: tuple[np.ndarray, ...], shape: tuple[int, ...], looks: slice, n: np.ndarray
+) -> list[np.ndarray]:
+    """Median NDVI, BSI and red of the stored ``looks`` (the first ``n``) at the pixels
+    ``at`` (``np.nonzero``), as ``shape`` rasters, NaN elsewhere."""
+    out = []
+    for band in ("ndvi", "bsi", "red"):
+        stack = getattr(s, f"recent_{band}")[looks]
+        full = np.full(shape, np.nan, np.float32)
+        full[at] = median_of_looks(stack[:, at[0], at[1]], n)
+        out.append(full)
+    return out
+
+
 def abrupt_change(
     ndvi: np.ndarray,
     bsi: np.ndarray,
