@@ -230,7 +230,7 @@ def fold_step(
     s.n_looks = s.n_looks + active
     s.n_since = s.n_since + evidence
     s.n_bare = s.n_bare + support
-    s.last = np.where(active & fresh, t, s.last)
+    np.copyto(s.last, t, where=active & fresh, casting="unsafe")
     # A field's candidate must be seen bare throughout (``span_days``): after a look not
     # bare, or a gap a crop could grow in, watching starts again (until seen long enough).
     settled = s.last_day - s.watched_day >= cfg.bare_prone_run_days
@@ -238,51 +238,51 @@ def fold_step(
     broken = active & ~settled & ((day - s.last_clear_day > gap_max) | ~fresh)
     watched = np.where(broken, _NOT_WATCHED, s.watched_day)
     s.watched_day = np.where(support & (watched == _NOT_WATCHED), day, watched).astype(np.int32)
-    s.last_day = np.where(active & fresh, day, s.last_day).astype(np.int32)
+    np.copyto(s.last_day, day, where=active & fresh, casting="unsafe")
     # A first look that may have been cloud is confirmed by a look that is a change too:
     # weathered bare ground seen once through haze is as bare after it as before.
     agrees = ~s.doubtful_look | abrupt | (s.prior_ndvi - ndvi >= cfg.abrupt_ndvi_drop)
-    s.confirm = np.where(support & (s.confirm < 0) & agrees, t, s.confirm)
+    np.copyto(s.confirm, t, where=support & (s.confirm < 0) & agrees, casting="unsafe")
     failing = (s.onset >= 0) & (
         ((s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since))
         | ((s.confirm < 0) & (s.n_looks > UNCONFIRMED_LOOKS))
     )
     if failing.any():
-        s.onset = np.where(failing, -1, s.onset)
-        s.confirm = np.where(failing, -1, s.confirm)
-        s.last = np.where(failing, -1, s.last)
-        s.n_since = np.where(failing, 0, s.n_since).astype(np.uint16)
-        s.n_bare = np.where(failing, 0, s.n_bare).astype(np.uint16)
+        for name in ("onset", "confirm", "last", "n_since", "n_bare"):  # none, 0 for counts
+            np.copyto(getattr(s, name), 0 if name.startswith("n_") else -1, where=failing)
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
     # A field's run seen again after a gap a crop could grow in is watched from this look.
     regap = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
-    s.run_start_day = np.where(regap, day, s.run_start_day).astype(np.int32)
+    np.copyto(s.run_start_day, day, where=regap, casting="unsafe")
     new_run = fresh & (s.run_start < 0)
     ended = clear & ~fresh & (s.run_start >= 0)  # its last look: the clear look before
-    s.spell_end[1] = np.where(ended, s.spell_end[0], s.spell_end[1])
-    s.spell_end[0] = np.where(ended, s.last_clear_day, s.spell_end[0])
-    s.run_start = np.where(new_run, t, np.where(clear & ~fresh, -1, s.run_start))
-    s.run_len = np.where(new_run, 1, np.where(fresh, s.run_len + 1, np.where(clear, 0, s.run_len)))
-    s.run_len = s.run_len.astype(np.uint16)
+    np.copyto(s.spell_end[1], s.spell_end[0], where=ended, casting="unsafe")
+    np.copyto(s.spell_end[0], s.last_clear_day, where=ended, casting="unsafe")
+    np.copyto(s.run_start, -1, where=clear & ~fresh)
+    np.copyto(s.run_start, t, where=new_run)
+    np.add(s.run_len, 1, out=s.run_len, where=fresh & ~new_run)
+    np.copyto(s.run_len, 1, where=new_run)
+    np.copyto(s.run_len, 0, where=clear & ~fresh)
     second = fresh & (s.run_len == 2)
     if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
         at = np.nonzero(second & s.run_doubt)
         n = np.maximum(s.recent_n[at], 1) - 1  # the looks before the run's first
         before = looks_before(s, at, fresh.shape, slice(1, None), n)
         second &= ~s.run_doubt | abrupt_change(ndvi, bsi, red, before, cfg)
-    s.run_second = np.where(second, t, np.where(s.run_start < 0, -1, s.run_second))
+    np.copyto(s.run_second, -1, where=s.run_start < 0)
+    np.copyto(s.run_second, t, where=second)
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
     # look could pass for "before": the ground must then have been green. With no look
     # before, neither holds.
     judged = (s.recent_n >= k) | (prior[0] >= cfg.prior_ndvi_min)
     began = judged & prior_not_bare & abrupt
     s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
-    s.run_prior_ndvi = np.where(new_run, prior[0], s.run_prior_ndvi).astype(np.float32)
-    s.run_gap = np.where(new_run, day - s.last_clear_day, s.run_gap).astype(np.int32)
+    np.copyto(s.run_prior_ndvi, prior[0], where=new_run, casting="unsafe")
+    np.copyto(s.run_gap, day - s.last_clear_day, where=new_run, casting="unsafe")
     if new_run.any():
-        s.run_doubt = np.where(new_run, doubtful_looks(clear, bsi, cfg), s.run_doubt)
-    s.run_start_day = np.where(new_run, day, s.run_start_day).astype(np.int32)
+        np.copyto(s.run_doubt, doubtful_looks(clear, bsi, cfg), where=new_run, casting="unsafe")
+    np.copyto(s.run_start_day, day, where=new_run, casting="unsafe")
     # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
     # field, bare after each harvest; a restoration's substrate is one spell), at about
     # the time of year one of them ended (``bare_prone_season_days``), is ``prone``:
@@ -322,21 +322,21 @@ def fold_step(
     # season; it is dated from the run's first look (a dig that began during harvest
     # is found once the season no longer explains the bare ground).
     start = fresh & s.run_ok & ~expected & (s.onset < 0)
-    s.onset = np.where(start, s.run_start, s.onset)
-    s.confirm = np.where(start, s.run_second, s.confirm)
-    s.last = np.where(start, t, s.last)
-    s.n_since = np.where(start, s.run_len, s.n_since).astype(np.uint16)
-    s.n_bare = np.where(start, s.run_len, s.n_bare).astype(np.uint16)
-    s.n_looks = np.where(start, s.run_len, s.n_looks).astype(np.uint16)
-    s.has_history = np.where(start, has_hist, s.has_history)
-    s.gap_days = np.where(start, s.run_gap, s.gap_days).astype(np.int32)
-    s.doubtful_look = np.where(start, s.run_doubt, s.doubtful_look)
-    s.onset_day = np.where(start, s.run_start_day, s.onset_day).astype(np.int32)
-    s.prior_ndvi = np.where(start, s.run_prior_ndvi, s.prior_ndvi).astype(np.float32)
-    s.prone = np.where(start, s.run_prone, s.prone)
-    s.late = np.where(start, s.run_late, s.late)
-    s.last_day = np.where(start, day, s.last_day).astype(np.int32)
-    s.watched_day = np.where(start, s.run_start_day, s.watched_day).astype(np.int32)
+    np.copyto(s.onset, s.run_start, where=start, casting="unsafe")
+    np.copyto(s.confirm, s.run_second, where=start, casting="unsafe")
+    np.copyto(s.last, t, where=start, casting="unsafe")
+    np.copyto(s.n_since, s.run_len, where=start, casting="unsafe")
+    np.copyto(s.n_bare, s.run_len, where=start, casting="unsafe")
+    np.copyto(s.n_looks, s.run_len, where=start, casting="unsafe")
+    np.copyto(s.has_history, has_hist, where=start, casting="unsafe")
+    np.copyto(s.gap_days, s.run_gap, where=start, casting="unsafe")
+    np.copyto(s.doubtful_look, s.run_doubt, where=start, casting="unsafe")
+    np.copyto(s.onset_day, s.run_start_day, where=start, casting="unsafe")
+    np.copyto(s.prior_ndvi, s.run_prior_ndvi, where=start, casting="unsafe")
+    np.copyto(s.prone, s.run_prone, where=start, casting="unsafe")
+    np.copyto(s.late, s.run_late, where=start, casting="unsafe")
+    np.copyto(s.last_day, day, where=start, casting="unsafe")
+    np.copyto(s.watched_day, s.run_start_day, where=start, casting="unsafe")
 
     # Remember this look: recent buffer (clear pixels only) and the season bins.
     looks = {"recent_ndvi": ndvi, "recent_bsi": bsi, "recent_red": red, "recent_bare": fresh}
@@ -355,9 +355,8 @@ def fold_step(
         s.cur_bare[b_now] = 0
     s.cur_clear[b_now] = np.minimum(s.cur_clear[b_now] + clear, 255)
     s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + (fresh | low_cover), 255)
-    s.last_clear_day = np.where(clear, day, s.last_clear_day).astype(np.int32)
-    s.green_day = np.where(clear & (ndvi >= cfg.prior_ndvi_min), day, s.green_day)
-    s.green_day = s.green_day.astype(np.int32)
+    np.copyto(s.last_clear_day, day, where=clear, casting="unsafe")
+    np.copyto(s.green_day, day, where=clear & (ndvi >= cfg.prior_ndvi_min), casting="unsafe")
     s.bin_last_day[b_now] = day
     return s
 
