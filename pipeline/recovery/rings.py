@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -47,14 +48,17 @@ def ring_geometries(
     A ring that other sites swallow whole is empty; its statistics are then NaN and
     the features that use it are unknown.
     """
-    occupied = unary_union([g.buffer(RING_INNER_M) for g in geometries if g is not None])
+    grown = [g.buffer(RING_INNER_M) for g in geometries if g is not None]
+    tree = STRtree(grown)  # each ring takes away only the sites near it, not the union
     ids, rings = [], []
     for site_id, geom in zip(site_ids, geometries, strict=True):
         ids.append(ring_id(str(site_id)))
         if geom is None or geom.is_empty:
             rings.append(geom)
             continue
-        rings.append(geom.buffer(RING_OUTER_M).difference(occupied))
+        outer = geom.buffer(RING_OUTER_M)
+        near = unary_union([grown[i] for i in sorted(tree.query(outer))])
+        rings.append(outer.difference(near))
     return ids, rings
 
 
