@@ -248,7 +248,7 @@ def fold_step(
         | ((s.confirm < 0) & (s.n_looks > UNCONFIRMED_LOOKS))
     )
     if failing.any():
-        for name in ("onset", "confirm", "last", "n_since", "n_bare"):  # none, 0 for counts
+        for name in ("onset", "confirm", "last", "n_since", "n_bare"):  # -1: none; counts 0
             np.copyto(getattr(s, name), 0 if name.startswith("n_") else -1, where=failing)
 
     # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
