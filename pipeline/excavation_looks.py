@@ -183,16 +183,17 @@ def season_expectation(
     # The same time last year decides; where last year had no clear look in the window,
     # the years before it do. (A site restored last year must not make bare ground
     # "expected" forever because it was bare three years ago.)
-    year_clear = np.zeros(s.last_clear_day.shape, np.int32)
-    year_bare = np.zeros(s.last_clear_day.shape, np.int32)
-    old_clear = np.zeros(s.last_clear_day.shape, np.int32)
-    old_bare = np.zeros(s.last_clear_day.shape, np.int32)
+    # Sums of at most 25 bins of two uint8 counts each fit an int16 (the window is at
+    # most 120 days), summed in place.
+    year_clear, year_bare, old_clear, old_bare = np.zeros((4, *s.last_clear_day.shape), np.int16)
     for b in bins:
         if day - s.bin_last_day[b] > NEW_YEAR_GAP_DAYS:  # not visited this season yet
             year_clear += s.cur_clear[b]
             year_bare += s.cur_bare[b]
-            old_clear += s.last_clear[b].astype(np.int32) + s.older_clear[b]
-            old_bare += s.last_bare[b].astype(np.int32) + s.older_bare[b]
+            old_clear += s.last_clear[b]
+            old_clear += s.older_clear[b]
+            old_bare += s.last_bare[b]
+            old_bare += s.older_bare[b]
         else:
             year_clear += s.last_clear[b]
             year_bare += s.last_bare[b]
