@@ -34,6 +34,7 @@ from datetime import date
 
 import geopandas as gpd
 import pandas as pd
+from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -72,12 +73,14 @@ def dug_shares(
     out: dict[str, float] = {}
     if not counted:
         return out
+    tree = STRtree([g for g, _ in counted])  # each site looks at the digs near it only
     for _, site in sites_grid.iterrows():
         area = site.geometry.area
         if not area:
             continue
         kept = []
-        for geom, day in counted:
+        for i in sorted(tree.query(site.geometry)):
+            geom, day = counted[i]
             if not geom.intersects(site.geometry) or not digging_forbidden(site, day):
                 continue
             inside = geom.intersection(site.geometry).area
