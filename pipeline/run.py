@@ -243,7 +243,8 @@ def _execute(
     with timer.stage("compute") as counts:
         n_units, skipped = 0, 0
         progress = Progress("compute", plan.counts["units_computed"], log)
-        with connect(cfg.compute) as client, read_env():
+        tiles = len(cube.ds["ndvi"].chunks[1]) * len(cube.ds["ndvi"].chunks[2])
+        with connect(cfg.compute) as client, read_env(tiles):
             while True:
                 compute_units(
                     plan.units,
