@@ -55,10 +55,9 @@ from pipeline.config import DetectionConfig
 from pipeline.excavation_looks import (
     N_SEASON_BINS,
     NEW_YEAR_GAP_DAYS,
-    abrupt_change,
+    change_from_looks,
     doubtful_looks,
     fresh_bare,
-    looks_before,
     missed_cloud,
     near_a_spell_season,
     regional,
@@ -213,9 +212,11 @@ def fold_step(
     # in the imagery's first weeks; with none, the medians are NaN). Only fresh looks
     # can begin or confirm a change, so the medians are taken on those pixels alone.
     on = np.nonzero(fresh)
-    prior = looks_before(s, on, fresh.shape, slice(None), s.recent_n[on])
+    prior_ndvi, abrupt = np.full(fresh.shape, np.nan, np.float32), np.zeros_like(fresh)
+    prior_ndvi[on], abrupt[on] = change_from_looks(
+        s, on, slice(None), s.recent_n[on], (ndvi, bsi, red), cfg
+    )
     prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
-    abrupt = abrupt_change(ndvi, bsi, red, prior, cfg)
 
     # Pixels already carrying a candidate take this look as evidence. A fresh look the
     # season explains (harvest time) is neutral: it neither supports nor contradicts a
@@ -268,17 +269,16 @@ def fold_step(
     if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
         at = np.nonzero(second & s.run_doubt)
         n = np.maximum(s.recent_n[at], 1) - 1  # the looks before the run's first
-        before = looks_before(s, at, fresh.shape, slice(1, None), n)
-        second &= ~s.run_doubt | abrupt_change(ndvi, bsi, red, before, cfg)
+        second[at] = change_from_looks(s, at, slice(1, None), n, (ndvi, bsi, red), cfg)[1]
     np.copyto(s.run_second, -1, where=s.run_start < 0)
     np.copyto(s.run_second, t, where=second)
     # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
     # look could pass for "before": the ground must then have been green. With no look
     # before, neither holds.
-    judged = (s.recent_n >= k) | (prior[0] >= cfg.prior_ndvi_min)
+    judged = (s.recent_n >= k) | (prior_ndvi >= cfg.prior_ndvi_min)
     began = judged & prior_not_bare & abrupt
     s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
-    np.copyto(s.run_prior_ndvi, prior[0], where=new_run, casting="unsafe")
+    np.copyto(s.run_prior_ndvi, prior_ndvi, where=new_run, casting="unsafe")
     np.copyto(s.run_gap, day - s.last_clear_day, where=new_run, casting="unsafe")
     if new_run.any():
         np.copyto(s.run_doubt, doubtful_looks(clear, bsi, cfg), where=new_run, casting="unsafe")

@@ -63,18 +63,23 @@ def median_of_looks(values: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(n == 0, np.nan, (lo + hi) / 2).astype(np.float32)
 
 
-def looks_before(
-    s: FoldState, at: tuple[np.ndarray, ...], shape: tuple[int, ...], looks: slice, n: np.ndarray
-) -> list[np.ndarray]:
-    """Median NDVI, BSI and red of the stored ``looks`` (the first ``n``) at the pixels
-    ``at`` (``np.nonzero``), as ``shape`` rasters, NaN elsewhere."""
-    out = []
-    for band in ("ndvi", "bsi", "red"):
-        stack = getattr(s, f"recent_{band}")[looks]
-        full = np.full(shape, np.nan, np.float32)
-        full[at] = median_of_looks(stack[:, at[0], at[1]], n)
-        out.append(full)
-    return out
+def change_from_looks(
+    s: FoldState,
+    at: tuple[np.ndarray, ...],
+    looks: slice,
+    n: np.ndarray,
+    look: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cfg: DetectionConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """At the pixels ``at`` (``np.nonzero``) only: the median NDVI of the stored ``looks``
+    (the first ``n``) and whether ``look`` (NDVI, BSI, red rasters) is an abrupt change
+    from their medians (``abrupt_change``), as 1-D arrays."""
+    before = [
+        median_of_looks(getattr(s, f"recent_{band}")[looks][:, at[0], at[1]], n)
+        for band in ("ndvi", "bsi", "red")
+    ]
+    ndvi, bsi, red = (band[at] for band in look)
+    return before[0], abrupt_change(ndvi, bsi, red, before, cfg)
 
 
 def abrupt_change(
