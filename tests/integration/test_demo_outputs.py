@@ -109,18 +109,23 @@ def run_digests(out: Path) -> dict[str, str]:
     }
 
 
-def _check(key: str, digests: dict[str, str]) -> None:
+def _golden(key: str, value: dict) -> dict:
+    """The golden ``key``; with ``MINEWATCH_WRITE_GOLDEN=1``, ``value`` is written there
+    instead and the test skips."""
     golden = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
     if WRITE:
-        golden[key] = digests
+        golden[key] = value
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
-        pytest.skip(f"wrote {key} digests to {GOLDEN}")
-    assert key in golden, f"no {key} digests in {GOLDEN}; see this module's docstring"
+        pytest.skip(f"wrote {key} to {GOLDEN}")
+    assert key in golden, f"no {key} in {GOLDEN}; see this module's docstring"
+    return golden[key]
+
+
+def _check(key: str, digests: dict[str, str]) -> None:
+    golden = _golden(key, digests)
     changed = sorted(
-        name
-        for name in set(golden[key]) | set(digests)
-        if golden[key].get(name) != digests.get(name)
+        name for name in set(golden) | set(digests) if golden.get(name) != digests.get(name)
     )
     assert not changed, f"{key}: not as in {GOLDEN.name}: {changed[:10]}"
 
@@ -131,12 +136,7 @@ def test_scenario__files_are_byte_identical_to_the_golden_digests(scenario: Scen
 
 def test_scenario__pixels_are_the_golden_ones_up_to_last_bit_rounding(scenario: ScenarioPaths):
     sums = pixel_sums(scenario.root)
-    golden = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
-    if WRITE:
-        golden["scenario_pixels"] = sums
-        GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
-        pytest.skip(f"wrote scenario_pixels to {GOLDEN}")
-    expected = golden.get("scenario_pixels", {})
+    expected = _golden("scenario_pixels", sums)
     assert sorted(sums) == sorted(expected)
     off = {name: sums[name] - expected[name] for name in sums if sums[name] != expected[name]}
     # A few pixels of a few files by one DN (at most PIXEL_SUM_SLACK per file).
