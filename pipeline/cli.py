@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain the recovery model from labelled sites (grouped cross-validation)",
         description="Run the pipeline on the catalog and sites (or read --workspace), compute "
         "each labelled site's features as of its assessed_until, cross-validate grouped by "
-        "site, fit, and write model.skops and model_card.json into --out.",
+        "site, fit, and write model.skops, model_trees.npz and model_card.json into --out.",
     )
     train.add_argument(
         "--labels",

@@ -214,8 +214,8 @@ class RecoveryConfig(_Model):
     disturbed_fraction_min: float = Field(0.05, ge=0, le=1)
     min_clear_fraction: float = Field(0.3, ge=0, le=1)
     targets: dict[str, TargetThresholds] = Field(default_factory=_default_targets)
-    # Folder of a trained recovery model (model.skops + model_card.json); null: the
-    # shipped default (models/recovery-default); "rules": the rule set, no model.
+    # Folder of a trained recovery model (model.skops, model_trees.npz, model_card.json);
+    # null: the shipped default (models/recovery-default); "rules": the rule set.
     model: str | None = None
 
 

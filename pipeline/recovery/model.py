@@ -1,26 +1,27 @@
 """The trained recovery model: fit, cross-validate, save, load (safely) and predict.
 
-A model lives in a folder of two files:
+A model lives in a folder of three files:
 
 ``model.skops``
     The fitted scikit-learn estimator, written with ``skops.io``. Unlike pickle,
     loading a skops file does not run code from the file: every type it names must
     be on a list of trusted types, and ``load_model`` trusts only ``TRUSTED_TYPES``
-    (the classes a histogram gradient-boosting classifier is made of), so a file
-    that asks for anything else is refused, whoever wrote it.
+    (the classes a histogram gradient-boosting classifier is made of).
+``model_trees.npz``
+    The same trees as plain arrays (``trees.py``): what a run predicts from, without
+    importing scikit-learn. A folder without it (an older model) is loaded from skops.
 ``model_card.json``
-    What the model is: version, classes, the ordered feature names, the training
-    data's fingerprint and size per class, cross-validated per-class precision and
-    recall and the confusion matrix (folds grouped by site, so looks at one site on
-    different dates never sit on both sides of a split), the date, the package
-    versions, and the sha256 of ``model.skops``.
+    What the model is: version, classes, the ordered feature names and their training
+    ranges, the training data's fingerprint and size per class, cross-validated
+    per-class precision and recall and the confusion matrix (folds grouped by site,
+    so looks at one site on different dates never sit on both sides of a split), the
+    date, the package versions, and the sha256 of the two model files.
 
 ``load_model`` refuses, with an ``InputError`` naming the file (exit status 2), a
-folder without both files, a card whose features are not this code's
-``MODEL_FEATURES`` (same names, same order), a ``model.skops`` whose sha256 is not the
-card's (changed after training), and a file that needs untrusted types. All but the
-last are ``check_model_files``' checks, which import no scikit-learn (a run makes them
-before it touches its workspace and loads the estimator once the pixels are done).
+folder without its files, a card whose features are not this code's
+``MODEL_FEATURES`` (same names, same order), a model file whose sha256 is not the
+card's (changed after training), and a skops file that needs untrusted types. All but
+the last are ``check_model_files``' checks, made before a run touches its workspace.
 
 The estimator is ``HistGradientBoostingClassifier``: it takes the features' NaN
 (no peak without enough clear looks, no ring) as information rather than needing
@@ -48,7 +49,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import InputError
+from pipeline.recovery.ranges import feature_ranges
 from pipeline.recovery.relative import MODEL_FEATURES
+from pipeline.recovery.trees import TREES_FILE, TreeEnsemble, export_trees, write_trees
 from pipeline.schema import RECOVERY_CLASSES
 
 logger = logging.getLogger(__name__)
@@ -90,19 +93,6 @@ ESTIMATOR_PARAMS: dict[str, Any] = {
     "random_state": 0,
 }
 CV_FOLDS = 5
-
-# How far past a feature's training min/max (as a share of its range) a value may lie
-# before the site counts as outside the training range: a tenth. Generated training
-# scenes sample the range; a value a little past the largest seen is the same kind of
-# site, a value far past it (ten years since restoration when training saw four) is not.
-RANGE_SLACK = 0.1
-
-# Features whose range is recorded but not checked: counts of looks and seasons say how
-# much imagery there was, not what the site is. They scale with the revisit and the
-# period covered (a 5-day revisit doubles them, a two-year run has two seasons where
-# training had three or four), and the site's surface features already say whether
-# its seasons look like training's.
-RANGE_UNCHECKED = frozenset({"n_clear_dates", "n_clear_latest", "n_season_latest", "n_seasons"})
 
 
 @dataclass(frozen=True)
@@ -233,50 +223,6 @@ def train_model(
     return RecoveryModel(estimator, card)
 
 
-def feature_ranges(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Each feature's training range: min, max and whether NaN was seen (the card's).
-
-    A tree model answers outside this range with whatever its outermost leaf says,
-    whether or not that means anything there; ``outside_training_range`` uses it to
-    hand such sites to the rules.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for name in MODEL_FEATURES:
-        values = table[name].to_numpy(dtype="float64")
-        finite = values[np.isfinite(values)]
-        out[name] = {
-            "min": round(float(finite.min()), 6) if finite.size else None,
-            "max": round(float(finite.max()), 6) if finite.size else None,
-            "nan_seen": bool(np.isnan(values).any()),
-        }
-    return out
-
-
-def outside_training_range(model: RecoveryModel, features: pd.DataFrame) -> pd.Series:
-    """Per row of ``features``: the first feature outside the card's range, or "" (inside).
-
-    Outside means below ``min`` or above ``max`` by more than ``RANGE_SLACK`` of the
-    range's width (the training scenes are a sample: a value just past the largest
-    seen is not a new kind of site), or NaN where training never saw NaN. The counts
-    of looks (``RANGE_UNCHECKED``) are not checked. A card without ranges (an older
-    model) puts every row inside.
-    """
-    ranges = model.card.get("feature_ranges") or {}
-    out = pd.Series("", index=features.index, dtype=object)
-    for name in MODEL_FEATURES:
-        spec = ranges.get(name)
-        if not spec or name in RANGE_UNCHECKED:
-            continue
-        values = features[name].to_numpy(dtype="float64")
-        bad = np.isnan(values) & (not spec.get("nan_seen", True))
-        if spec.get("min") is not None and spec.get("max") is not None:
-            slack = RANGE_SLACK * (spec["max"] - spec["min"])
-            with np.errstate(invalid="ignore"):
-                bad |= (values < spec["min"] - slack) | (values > spec["max"] + slack)
-        out[bad & (out == "").to_numpy()] = name
-    return out
-
-
 def save_model(model: RecoveryModel, folder: Path) -> Path:
     """Write ``model.skops`` and ``model_card.json`` (with the file's sha256) into ``folder``."""
     import skops.io as sio
@@ -288,6 +234,11 @@ def save_model(model: RecoveryModel, folder: Path) -> Path:
     sio.dump(model.estimator, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     tmp.replace(model_path)
     card = {**model.card, "model_file": MODEL_FILE, "model_sha256": _sha256(model_path)}
+    card.pop("trees_sha256", None)
+    arrays = export_trees(model.estimator)
+    if arrays is not None:  # the run predicts from these, without scikit-learn (trees.py)
+        write_trees(arrays, folder / TREES_FILE)
+        card.update(trees_file=TREES_FILE, trees_sha256=_sha256(folder / TREES_FILE))
     card_tmp = folder / (CARD_FILE + ".tmp")
     card_tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     card_tmp.replace(folder / CARD_FILE)
@@ -323,14 +274,19 @@ def check_model_files(folder: Path) -> dict[str, Any]:
     classes = card.get("classes") or []
     if not set(classes) <= set(RECOVERY_CLASSES) or not classes:
         raise InputError(f"unknown classes {classes}", file=card_path, field="classes")
-    expected = card.get("model_sha256")
-    actual = _sha256(model_path)
-    if actual != expected:
-        raise InputError(
-            f"sha256 {actual[:12]}... is not the one its card records ({str(expected)[:12]}...): "
-            "the file was changed after training",
-            file=model_path,
-        )
+    checked = [(model_path, "model_sha256")]
+    if card.get("trees_sha256"):
+        checked.append((folder / TREES_FILE, "trees_sha256"))
+    for path, key in checked:
+        if not path.is_file():
+            raise InputError("recovery model file is missing", file=path)
+        expected, actual = card.get(key), _sha256(path)
+        if actual != expected:
+            raise InputError(
+                f"sha256 {actual[:12]}... is not the one its card records "
+                f"({str(expected)[:12]}...): the file was changed after training",
+                file=path,
+            )
     return card
 
 
@@ -338,6 +294,12 @@ def load_model(folder: Path) -> RecoveryModel:
     """Read a model folder, refusing anything but the model its card describes (see above)."""
     card = check_model_files(folder)
     model_path, classes = Path(folder) / MODEL_FILE, card["classes"]
+    if card.get("trees_sha256"):  # the same trees as plain arrays: no scikit-learn needed
+        try:
+            return RecoveryModel(TreeEnsemble.load(Path(folder) / TREES_FILE, classes), card)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            path = Path(folder) / TREES_FILE
+            raise InputError(f"not a readable tree file ({exc})", file=path) from None
     import sklearn
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException

@@ -27,7 +27,7 @@ not care which one decided.
   0 (rule ``no_clear_data``) unless new digging makes it ``disturbed``, as in the
   rules: nothing is claimed about a surface nobody saw.
 - A site whose features lie outside the model's training range (the card's
-  ``feature_ranges``, ``model.outside_training_range``) is classed by the rule set
+  ``feature_ranges``, ``ranges.outside_training_range``) is classed by the rule set
   instead, with ``model_used`` false, and one warning names every such site and the
   first feature out of range: the shipped model was trained on generated scenes, and
   a tree model far from its training data answers with whatever its outermost leaf
@@ -50,7 +50,8 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig
 from pipeline.recovery.features import LAST_CLEAR_DATE, site_table
-from pipeline.recovery.model import RecoveryModel, load_model, outside_training_range
+from pipeline.recovery.model import RecoveryModel, load_model
+from pipeline.recovery.ranges import outside_training_range
 from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     NEEDS_RESTORATION,

@@ -8,6 +8,8 @@ card and size only.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -33,7 +35,10 @@ from pipeline.recovery.predict import DEFAULT_MODEL_DIR, predict_sites, recovery
 from pipeline.recovery.relative import MODEL_FEATURES
 from pipeline.recovery.status import target_margin
 from pipeline.recovery.training import read_labels
+from pipeline.recovery.trees import TREES_FILE, TreeEnsemble, export_trees
 from pipeline.schema import RECOVERY_CLASSES
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _table(n_per_class: int = 12, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -128,8 +133,18 @@ class Payload:
         self.command = "echo owned"
 
 
+def _without_trees(folder: Path) -> Path:
+    """``folder`` as an older model: no tree file, loaded from skops."""
+    (folder / TREES_FILE).unlink()
+    card = _card(folder)
+    del card["trees_file"], card["trees_sha256"]
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder
+
+
 def test_load_model__untrusted_type_refused_even_with_matching_hash(saved):
     # Whoever swaps the file can also rewrite the card's hash; the type check still holds.
+    _without_trees(saved)
     path = saved / MODEL_FILE
     sio.dump({"estimator": Payload()}, path)
     card = _card(saved)
@@ -149,6 +164,101 @@ def test_check_model_files__card_and_hash_checked_without_loading(saved):
     with pytest.raises(InputError, match="changed after training") as err:
         check_model_files(saved)
     assert err.value.file == str(path)
+
+
+def _rows_around(card: dict, n: int, seed: int) -> pd.DataFrame:
+    """Feature rows from 30 % below to 30 % above each training range, a tenth NaN."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in MODEL_FEATURES:
+        spec = (card.get("feature_ranges") or {}).get(name) or {}
+        lo, hi = spec.get("min", -1.0), spec.get("max", 1.0)
+        lo, hi = (-1.0, 1.0) if lo is None else (lo, hi)
+        width = (hi - lo) or 1.0
+        out[name] = rng.uniform(lo - 0.3 * width, hi + 0.3 * width, n)
+    rows = pd.DataFrame(out)
+    return rows.mask(rng.random(rows.shape) < 0.1)
+
+
+def _on_thresholds(trees: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+    """``rows`` with, in each, one feature set to the threshold of one split of the trees."""
+    a = trees._a
+    inner = np.flatnonzero(~a["is_leaf"])
+    out = rows.copy()
+    for i, node in enumerate(inner[np.linspace(0, len(inner) - 1, len(out)).astype(int)]):
+        out[i, a["feature"][node]] = a["threshold"][node]
+    return out
+
+
+def test_tree_file__predicts_as_the_estimator_to_the_last_bit(saved, tiny_model):
+    loaded = load_model(saved)
+    assert isinstance(loaded.estimator, TreeEnsemble)
+    assert _card(saved)["trees_sha256"] == model_module._sha256(saved / TREES_FILE)
+    x = pd.concat([_table(seed=1)[0], _rows_around({}, 300, seed=2)], ignore_index=True)
+    ours, theirs = loaded.predict_proba(x), tiny_model.predict_proba(x)
+    assert ours.shape == (360, 5) and list(ours.columns) == tiny_model.classes
+    assert np.array_equal(ours.to_numpy(), theirs.to_numpy())
+    at = _on_thresholds(loaded.estimator, x.to_numpy())
+    assert np.array_equal(
+        loaded.estimator.predict_proba(at), tiny_model.estimator.predict_proba(at)
+    )
+    assert (ours.idxmax(axis=1).iloc[:60] == pd.Series(_table(seed=1)[1])).mean() > 0.9
+
+
+def test_tree_file__two_classes_and_categorical_splits(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _table()
+    keep = y.isin(["restored", "unrestored"]).to_numpy()
+    two = HistGradientBoostingClassifier(max_iter=10, min_samples_leaf=3, random_state=0)
+    two.fit(x[keep].to_numpy(), y[keep].to_numpy(dtype=object))
+    card = {
+        "version": "t",
+        "classes": [str(c) for c in two.classes_],
+        "features": list(MODEL_FEATURES),
+    }
+    loaded = load_model(save_model(RecoveryModel(two, card), tmp_path / "two"))
+    rows = _rows_around({}, 200, seed=4).to_numpy()
+    np.testing.assert_allclose(
+        loaded.estimator.predict_proba(rows), two.predict_proba(rows), rtol=1e-12
+    )
+    # A categorical split has no place in the tree file: such a model is kept in skops only.
+    x["n_seasons"] = pd.factorize(y)[0]  # a category that tells the class
+    column = list(MODEL_FEATURES).index("n_seasons")
+    cat = HistGradientBoostingClassifier(
+        max_iter=5, min_samples_leaf=3, categorical_features=[column], random_state=0
+    )
+    cat.fit(x.to_numpy(), y.to_numpy(dtype=object))
+    card = {**card, "classes": [str(c) for c in cat.classes_]}
+    folder = save_model(RecoveryModel(cat, card), tmp_path / "cat")
+    assert export_trees(cat) is None
+    assert not (folder / TREES_FILE).exists() and "trees_sha256" not in _card(folder)
+
+
+def test_tree_file__tampered_or_pickled_refused(saved):
+    path = saved / TREES_FILE
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with pytest.raises(InputError, match="changed after training") as err:
+        load_model(saved)
+    assert err.value.file == str(path)
+    # An object array would need pickle to load: refused even with the card's hash matching.
+    np.savez(path.with_suffix(""), feature=np.array([Payload()], dtype=object))
+    card = _card(saved)
+    card["trees_sha256"] = model_module._sha256(path)
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="not a readable tree file") as err:
+        load_model(saved)
+    assert err.value.file == str(path)
+
+
+def test_older_model_without_tree_file_loads_from_skops(saved, tiny_model):
+    loaded = load_model(_without_trees(saved))
+    assert loaded.estimator.__class__.__name__ == "HistGradientBoostingClassifier"
+    x, _ = _table(seed=5)
+    assert np.array_equal(
+        loaded.predict_proba(x).to_numpy(), tiny_model.predict_proba(x).to_numpy()
+    )
 
 
 def test_load_model__missing_file_named(tmp_path):
@@ -302,6 +412,39 @@ def test_read_labels__several_dates_per_site(tmp_path):
     path.write_text(path.read_text() + "S01,2023-10-01,regressed\n")
     with pytest.raises(InputError, match="twice"):
         read_labels(path)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_DIR.exists(), reason="no shipped model in this checkout")
+def test_shipped_model__predicts_from_its_trees_without_scikit_learn():
+    # A run loads the model once the pixels are done; scikit-learn's import and the
+    # skops file's build took 2.4-2.7 s of a small county's 12 s run.
+    code = (
+        "import sys, json, numpy as np, pandas as pd\n"
+        "from pipeline.recovery.predict import DEFAULT_MODEL_DIR\n"
+        "from pipeline.recovery.model import load_model\n"
+        "m = load_model(DEFAULT_MODEL_DIR)\n"
+        "x = pd.DataFrame(json.loads(sys.stdin.read()), columns=m.card['features'])\n"
+        "p = m.predict_proba(x)\n"
+        "heavy = {k.split('.')[0] for k in sys.modules} & {'sklearn', 'skops', 'scipy'}\n"
+        "print(json.dumps([sorted(heavy), p.to_numpy().tolist()]))\n"
+    )
+    model = load_model(DEFAULT_MODEL_DIR)
+    x = _rows_around(model.card, 2000, 7)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=x.iloc[:50].to_json(orient="values"),
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    imported, proba = json.loads(done.stdout)
+    assert imported == []
+    estimator = sio.load(DEFAULT_MODEL_DIR / MODEL_FILE, trusted=list(model_module.TRUSTED_TYPES))
+    ours = model.estimator.predict_proba(x.to_numpy())
+    assert np.array_equal(ours, estimator.predict_proba(x.to_numpy()))
+    # Values exactly on a split's threshold go left, as scikit-learn sends them.
+    at = _on_thresholds(model.estimator, x.to_numpy())
+    assert np.array_equal(model.estimator.predict_proba(at), estimator.predict_proba(at))
+    assert np.array_equal(np.asarray(proba), ours[:50])  # JSON keeps a float64 whole
+    assert len(set(ours.argmax(axis=1))) >= 3  # rows that reach several classes
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL_DIR.exists(), reason="no shipped model in this checkout")
