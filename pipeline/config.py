@@ -166,6 +166,7 @@ class DetectionConfig(_Model):
     regional_change_min_pixels: int = Field(500, ge=1)
     cloud_edge_pixels: int = Field(0, ge=0, le=50)
     cloud_flat_bsi_max: float = Field(0.1, ge=-1, le=1)
+    cloud_flat_green_fall: float = Field(0.4, ge=0, le=2)
     persistence_min: float = Field(0.7, ge=0, le=1)
     outside_permit_buffer_m: float = Field(100.0, ge=0)
     violation_precedence: tuple[str, ...] = (

@@ -281,7 +281,8 @@ def fold_step(
     np.copyto(s.run_prior_ndvi, prior_ndvi, where=new_run, casting="unsafe")
     np.copyto(s.run_gap, day - s.last_clear_day, where=new_run, casting="unsafe")
     if new_run.any():
-        np.copyto(s.run_doubt, doubtful_looks(clear, bsi, cfg), where=new_run, casting="unsafe")
+        doubt = doubtful_looks(clear, bsi, prior_ndvi - ndvi, cfg)
+        np.copyto(s.run_doubt, doubt, where=new_run, casting="unsafe")
     np.copyto(s.run_start_day, day, where=new_run, casting="unsafe")
     # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
     # field, bare after each harvest; a restoration's substrate is one spell), at about
@@ -368,8 +369,8 @@ def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     onset are fresh bare; a ``prone`` one (a field, soil with no history yet, a change
     across much of its tile) counts once it has been seen bare for
     ``bare_prone_run_days``; one first seen within
-    ``cloud_edge_pixels`` of masked cloud, or bright and flat like cloud, counts once a
-    second look confirms it (``doubtful_looks``).
+    ``cloud_edge_pixels`` of masked cloud, or bright and flat like cloud (unless green
+    before), counts once a second look confirms it (``doubtful_looks``).
     """
     at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
     kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))

@@ -146,12 +146,23 @@ def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
     return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
 
 
-def doubtful_looks(clear: np.ndarray, bsi: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
+def doubtful_looks(
+    clear: np.ndarray, bsi: np.ndarray, fall: np.ndarray, cfg: DetectionConfig
+) -> np.ndarray:
     """Clear looks that may be cloud the mask missed: within ``cloud_edge_pixels`` of a
     masked pixel (the edge of a cloud), or flat in spectrum (BSI below
-    ``cloud_flat_bsi_max``: a small unflagged cloud or haze over any ground, and white
-    limestone, look alike once). One such look is no evidence of a dig on its own."""
-    return near_masked(clear, cfg.cloud_edge_pixels) | (clear & (bsi < cfg.cloud_flat_bsi_max))
+    ``cloud_flat_bsi_max``: a small unflagged cloud or haze over bare ground, and white
+    limestone, look alike once). One such look is no evidence of a dig on its own.
+
+    A flat look is no doubt where NDVI fell by at least ``cloud_flat_green_fall`` from
+    the looks before (``fall``; NaN: none before): green ground under cloud thick enough
+    to take its NDVI that far reads bluish (``missed_cloud``), not flat, and haze thin
+    enough to stay flat leaves it green. That is white rock dug out of green ground.
+    """
+    with np.errstate(invalid="ignore"):
+        from_green = fall >= cfg.cloud_flat_green_fall
+    flat = clear & (bsi < cfg.cloud_flat_bsi_max) & ~from_green
+    return near_masked(clear, cfg.cloud_edge_pixels) | flat
 
 
 def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> np.ndarray:

@@ -44,9 +44,11 @@ def _field(harvest_doy: dict[int, int]) -> np.ndarray:
     return out
 
 
-def _fold(series: list[np.ndarray], clear: np.ndarray | None = None) -> np.ndarray:
+def _fold(
+    series: list[np.ndarray], clear: np.ndarray | None = None, cfg: DetectionConfig | None = None
+) -> np.ndarray:
     """Change layers (layer, pixel) after folding each pixel's (N, 3) series."""
-    cfg = DetectionConfig()
+    cfg = cfg or DetectionConfig()
     stack = np.stack(series, axis=1)  # (n, P, 3): the imagery may end before N
     shape = (1, stack.shape[1])
     clear = np.ones(stack.shape[:2], bool) if clear is None else clear
@@ -124,8 +126,8 @@ def test_fold__weathered_ground_seen_once_through_thin_haze_is_not_a_dig():
     layers = _fold([ground])
     assert int(layers[L["onset"], 0]) == -1
     assert not _flagged(layers)[0]
-    # A dig first seen through the same haze is confirmed by the next look.
-    dig = np.tile(np.array(VEG), (N, 1))
+    # A dig into dry grass first seen through the same haze is confirmed by the next look.
+    dig = np.tile(np.array((0.35, -0.05, 0.08)), (N, 1))
     dig[11] = THIN_HAZE
     dig[12:] = LOESS
     layers = _fold([dig])
@@ -181,6 +183,33 @@ def test_fold__dig_one_or_two_looks_before_the_end_is_flagged_unconfirmed_or_con
     assert [int(v) for v in layers[L["onset"]]] == [N - 2, N - 1]
     assert [int(v) for v in layers[L["confirm"]]] == [N - 1, -1]
     assert list(_flagged(layers)) == [True, True]
+
+
+WHITE_LIMESTONE = (0.02, 0.046, 0.354)  # fresh limestone: bright and nearly flat
+
+
+def test_fold__white_limestone_dug_from_woods_on_the_last_look_is_flagged_not_haze():
+    # Limestone dug out of woods in late October, seen on one clear look before the
+    # imagery ends (loess 8301 D13): flat like cloud (BSI below cloud_flat_bsi_max), but
+    # NDVI fell 0.5 from the looks before, which no cloud that stays flat can do.
+    end = _first((years == 2023) & (doys >= 300)) + 1
+    woods = _forest()[:end]
+    woods[-1] = WHITE_LIMESTONE
+    # The same look on weathered ground with sparse weeds (NDVI 0.20 before) may be haze.
+    weathered = np.tile(np.array(SPARSE_GREEN), (end, 1))
+    weathered[-1] = WHITE_LIMESTONE
+    # Cloud thick enough to take the woods that far reads bluish: no look at all.
+    clouded = _forest()[:end]
+    clouded[-1] = (0.02, -0.06, 0.36)
+    layers = _fold([woods, weathered, clouded])
+    assert [int(v) for v in layers[L["onset"]]] == [end - 1, end - 1, -1]
+    assert [int(v) for v in layers[L["doubtful_look"]]] == [0, 1, 0]
+    assert list(_flagged(layers)) == [True, False, False]
+    # With the rule off (a fall no NDVI can make) the dig waits for a second look.
+    cfg = DetectionConfig(cloud_flat_green_fall=2.0)
+    off = _fold([woods], cfg=cfg)
+    assert (int(off[L["onset"], 0]), int(off[L["doubtful_look"], 0])) == (end - 1, 1)
+    assert not persistent_change(off[:, np.newaxis, :], cfg)[0, 0]
 
 
 def test_fold__harvest_moved_by_a_month_at_the_end_of_the_imagery_is_not_flagged():
