@@ -164,6 +164,7 @@ class DetectionConfig(_Model):
     late_change_looks: int = Field(3, ge=1, le=255)
     regional_change_share: float = Field(0.03, ge=0, le=1)
     regional_change_min_pixels: int = Field(500, ge=1)
+    regional_canopy_ndvi_min: float = Field(0.62, ge=-1, le=2)
     cloud_edge_pixels: int = Field(0, ge=0, le=50)
     cloud_flat_bsi_max: float = Field(0.1, ge=-1, le=1)
     cloud_flat_green_fall: float = Field(0.4, ge=0, le=2)

@@ -58,6 +58,7 @@ from pipeline.excavation_looks import (
     change_from_looks,
     doubtful_looks,
     fresh_bare,
+    full_canopy,
     missed_cloud,
     near_a_spell_season,
     regional,
@@ -304,7 +305,7 @@ def fold_step(
     s.run_prone[starts] = (
         (recurrent & (seasonal | yearly_spells(spells, cfg.bare_prone_season_days)))
         | field_soil
-        | regional(new_run & began, clear, cfg)[starts]
+        | (regional(new_run & began, clear, cfg)[starts] & ~full_canopy(s, starts, day, cfg))
     )
     # A run that did not begin as a change (it went on from a harvest's bare ground) on
     # ground green within the year before it is one once it stays bare into the season

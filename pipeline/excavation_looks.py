@@ -107,6 +107,10 @@ def abrupt_change(
     )
 
 
+# The latest look before counts for ``full_canopy`` this close: one revisit, +1 day.
+CANOPY_GAP_DAYS = 11
+
+
 def missed_cloud(
     ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
 ) -> np.ndarray:
@@ -172,6 +176,21 @@ def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> n
     n = int(starting.sum())
     regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
     return starting if regional else np.zeros_like(starting)
+
+
+def full_canopy(
+    s: FoldState, at: tuple[np.ndarray, ...], day: int, cfg: DetectionConfig
+) -> np.ndarray:
+    """At pixels ``at``: the last two clear looks were full canopy (NDVI at least
+    ``regional_canopy_ndvi_min``), the latest within ``CANOPY_GAP_DAYS`` of ``day``.
+
+    Crops are harvested ripe: a ripening crop loses 0.1-0.15 NDVI per 10 days in the
+    fortnight before, so its look one revisit before the bare one is below full
+    canopy. Such ground turning bare on the day the plain is harvested (a change
+    ``regional`` holds) is woods dug then, not a field.
+    """
+    canopy = (s.recent_ndvi[:2, at[0], at[1]] >= cfg.regional_canopy_ndvi_min).all(axis=0)
+    return canopy & (day - s.last_clear_day[at] <= CANOPY_GAP_DAYS)
 
 
 def near_a_spell_season(spell_end: np.ndarray, day: int, days: int) -> np.ndarray:

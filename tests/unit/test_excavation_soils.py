@@ -239,24 +239,34 @@ def test_fold__dig_into_a_field_at_harvest_is_flagged_once_it_stays_bare_past_th
 def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_not():
     # 40 x 40 px: green for two years, no harvest ever seen (cloud hid them); on the
     # last look a whole plain of it turns to bare soil at once, or one 12-px dig does.
+    # The crop ripens first, as crops do: NDVI 0.75 -> 0.6 -> 0.5 on the looks before.
     cfg = DetectionConfig()
     n, side = 70, 40
+    ripening = {n - 3: (0.60, -0.15, 0.07), n - 2: (0.50, -0.05, 0.09)}
 
-    def fold(bare: np.ndarray) -> np.ndarray:
+    def fold(plain: np.ndarray, dug: np.ndarray, cfg: DetectionConfig = cfg) -> np.ndarray:
         state = new_state((side, side), cfg.prior_observations)
         clear = np.ones((side, side), bool)
         for t in range(n):
-            look = np.where(bare[..., None] & (t == n - 1), FIELD_SOIL, VEG).astype(np.float32)
+            look = np.tile(np.array(VEG, np.float32), (side, side, 1))
+            look[plain] = ripening.get(t, FIELD_SOIL if t == n - 1 else VEG)
+            look[dug] = FIELD_SOIL if t == n - 1 else VEG
             day = int(DAYS[t].astype(np.int64))
             state = fold_step(state, t, day, clear, look[..., 0], look[..., 1], look[..., 2], cfg)
         return persistent_change(change_layers(state), cfg)
 
-    plain = np.zeros((side, side), bool)
+    none = np.zeros((side, side), bool)
+    plain = none.copy()
     plain[:, :20] = True  # 800 px, half the tile
-    dig = np.zeros((side, side), bool)
-    dig[10:13, 10:14] = True
-    assert not fold(plain).any()
-    assert fold(dig).sum() == 12
+    dig = none.copy()
+    dig[10:13, 30:34] = True  # in the woods beside the plain
+    assert not fold(plain, none).any()
+    assert fold(none, dig).sum() == 12
+    # Dug on the day the plain is harvested: woods, full canopy to the end, are no field.
+    both = fold(plain, dig)
+    assert both.sum() == 12 and both[dig].all()
+    # Without the canopy rule (regional_canopy_ndvi_min 2), the harvest holds the dig.
+    assert not fold(plain, dig, DetectionConfig(regional_canopy_ndvi_min=2.0)).any()
 
 
 def test_fold__field_whose_summer_harvest_cloud_always_hid_is_held_when_it_comes_early():
