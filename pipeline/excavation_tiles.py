@@ -10,15 +10,20 @@ change layers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import dask
 import numpy as np
 import pyarrow as pa
 import xarray as xr
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
@@ -151,31 +156,49 @@ def fold_tasks(
     state saved after ``n`` dates continues exactly on any date list with the same
     first ``n`` dates. A tile whose start is already at the last date gets no tasks.
     """
-    blocks = {name: ds[name].data.to_delayed(optimize_graph=False) for name in FOLD_BANDS}
+    # The chains are written as one graph layer of plain tasks: a ``dask.delayed`` call
+    # per task hashed its arguments and merged the cube's graph each time (about 4 ms a
+    # call, 0.4 s of a 400 px scene's 110 dates in four windows).
+    arrays = [ds[name].data for name in FOLD_BANDS]
     days = ds[schema.TIME].values.astype("datetime64[D]").astype(np.int64)
     n = len(days)
     y_chunks, x_chunks = ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]
-    out: dict[tuple[int, int], list[tuple[int, dask.delayed]]] = {}
+    # A saved state is megabytes: its digest stands for it (tokenize would print it whole).
+    resumed = sorted(
+        (tile, s.n_done, s.state and hashlib.blake2b(s.state, digest_size=16).hexdigest())
+        for tile, s in starts.items()
+    )
+    token = tokenize(cfg, days, every, [a.name for a in arrays], resumed)
+    start_, step_, snap_, after_ = (
+        f"fold-{kind}-{token}" for kind in ("start", "step", "snap", "after")
+    )
+    layer: dict[Any, Any] = {}
+    keys: dict[tuple[int, int], list[tuple[int, Any]]] = {}
     for (i, j), start in starts.items():
+        keys[(i, j)] = []
         if start.n_done >= n:
-            out[(i, j)] = []
             continue
+        state: Any = (start_, i, j)
         if start.state is None:
             shape = (y_chunks[i], x_chunks[j])
-            state = dask.delayed(_start_tile, pure=True)((i, j), shape, cfg.prior_observations)
+            layer[state] = (_start_tile, (i, j), shape, cfg.prior_observations)
         else:
-            state = dask.delayed(_resume_tile, pure=True)((i, j), start.state)
-        snapshots = []
+            layer[state] = (_resume_tile, (i, j), start.state)
         for t in range(start.n_done, n):
-            state = dask.delayed(_step_task, pure=True)(
-                state, t, int(days[t]), cfg, *(blocks[b][t, i, j] for b in FOLD_BANDS)
-            )
+            bands = [(a.name, t, i, j) for a in arrays]
+            layer[(step_, i, j, t)] = (_step_task, state, t, int(days[t]), cfg, *bands)
+            state = (step_, i, j, t)
             if (t + 1) % every == 0 or t + 1 == n:
-                snapshot = dask.delayed(encode_state, pure=True)(state)
-                snapshots.append((t + 1, snapshot))
-                state = dask.delayed(_after_snapshot, pure=True)(state, snapshot)
-        out[(i, j)] = snapshots
-    return out
+                layer[(snap_, i, j, t)] = (encode_state, state)
+                keys[(i, j)].append((t + 1, (snap_, i, j, t)))
+                layer[(after_, i, j, t)] = (_after_snapshot, state, (snap_, i, j, t))
+                state = (after_, i, j, t)
+    name = f"fold-{token}"
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
+    return {
+        tile: [(m, Delayed(key, graph, layer=name)) for m, key in snaps]
+        for tile, snaps in keys.items()
+    }
 
 
 def assemble_layers(

@@ -41,7 +41,7 @@ def test_cluster__two_worker_processes_give_the_local_run_outputs(
     assert_same_outputs(out, scenario_run)
     assert ledger_content(out) == ledger_content(scenario_run)
     # The fold ran in the worker processes (task names as Dask shortens them).
-    assert {"step_task", "encode_state"} <= set(cluster.scheduler.task_prefixes)
+    assert {"fold-step", "fold-snap"} <= set(cluster.scheduler.task_prefixes)
     # As JSON lines, stages report their seconds and counts.
     records = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
     done = {r["stage"]: r for r in records if "seconds" in r}
