@@ -26,11 +26,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import schema
 from pipeline.config import MaskingConfig, SurfaceConfig
@@ -38,7 +42,7 @@ from pipeline.indices import bsi_values, ndvi_values, ndwi_values
 from pipeline.masking import clear_rule, scl_invalid_at
 from pipeline.site_pixels import SitePixels, TileSites
 from pipeline.sources.base import TileRead
-from pipeline.sources.local import tile_reads
+from pipeline.sources.local import TileReads, tile_reads
 
 log = logging.getLogger(__name__)
 
@@ -247,10 +251,12 @@ def site_timeseries_tasks(
             name: ds[name].data.to_delayed(optimize_graph=False)
             for name in ("ndvi", "bsi", "ndwi", "clear")
         }
+    n_sites = len(pixels.site_ids)
+    if from_reads:
+        return _gather_layer(reads, rule, pixels, surface, len(chunks[0]), n_sites)
     where = {key: dask.delayed(sites, pure=True) for key, sites in pixels.tiles.items()}
     gather = dask.delayed(_gather_read if from_reads else _gather_blocks, pure=True)
     merge = dask.delayed(_merge_date, pure=True)
-    n_sites = len(pixels.site_ids)
     tasks = []
     for t in range(len(chunks[0])):
         parts = []
@@ -267,6 +273,32 @@ def site_timeseries_tasks(
                 )
         tasks.append((t, merge(parts, n_sites)))
     return tasks
+
+
+def _gather_layer(
+    reads: TileReads,
+    rule: MaskingConfig,
+    pixels: SitePixels,
+    surface: SurfaceConfig,
+    n_dates: int,
+    n_sites: int,
+) -> list[tuple[int, Delayed]]:
+    """``site_timeseries_tasks`` from the tile reads, as one graph layer of plain tasks.
+
+    A ``dask.delayed`` call per (date, tile) hashed its arguments and merged the reads'
+    graph each time: 4.1 s of graph building on the city scene's 36 dates x 64 tiles.
+    """
+    token = tokenize(reads.name, rule, surface, n_sites, sorted(pixels.tiles.items()))
+    where_, gather_, merge_ = (f"site-{kind}-{token}" for kind in ("where", "gather", "date"))
+    layer: dict[Any, Any] = {(where_, i, j): sites for (i, j), sites in pixels.tiles.items()}
+    for t in range(n_dates):
+        for i, j in pixels.tiles:
+            read = (reads.name, t, i, j)
+            layer[(gather_, t, i, j)] = (_gather_read, read, (where_, i, j), rule, surface)
+        layer[(merge_, t)] = (_merge_date, [(gather_, t, i, j) for i, j in pixels.tiles], n_sites)
+    name = f"site-series-{token}"
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[reads.delayed(0, 0, 0)])
+    return [(t, Delayed((merge_, t), graph, layer=name)) for t in range(n_dates)]
 
 
 def assemble_timeseries(
