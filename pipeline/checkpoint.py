@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import (
     excavation,
@@ -186,26 +188,10 @@ def plan_units(
     n = len(scenes)
     times = ds[schema.TIME].values
 
-    units: dict[tuple[Any, ...], Any] = {}
     rows: dict[int, Path] = {}
     by_date: dict[int, list[Any]] = defaultdict(list)
     for t, task in ts_tasks:
         by_date[t].append(task)
-    # Each unit carries the failures of the tile reads it was made from.
-    reads = local.tile_reads(ds)
-    check = dask.delayed(_read_failures, pure=True)
-    failed: dict[tuple[int, int, int], Any] = {}
-
-    def failures(t: int, tile: tuple[int, int]) -> list[Any]:
-        if reads is None:
-            return []
-        if (t, *tile) not in failed:
-            failed[(t, *tile)] = check(reads.delayed(t, *tile), t)
-        return [failed[(t, *tile)]]
-
-    checked = dask.delayed(_checked, pure=True)
-    merge = dask.delayed(_merge_failures, pure=True)
-    pixels_lazy = dask.delayed(pixels, pure=True)
     missing = []
     for t in range(n):
         if store.rows_path(keys[t]).exists():
@@ -225,12 +211,32 @@ def plan_units(
         first = min([*missing, *(f.n_done for f in found.values())], default=n)
         until = min(n, (first // window + 1) * window)
 
+    # The units are one graph layer of plain tasks over the series' and the fold's: a
+    # ``dask.delayed`` call per task took 2.9 s of the city scene's planning.
+    token = tokenize(rows_base, fold_base, until, missing, sorted(folds.items()))
+    failed_, rows_, since_, unit_ = (f"unit-{k}-{token}" for k in ("failed", "rows", "since", "of"))
+    pixels_key = f"unit-pixels-{token}"
+    layer: dict[Any, Any] = {pixels_key: pixels}
+    reads = local.tile_reads(ds)
+    deps: list[Any] = [] if reads is None else [reads.delayed(0, 0, 0)]
+
+    def failures(t: int, tile: tuple[int, int]) -> list[Any]:
+        # Each unit carries the failures of the tile reads it was made from.
+        if reads is None:
+            return []
+        key = (failed_, t, *tile)
+        layer.setdefault(key, (_read_failures, (reads.name, t, *tile), t))
+        return [key]
+
+    made: dict[tuple[Any, ...], Any] = {}
     for t in missing:
         if t < until:
-            rows_t = dask.delayed(_date_rows, pure=True)(by_date.get(t, []), pixels_lazy, times[t])
-            units[("rows", t)] = checked(
-                rows_t, *(f for tile in sorted(pixels.tiles) for f in failures(t, tile))
-            )
+            deps.extend(by_date.get(t, []))
+            parts = [task.key for task in by_date.get(t, [])]
+            layer[(rows_, t)] = (_date_rows, parts, pixels_key, times[t])
+            tiles_failed = [f for tile in sorted(pixels.tiles) for f in failures(t, tile)]
+            layer[(unit_, t)] = (_checked, (rows_, t), *tiles_failed)
+            made[("rows", t)] = (unit_, t)
 
     starts = {
         tile: TileStart(
@@ -244,12 +250,19 @@ def plan_units(
     for tile, snapshots in tasks.items():
         # A state holds every date folded since the tile's start: a failed read among
         # them taints it and every later state (a running merge keeps the graph small).
-        since, done = dask.delayed((), pure=True), starts[tile].n_done
+        since: Any = (_merge_failures,)
+        done = starts[tile].n_done
         for n_done, snapshot in snapshots:
+            deps.append(snapshot)
             new = [f for t in range(done, n_done) for f in failures(t, tile)]
-            since = merge(since, *new)
-            units[("fold", tile, n_done)] = checked(snapshot, since)
+            layer[(since_, *tile, n_done)] = (_merge_failures, since, *new)
+            since = (since_, *tile, n_done)
+            layer[(unit_, *tile, n_done)] = (_checked, snapshot.key, since)
+            made[("fold", tile, n_done)] = (unit_, *tile, n_done)
             done = n_done
+    name = f"units-{token}"
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    units = {unit: Delayed(key, graph, layer=name) for unit, key in made.items()}
 
     fold_dates = sum(n - done for done, _ in folds.values())
     snapshots_left = sum(_snapshot_count(done, n) for done, _ in folds.values())
