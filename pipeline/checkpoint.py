@@ -213,11 +213,14 @@ def plan_units(
 
     # The units are one graph layer of plain tasks over the series' and the fold's: a
     # ``dask.delayed`` call per task took 2.9 s of the city scene's planning.
-    token = tokenize(rows_base, fold_base, until, missing, sorted(folds.items()))
+    reads = local.tile_reads(ds)
+    series = [task.key for _, task in ts_tasks]  # their keys name the cube's reads
+    token = tokenize(
+        rows_base, fold_base, until, missing, sorted(folds.items()), series, reads and reads.name
+    )
     failed_, rows_, since_, unit_ = (f"unit-{k}-{token}" for k in ("failed", "rows", "since", "of"))
     pixels_key = f"unit-pixels-{token}"
     layer: dict[Any, Any] = {pixels_key: pixels}
-    reads = local.tile_reads(ds)
     deps: list[Any] = [] if reads is None else [reads.delayed(0, 0, 0)]
 
     def failures(t: int, tile: tuple[int, int]) -> list[Any]:
