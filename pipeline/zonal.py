@@ -33,16 +33,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from dask.base import tokenize
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
 
 from pipeline import schema
 from pipeline.config import MaskingConfig, SurfaceConfig
 from pipeline.indices import bsi_values, ndvi_values, ndwi_values
 from pipeline.masking import clear_rule, scl_invalid_at
+from pipeline.scheduler import task_layer
 from pipeline.site_pixels import SitePixels, TileSites
 from pipeline.sources.base import TileRead
-from pipeline.sources.local import TileReads, tile_reads
+from pipeline.sources.local import tile_reads
 
 log = logging.getLogger(__name__)
 
@@ -245,60 +244,33 @@ def site_timeseries_tasks(
     if any(c != size for c in (*chunks[1][:-1], *chunks[2][:-1])):
         raise ValueError(f"dataset tiles {chunks[1:]} do not match the pixel index's {size}")
     reads, rule = tile_reads(ds), clear_rule(ds)
-    from_reads = reads is not None and rule is not None and reads.halo >= rule.buffer_pixels
-    if not from_reads:
-        blocks = {
-            name: ds[name].data.to_delayed(optimize_graph=False)
-            for name in ("ndvi", "bsi", "ndwi", "clear")
-        }
     n_sites = len(pixels.site_ids)
-    if from_reads:
-        return _gather_layer(reads, rule, pixels, surface, len(chunks[0]), n_sites)
-    where = {key: dask.delayed(sites, pure=True) for key, sites in pixels.tiles.items()}
-    gather = dask.delayed(_gather_read if from_reads else _gather_blocks, pure=True)
-    merge = dask.delayed(_merge_date, pure=True)
-    tasks = []
-    for t in range(len(chunks[0])):
-        parts = []
-        for (i, j), sites in where.items():
-            if from_reads:
-                parts.append(gather(reads.delayed(t, i, j), sites, rule, surface))
-            else:
-                parts.append(
-                    gather(
-                        *(blocks[n][t, i, j] for n in ("ndvi", "bsi", "ndwi", "clear")),
-                        sites,
-                        surface,
-                    )
-                )
-        tasks.append((t, merge(parts, n_sites)))
-    return tasks
+    if reads is not None and rule is not None and reads.halo >= rule.buffer_pixels:
+        deps: list[Any] = [reads.delayed(0, 0, 0)]
 
+        def gather(t: int, i: int, j: int, where: Any) -> tuple[Any, ...]:
+            return (_gather_read, (reads.name, t, i, j), where, rule, surface)
 
-def _gather_layer(
-    reads: TileReads,
-    rule: MaskingConfig,
-    pixels: SitePixels,
-    surface: SurfaceConfig,
-    n_dates: int,
-    n_sites: int,
-) -> list[tuple[int, Delayed]]:
-    """``site_timeseries_tasks`` from the tile reads, as one graph layer of plain tasks.
+        source: Any = reads.name
+    else:
+        deps = [ds[name].data for name in ("ndvi", "bsi", "ndwi", "clear")]
 
-    A ``dask.delayed`` call per (date, tile) hashed its arguments and merged the reads'
-    graph each time: 4.1 s of graph building on the city scene's 36 dates x 64 tiles.
-    """
-    token = tokenize(reads.name, rule, surface, n_sites, sorted(pixels.tiles.items()))
+        def gather(t: int, i: int, j: int, where: Any) -> tuple[Any, ...]:
+            return (_gather_blocks, *((a.name, t, i, j) for a in deps), where, surface)
+
+        source = [a.name for a in deps]
+    # One graph layer of plain tasks: a ``dask.delayed`` call per (date, tile) hashed
+    # its arguments and merged the reads' graph each time (4.1 s of graph building on
+    # the city scene's 36 dates x 64 tiles).
+    token = tokenize(source, rule, surface, n_sites, sorted(pixels.tiles.items()))
     where_, gather_, merge_ = (f"site-{kind}-{token}" for kind in ("where", "gather", "date"))
     layer: dict[Any, Any] = {(where_, i, j): sites for (i, j), sites in pixels.tiles.items()}
-    for t in range(n_dates):
+    for t in range(len(chunks[0])):
         for i, j in pixels.tiles:
-            read = (reads.name, t, i, j)
-            layer[(gather_, t, i, j)] = (_gather_read, read, (where_, i, j), rule, surface)
+            layer[(gather_, t, i, j)] = gather(t, i, j, (where_, i, j))
         layer[(merge_, t)] = (_merge_date, [(gather_, t, i, j) for i, j in pixels.tiles], n_sites)
-    name = f"site-series-{token}"
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[reads.delayed(0, 0, 0)])
-    return [(t, Delayed((merge_, t), graph, layer=name)) for t in range(n_dates)]
+    lazy = task_layer(f"site-series-{token}", layer, deps)
+    return [(t, lazy((merge_, t))) for t in range(len(chunks[0]))]
 
 
 def assemble_timeseries(
