@@ -257,15 +257,15 @@ def fold_step(
     # A field's run seen again after a gap a crop could grow in is watched from this look.
     regap = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
     np.copyto(s.run_start_day, day, where=regap, casting="unsafe")
-    new_run = fresh & (s.run_start < 0)
-    ended = clear & ~fresh & (s.run_start >= 0)  # its last look: the clear look before
+    new_run, not_bare = fresh & (s.run_start < 0), clear & ~fresh  # not bare: ends a run
+    ended = not_bare & (s.run_start >= 0)  # its last look: the clear look before
     np.copyto(s.spell_end[1], s.spell_end[0], where=ended, casting="unsafe")
     np.copyto(s.spell_end[0], s.last_clear_day, where=ended, casting="unsafe")
-    np.copyto(s.run_start, -1, where=clear & ~fresh)
+    np.copyto(s.run_start, -1, where=not_bare)
     np.copyto(s.run_start, t, where=new_run)
     np.add(s.run_len, 1, out=s.run_len, where=fresh & ~new_run)
     np.copyto(s.run_len, 1, where=new_run)
-    np.copyto(s.run_len, 0, where=clear & ~fresh)
+    np.copyto(s.run_len, 0, where=not_bare)
     second = fresh & (s.run_len == 2)
     if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
         at = np.nonzero(second & s.run_doubt)
@@ -278,7 +278,7 @@ def fold_step(
     # before, neither holds.
     judged = (s.recent_n >= k) | (prior_ndvi >= cfg.prior_ndvi_min)
     began = judged & prior_not_bare & abrupt
-    s.run_ok = np.where(new_run, began, s.run_ok & ~(clear & ~fresh))
+    s.run_ok = np.where(new_run, began, s.run_ok & ~not_bare)
     np.copyto(s.run_prior_ndvi, prior_ndvi, where=new_run, casting="unsafe")
     np.copyto(s.run_gap, day - s.last_clear_day, where=new_run, casting="unsafe")
     if new_run.any():

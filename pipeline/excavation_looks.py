@@ -107,10 +107,6 @@ def abrupt_change(
     )
 
 
-# The latest look before counts for ``full_canopy`` this close: one revisit, +1 day.
-CANOPY_GAP_DAYS = 11
-
-
 def missed_cloud(
     ndvi: np.ndarray, bsi: np.ndarray, red: np.ndarray, cfg: DetectionConfig
 ) -> np.ndarray:
@@ -176,6 +172,10 @@ def regional(starting: np.ndarray, clear: np.ndarray, cfg: DetectionConfig) -> n
     n = int(starting.sum())
     regional = n >= cfg.regional_change_min_pixels and n > cfg.regional_change_share * clear.sum()
     return starting if regional else np.zeros_like(starting)
+
+
+# The latest look before counts for ``full_canopy`` this close: one revisit, +1 day.
+CANOPY_GAP_DAYS = 11
 
 
 def full_canopy(
