@@ -49,6 +49,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import InputError
+from pipeline.outputs import write_atomic
 from pipeline.recovery.ranges import feature_ranges
 from pipeline.recovery.relative import MODEL_FEATURES
 from pipeline.recovery.trees import TREES_FILE, TreeEnsemble, export_trees, write_trees
@@ -228,20 +229,22 @@ def save_model(model: RecoveryModel, folder: Path) -> Path:
     import skops.io as sio
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
-    tmp = model_path.with_suffix(".skops.tmp")
-    sio.dump(model.estimator, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
-    tmp.replace(model_path)
+    write_atomic(
+        model_path,
+        lambda tmp: sio.dump(
+            model.estimator, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9
+        ),
+    )
     card = {**model.card, "model_file": MODEL_FILE, "model_sha256": _sha256(model_path)}
+    card.pop("trees_file", None)
     card.pop("trees_sha256", None)
     arrays = export_trees(model.estimator)
     if arrays is not None:  # the run predicts from these, without scikit-learn (trees.py)
         write_trees(arrays, folder / TREES_FILE)
         card.update(trees_file=TREES_FILE, trees_sha256=_sha256(folder / TREES_FILE))
-    card_tmp = folder / (CARD_FILE + ".tmp")
-    card_tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    card_tmp.replace(folder / CARD_FILE)
+    text = json.dumps(card, indent=1, ensure_ascii=False) + "\n"
+    write_atomic(folder / CARD_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("model %s written to %s", model.version, folder)
     return folder
 

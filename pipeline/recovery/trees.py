@@ -18,11 +18,12 @@ not written: an estimator with them gets no tree file and is loaded from skops.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.outputs import write_atomic
 
 TREES_FILE = "model_trees.npz"
 
@@ -62,13 +63,13 @@ def export_trees(estimator: Any) -> dict[str, np.ndarray] | None:
 
 
 def write_trees(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write ``arrays`` to ``path`` whole (a temporary file renamed over it)."""
-    tmp = Path(path).with_suffix(".npz.tmp")
-    with tmp.open("wb") as f:
-        np.savez_compressed(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write ``arrays`` to ``path`` whole (``outputs.write_atomic``)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # a file, so numpy adds no ``.npz`` to the name
+            np.savez_compressed(f, **arrays)
+
+    write_atomic(Path(path), write)
 
 
 class TreeEnsemble:
