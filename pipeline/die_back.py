@@ -83,11 +83,22 @@ def recent_level(site: RestoringSite, day: date, looks: int) -> float:
 def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     """Share of the site's green lost over the year after ``day``: its green level (the
     looks' 0.9 quantile) over the year before, less that over the year after, over the
-    first's height above bare soil (``soil_ndvi``). NaN without looks on either side."""
+    first's height above bare soil (``soil_ndvi``). NaN without looks on either side.
+
+    Where the looks end within the year after (the imagery does), the year before is cut
+    to the same season: an autumn change seen until spring is not weighed against a
+    summer it has not reached yet."""
     d = np.datetime64(day, "D")
-    level = green_level(site, day)
-    after = site.ndvi[(site.days >= d) & (site.days < d + WINDOW_DAYS)]
-    if np.isnan(level) or not after.size:
+    in_after = (site.days >= d) & (site.days < d + WINDOW_DAYS)
+    if not in_after.any():
+        return float("nan")
+    after = site.ndvi[in_after]
+    span = min(WINDOW_DAYS, int((site.days[-1] - d).astype(int)) + 1)
+    season = (site.days < d) & (site.days >= d - WINDOW_DAYS) & (site.days < d - WINDOW_DAYS + span)
+    level = float(np.quantile(site.ndvi[season], GREEN_QUANTILE)) if season.any() else float("nan")
+    if np.isnan(level):
+        level = green_level(site, day)
+    if np.isnan(level):
         return float("nan")
     lost = level - np.quantile(after, GREEN_QUANTILE)
     return float(lost / max(level - soil_ndvi, 0.05))

@@ -152,6 +152,22 @@ def test_green_lost__share_of_the_green_above_soil():
     assert np.isnan(green_lost(site, date(2025, 1, 1), 0.25))
 
 
+def test_green_lost__imagery_ending_within_the_year_compares_the_same_season():
+    # Grassland green from April to September; the imagery ends in February.
+    days = np.datetime64("2021-01-01") + np.arange(0, 790, 10)
+    doy = (days - days.astype("datetime64[Y]")).astype(int)
+    ndvi = 0.22 + 0.27 * np.clip(np.sin((doy - 90) / 365 * 2 * np.pi), 0, None)
+    site = RestoringSite(_pix_box(0, 10, 0, 10), date(2020, 6, 1), days, ndvi)
+    # A change in late October is weighed against the October to February before, not
+    # against the summer: the grass only went dormant, as it did a year before.
+    assert green_lost(site, date(2022, 10, 20), 0.25) < 0.1
+    # The same site dead from that day: nearly all its autumn green is gone.
+    dead = RestoringSite(
+        site.geometry, site.start, days, np.where(days >= np.datetime64("2022-10-20"), 0.15, ndvi)
+    )
+    assert green_lost(dead, date(2022, 10, 20), 0.25) > 1.0
+
+
 def test_build_flags__closed_site_has_its_own_lower_unit():
     layers = _layers()
     _dig(layers, slice(50, 52), slice(50, 52), 30)  # 4 px = 0.04 ha
