@@ -72,6 +72,7 @@ from pipeline.recovery.status import (
     WATER_TARGETS,
     all_of,
     any_of,
+    cover_lost,
     disturbed_margin,
     margin_confidence,
     site_status_table,
@@ -207,6 +208,10 @@ def _classify_one(
         [near_target(feat["best_earlier_peak_ndvi"]), near_target(feat["previous_peak_ndvi"])]
     )
     dying = (-feat["recent_ndvi_change"] - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
+    if target == "farmland":  # the last months against last year's: two harvest dates
+        dying = np.nan
+    if cover_lost(feat, target, cfg):  # the cover is gone, whatever the NDVI says
+        dying = any_of([dying, 1.0])
     lake = target in WATER_TARGETS and feat["water_fraction"] >= FRACTION_RISE_MIN
     if greened >= 0 and dying >= 0 and not lake:
         return decide("regressed", "recent_die_back", all_of([greened, dying]))

@@ -114,6 +114,7 @@ RECENT_DAYS = 90  # the "now" of recent_ndvi_change: one season's worth of looks
 
 # Bookkeeping columns returned beside the features (not model inputs).
 LAST_CLEAR_DATE = "last_clear_date"
+RECENT_BARE = "recent_bare_fraction"  # median bare share, growing-season looks of RECENT_DAYS
 
 
 def site_features(
@@ -157,7 +158,7 @@ def site_features(
         rows.append(row)
 
     out = pd.DataFrame(rows, index=pd.Index(site_frame["site_id"], name="site_id"))
-    out = out.reindex(columns=[*FEATURE_COLUMNS, LAST_CLEAR_DATE])
+    out = out.reindex(columns=[*FEATURE_COLUMNS, LAST_CLEAR_DATE, RECENT_BARE])
     for column in FEATURE_COLUMNS:
         out[column] = out[column].astype("float64")
     out[LAST_CLEAR_DATE] = pd.to_datetime(out[LAST_CLEAR_DATE])
@@ -279,7 +280,17 @@ def _describe_site(frame: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict
         "core_bsi_median": latest["core_bsi"],
         "ndvi_spread": latest["spread"],
         LAST_CLEAR_DATE: pd.Timestamp(looks.day.max()) if len(looks.day) else pd.NaT,
+        RECENT_BARE: _recent_bare(looks, end=end),
     }
+
+
+def _recent_bare(looks: Looks, *, end: pd.Timestamp) -> float:
+    """Median bare share of the growing-season looks of the last ``RECENT_DAYS`` (NaN
+    with fewer than two): whether the cover is gone now, where a season peak reached
+    before a die-back still stands."""
+    recent = looks.between(end - pd.Timedelta(days=RECENT_DAYS), end)
+    recent &= np.isin(looks.month, list(GROWING_SEASON_MONTHS))
+    return float(np.median(looks.bare[recent])) if recent.sum() >= 2 else np.nan
 
 
 def _recent_change(looks: Looks, *, end: pd.Timestamp) -> float:

@@ -56,6 +56,7 @@ from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     NEEDS_RESTORATION,
     WATER_TARGETS,
+    cover_lost,
     disturbed_margin,
     margin_confidence,
     site_target,
@@ -117,9 +118,9 @@ def predict_sites(
             p, rule = _without(p, classes, ("disturbed",), rule, "no_dig_flagged")
         if not feat["restoration_started"] >= 1:
             p, rule = _without(p, classes, NEEDS_RESTORATION, rule, "no_restoration_yet")
-        elif not loss_seen(feat, cfg):
+        elif not loss_seen(feat, target, cfg):
             p, rule = _without(p, classes, ("regressed",), rule, "no_loss_seen")
-        if dying_now(feat, cfg):
+        if dying_now(feat, target, cfg):
             p, rule = _without(p, classes, ("restored",), rule, "dying_now")
         if feat["restoration_started"] >= 1 and greened_once(feat, target, cfg):
             p, rule = _without(p, classes, ("unrestored",), rule, "greened_before")
@@ -176,28 +177,34 @@ def predict_sites(
     return out
 
 
-def loss_seen(feat: pd.Series, cfg: RecoveryConfig) -> bool:
+def loss_seen(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     """Whether a site shows the loss ``regressed`` names (a restoration that reached its
     target and has since lost it): a die-back this season against the same days a year
     before (``recent_ndvi_change`` down by a third of ``regression_drop_min``), or this
     season's peak, its own or against its ring's, below its best earlier season's by
-    half of it. A model trained on one physics can take a level for a loss (a grassland
-    that peaks at 0.45 where its training's peaked at 0.6); a level is no loss."""
+    half of it, or its cover gone (``status.cover_lost``). A model trained on one physics
+    can take a level for a loss (a grassland that peaks at 0.45 where its training's
+    peaked at 0.6); a level is no loss. A crop's season against last year's is its
+    harvest date, not a loss: not for farmland."""
     drop = cfg.regression_drop_min
     return bool(
-        -feat["recent_ndvi_change"] >= drop / 3
+        (target != "farmland" and -feat["recent_ndvi_change"] >= drop / 3)
+        or cover_lost(feat, target, cfg)
         or feat["ratio_drop"] >= drop / 2
         or feat["best_earlier_peak_ndvi"] - feat["latest_peak_ndvi"] >= drop / 2
     )
 
 
-def dying_now(feat: pd.Series, cfg: RecoveryConfig) -> bool:
+def dying_now(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     """Whether a site is dying back this season: its NDVI of the last ``RECENT_DAYS``
     below the same days a year before, and below its ring's by more than a year before
-    (a drought lowers both), each by two thirds of ``regression_drop_min``. Such a site
-    is not ``restored`` ("stably, over a full season"), whatever its peak says."""
+    (a drought lowers both), each by two thirds of ``regression_drop_min``; or its cover
+    gone (``status.cover_lost``). Such a site is not ``restored`` ("stably, over a full
+    season"), whatever its peak says. A farmland's last months against the same days a
+    year before compare two harvest dates: not for farmland."""
     drop = 2 * cfg.regression_drop_min / 3
-    return bool(-feat["recent_ndvi_change"] >= drop and -feat["recent_gap_change"] >= drop)
+    recent = -feat["recent_ndvi_change"] >= drop and -feat["recent_gap_change"] >= drop
+    return bool((target != "farmland" and recent) or cover_lost(feat, target, cfg))
 
 
 def greened_once(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:

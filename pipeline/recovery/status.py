@@ -34,7 +34,7 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig, TargetThresholds
 from pipeline.errors import InputError
-from pipeline.recovery.features import site_table
+from pipeline.recovery.features import RECENT_BARE, site_table
 from pipeline.schema import M2_PER_MU, SITE_STATUS_COLUMNS
 
 # Candidate config key ``recovery.seasonal_amplitude_min``: NDVI swing between winter
@@ -49,6 +49,12 @@ LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN = 0.05
 
 # Targets judged as open water plus banks rather than as a canopy.
 WATER_TARGETS = frozenset({"landscape"})
+
+# A site's plant cover gone, not merely paler (``cover_lost``): its core-season
+# vegetated share fell by this much since the previous window, or its growing-season
+# looks of the last RECENT_DAYS are at least this bare after a vegetated window.
+COVER_LOSS_MIN = 0.5
+BARE_NOW_MIN = 0.5
 
 # Margins: the distances that count as "clearly" past a threshold, in NDVI and in
 # fractions of the site.
@@ -174,6 +180,23 @@ def disturbed_margin(dug: float, cfg: RecoveryConfig) -> float:
     with a margin that grows with its share.
     """
     return dug / (cfg.disturbed_fraction_min or 0.05)
+
+
+def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
+    """Whether a site's plant cover is gone, not merely paler: its core-season vegetated
+    share fell by ``COVER_LOSS_MIN`` since the previous window, or its growing-season
+    looks of the last months are mostly bare (``BARE_NOW_MIN``) after a previous window
+    at least half vegetated; while its ring's peak held (within a third of
+    ``regression_drop_min``; a drought pales the ring too, and does not bare the
+    ground). A season peak reached before a die-back late in the imagery hides it;
+    this does not. Not for farmland (bare after every harvest) nor water targets."""
+    if target == "farmland" or target in WATER_TARGETS:
+        return False
+    was = feat["previous_vegetated_fraction"]
+    ring_fell = feat.get("ring_peak_change", np.nan) < -cfg.regression_drop_min / 3
+    fell = was - feat["vegetated_fraction"] >= COVER_LOSS_MIN
+    bare = feat.get(RECENT_BARE, np.nan) >= BARE_NOW_MIN and was >= 0.5
+    return bool(not ring_fell and (fell or bare))
 
 
 def margin_confidence(margin: float) -> float:

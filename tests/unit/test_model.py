@@ -31,9 +31,15 @@ from pipeline.recovery.model import (
     save_model,
     train_model,
 )
-from pipeline.recovery.predict import DEFAULT_MODEL_DIR, predict_sites, recovery_model
+from pipeline.recovery.predict import (
+    DEFAULT_MODEL_DIR,
+    dying_now,
+    loss_seen,
+    predict_sites,
+    recovery_model,
+)
 from pipeline.recovery.relative import MODEL_FEATURES
-from pipeline.recovery.status import target_margin
+from pipeline.recovery.status import cover_lost, target_margin
 from pipeline.recovery.training import read_labels
 from pipeline.recovery.trees import TREES_FILE, TreeEnsemble, export_trees
 from pipeline.schema import RECOVERY_CLASSES
@@ -376,6 +382,57 @@ def test_predict_sites__regressed_needs_a_loss_and_disturbed_a_flagged_dig():
     assert out.loc["dying", "recovery_class"] != "restored"
     assert out.loc["dying", "rule"] == "dying_now"
     assert out["probability"].between(0, 1).all()
+
+
+def _restored_site(**changes: float) -> pd.Series:
+    """Features of a forest site restored two seasons running, with ``changes``."""
+    x, _ = _table(n_per_class=1, seed=5)
+    feat = x.iloc[list(RECOVERY_CLASSES).index("restored")].copy()
+    feat[["vegetated_fraction", "previous_vegetated_fraction", "ring_peak_change"]] = [
+        0.9,
+        0.95,
+        0.0,
+    ]
+    feat[["recent_ndvi_change", "recent_gap_change"]] = [0.0, 0.0]
+    feat["recent_bare_fraction"] = 0.0
+    for name, value in changes.items():
+        feat[name] = value
+    return feat
+
+
+def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
+    cfg = RecoveryConfig()
+    assert not cover_lost(_restored_site(), "forest", cfg)
+    # The core season's cover gone since the previous window (a die-back late in the
+    # imagery, under a season peak reached before it), with the ring as green as before.
+    gone = _restored_site(vegetated_fraction=0.0)
+    assert cover_lost(gone, "forest", cfg) and cover_lost(gone, "grassland", cfg)
+    # The growing-season looks of the last months bare, where the core season before
+    # was vegetated.
+    assert cover_lost(_restored_site(recent_bare_fraction=0.9), "forest", cfg)
+    assert not cover_lost(_restored_site(recent_bare_fraction=0.3), "forest", cfg)
+    # A dry year pales the ring as well: no loss.
+    assert not cover_lost(
+        _restored_site(vegetated_fraction=0.0, ring_peak_change=-0.1), "forest", cfg
+    )
+    # Farmland is bare after every harvest; a pit lake's NDVI says nothing of planting.
+    assert not cover_lost(gone, "farmland", cfg) and not cover_lost(gone, "landscape", cfg)
+    # A crop's last months against last year's are two harvest dates, not a die-back.
+    harvest = _restored_site(recent_ndvi_change=-0.4, recent_gap_change=-0.4)
+    assert dying_now(harvest, "forest", cfg) and loss_seen(harvest, "forest", cfg)
+    assert not dying_now(harvest, "farmland", cfg) and not loss_seen(harvest, "farmland", cfg)
+
+
+def test_predict_sites__cover_gone_is_not_restored(tiny_model):
+    x = pd.DataFrame([_restored_site(), _restored_site(vegetated_fraction=0.0)])
+    x.index = pd.Index(["kept", "gone"], name="site_id")
+    x["last_clear_date"] = pd.Timestamp("2023-12-20")
+    sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
+    assert tiny_model.predict_proba(x).idxmax(axis=1).tolist() == ["restored", "restored"]
+    out = predict_sites(tiny_model, x, sites, cfg=RecoveryConfig())
+    assert out["recovery_class"].tolist()[0] == "restored"
+    assert out.loc["gone", "recovery_class"] != "restored"
+    assert out.loc["gone", "rule"] == "dying_now"
 
 
 def test_predict_sites__no_clear_look_claims_nothing(tiny_model):

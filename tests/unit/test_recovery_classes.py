@@ -118,6 +118,32 @@ def test_recovery__suspended_quarry_dug_is_disturbed_before_restoration(classes)
     assert classes.loc["quarry", "disturbed_fraction"] == pytest.approx(0.02)
 
 
+@pytest.mark.parametrize("model", ["rules", None], ids=["rules", "model"])
+def test_recovery__cover_gone_in_the_last_months_is_regressed(model):
+    # Green from 2020; bare from May 2024, assessed at the end of July 2024. The latest
+    # window's peak is last August's, still green, and last year's May to July hid
+    # under cloud: only the cover of the last looks tells.
+    died = _looks("died_late", {**dict.fromkeys(range(2020, 2024), GREEN), 2024: GREEN})
+    late = died["date"] >= pd.Timestamp(2024, 5, 1)
+    cols = ["ndvi_median", "ndvi_mean", "vegetated_fraction", "bare_fraction"]
+    dead = _looks("died_late", {2024: DEAD}).set_index("date")
+    died.loc[late, cols] = dead.loc[died.loc[late, "date"], cols].to_numpy()
+    cloudy = (died["date"] >= pd.Timestamp(2023, 5, 1)) & (died["date"] < pd.Timestamp(2023, 8, 1))
+    died = died[~cloudy & (died["date"] <= pd.Timestamp(2024, 7, 31))]
+    kept = _looks("kept", dict.fromkeys(range(2020, 2025), GREEN))
+    kept = kept[kept["date"] <= pd.Timestamp(2024, 7, 31)]
+    sites = _sites().iloc[:2].assign(site_id=["died_late", "kept"])
+    rings = pd.concat([_looks(k, dict.fromkeys(YEARS, GREEN)) for k in sites["site_id"]])
+    cfg = RecoveryConfig(model=model)
+    features = model_features(
+        pd.concat([died, kept], ignore_index=True), rings, sites, {},
+        assessed_until=date(2024, 7, 31), cfg=cfg,
+    )  # fmt: skip
+    classes = classify_with(recovery_model(cfg), features, sites, {}, cfg=cfg)
+    assert classes.loc["died_late", "recovery_class"] == "regressed"
+    assert classes.loc["kept", "recovery_class"] == "restored"
+
+
 def test_dug_shares__a_dig_on_forbidden_ground_counts_however_small():
     crs = "EPSG:32649"
     sites = gpd.GeoDataFrame(
