@@ -40,9 +40,8 @@ at once (``low`` until a second look agrees, confirmed or dropped by later runs)
 A pixel's onset is its first clear look showing the change; the next clear look that
 agrees confirms it (a change too, if the first may be cloud); it is kept while at least
 ``persistence_min`` of its clear looks since are fresh bare, and dropped (and may start
-again) below that. The fold carries a small per-pixel state, so memory does not grow
-with the number of dates, and a later run can continue from a saved state
-(``excavation_tiles`` runs the fold tile by tile and saves and restores its states).
+again) below that. The fold's small per-pixel state does not grow with the dates; a
+later run continues from a saved one (``excavation_tiles``, tile by tile).
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ from pipeline.excavation_looks import (
     NEW_YEAR_GAP_DAYS,
     change_from_looks,
     doubtful_looks,
+    end_spells,
     fresh_bare,
     full_canopy,
     missed_cloud,
@@ -200,8 +200,7 @@ def fold_step(
     clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
     clear &= ~missed_cloud(ndvi, bsi, red, cfg)
     fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
-    # Low cover: soil-dominated ground (stubble, thin winter cover). The season bins
-    # count these, so a harvest's ragged edges make bare ground expected then.
+    # Low cover (stubble, thin winter cover): the season bins count it too, for harvests.
     low_cover = clear & (ndvi <= cfg.season_low_ndvi_max) & (bsi >= cfg.season_low_bsi_min)
     k = s.recent_n.dtype.type(cfg.prior_observations)
 
@@ -209,9 +208,8 @@ def fold_step(
     b_now = season_bin(day)
     has_hist, expected = season_expectation(s, day, b_now, cfg)
 
-    # What came before: the last K clear looks (one is enough to judge a change against, as
-    # in the imagery's first weeks; with none, the medians are NaN). Only fresh looks
-    # can begin or confirm a change, so the medians are taken on those pixels alone.
+    # What came before: the last K clear looks (one is enough, as in the imagery's first
+    # weeks; none gives NaN), on the fresh pixels alone (only they begin or confirm one).
     on = np.nonzero(fresh)
     prior_ndvi, abrupt = np.full(fresh.shape, np.nan, np.float32), np.zeros_like(fresh)
     prior_ndvi[on], abrupt[on] = change_from_looks(
@@ -258,9 +256,7 @@ def fold_step(
     regap = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
     np.copyto(s.run_start_day, day, where=regap, casting="unsafe")
     new_run, not_bare = fresh & (s.run_start < 0), clear & ~fresh  # not bare: ends a run
-    ended = not_bare & (s.run_start >= 0)  # its last look: the clear look before
-    np.copyto(s.spell_end[1], s.spell_end[0], where=ended, casting="unsafe")
-    np.copyto(s.spell_end[0], s.last_clear_day, where=ended, casting="unsafe")
+    end_spells(s, not_bare & (s.run_start >= 0))  # its last look: the clear look before
     np.copyto(s.run_start, -1, where=not_bare)
     np.copyto(s.run_start, t, where=new_run)
     np.add(s.run_len, 1, out=s.run_len, where=fresh & ~new_run)

@@ -193,6 +193,20 @@ def full_canopy(
     return canopy & (day - s.last_clear_day[at] <= CANOPY_GAP_DAYS)
 
 
+# Bare spells ending this close are one fallow spell (``end_spells``).
+SPELL_MERGE_DAYS = 45
+
+
+def end_spells(s: FoldState, ended: np.ndarray) -> None:
+    """Record the bare spells that ``ended`` (their last look: ``last_clear_day``) in
+    ``spell_end``, the latest two. A spell ending within ``SPELL_MERGE_DAYS`` of the one
+    before is that fallow spell seen through a look of weeds or sowing: it moves its
+    end and is no second spell, so a field's other harvest, months off, is remembered."""
+    apart = ended & (s.last_clear_day - s.spell_end[0] > SPELL_MERGE_DAYS)
+    np.copyto(s.spell_end[1], s.spell_end[0], where=apart, casting="unsafe")
+    np.copyto(s.spell_end[0], s.last_clear_day, where=ended, casting="unsafe")
+
+
 def near_a_spell_season(spell_end: np.ndarray, day: int, days: int) -> np.ndarray:
     """Whether ``day`` falls within ``days`` of the time of year either spell ended."""
     phase = np.mod(day - spell_end, 365.25)

@@ -51,10 +51,14 @@ LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN = 0.05
 WATER_TARGETS = frozenset({"landscape"})
 
 # A site's plant cover gone, not merely paler (``cover_lost``): its core-season
-# vegetated share fell by this much since the previous window, or its growing-season
-# looks of the last RECENT_DAYS are at least this bare after a vegetated window.
+# vegetated share fell by this much since the previous window, from at least
+# COVERED_MIN (a site half vegetated, its NDVI at the line, flips with a dry spell), or
+# its growing-season looks of the last RECENT_DAYS are at least this bare after a
+# vegetated window.
 COVER_LOSS_MIN = 0.5
+COVERED_MIN = 0.8
 BARE_NOW_MIN = 0.5
+FARMLAND_BARE_NOW_MIN = 0.9
 
 # Margins: the distances that count as "clearly" past a threshold, in NDVI and in
 # fractions of the site.
@@ -184,19 +188,24 @@ def disturbed_margin(dug: float, cfg: RecoveryConfig) -> float:
 
 def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     """Whether a site's plant cover is gone, not merely paler: its core-season vegetated
-    share fell by ``COVER_LOSS_MIN`` since the previous window, or its growing-season
-    looks of the last months are mostly bare (``BARE_NOW_MIN``) after a previous window
-    at least half vegetated; while its ring's peak held (within a third of
-    ``regression_drop_min``; a drought pales the ring too, and does not bare the
-    ground). A season peak reached before a die-back late in the imagery hides it;
-    this does not. Not for farmland (bare after every harvest) nor water targets."""
-    if target == "farmland" or target in WATER_TARGETS:
+    share fell by ``COVER_LOSS_MIN`` since the previous window, from at least
+    ``COVERED_MIN``, or its growing-season looks of the last months are mostly bare
+    (``BARE_NOW_MIN``) after a previous window at least half vegetated; while its ring's
+    peak held (within a third of ``regression_drop_min``; a drought pales the ring too,
+    and does not bare the ground). A season peak reached before a die-back late in the
+    imagery hides it; this does not. Farmland is bare after every harvest (and all
+    summer where wheat alternates with fallow): its cover is lost only when both hold,
+    the last months bare through (``FARMLAND_BARE_NOW_MIN``). Not for water targets (a
+    pit lake's NDVI says nothing of planting)."""
+    if target in WATER_TARGETS:
         return False
     was = feat["previous_vegetated_fraction"]
     ring_fell = feat.get("ring_peak_change", np.nan) < -cfg.regression_drop_min / 3
-    fell = was - feat["vegetated_fraction"] >= COVER_LOSS_MIN
-    bare = feat.get(RECENT_BARE, np.nan) >= BARE_NOW_MIN and was >= 0.5
-    return bool(not ring_fell and (fell or bare))
+    fell = was >= COVERED_MIN and was - feat["vegetated_fraction"] >= COVER_LOSS_MIN
+    bare_now = feat.get(RECENT_BARE, np.nan)
+    if target == "farmland":
+        return bool(not ring_fell and fell and bare_now >= FARMLAND_BARE_NOW_MIN)
+    return bool(not ring_fell and (fell or (bare_now >= BARE_NOW_MIN and was >= 0.5)))
 
 
 def margin_confidence(margin: float) -> float:

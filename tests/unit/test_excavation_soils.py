@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline import excavation_looks
 from pipeline.config import DetectionConfig
 from pipeline.excavation import (
     CHANGE_LAYERS,
@@ -223,6 +224,28 @@ def test_fold__harvest_moved_by_a_month_at_the_end_of_the_imagery_is_not_flagged
     assert layers[L["prone"], 0] == 1
     assert layers[L["span_days"], 0] == 10
     assert not _flagged(layers)[0]
+
+
+def test_fold__autumn_fallow_seen_through_a_sowing_look_keeps_the_june_harvest_in_memory(
+    monkeypatch,
+):
+    # Double-cropped: harvests on day 155 and day 280 every year. Last autumn's fallow
+    # was seen through one look of sowing (day 300: a green flush) and bare again after
+    # it: one fallow spell, not two, so the June harvest stays remembered. This year's
+    # June harvest comes a month early, the imagery ending two looks later: a field, held.
+    field = _field({y: 155 for y in (2021, 2022, 2023)})
+    for year in (2021, 2022, 2023):
+        field[(years == year) & (doys >= 280) & (doys < 330)] = FIELD_SOIL
+    field[(years == 2023) & (doys >= 300) & (doys < 310)] = (0.35, -0.05, 0.08)
+    early = _first((years == 2024) & (doys >= 125))
+    field[early:] = FIELD_SOIL
+    layers = _fold([field[: early + 2]])
+    assert int(layers[L["onset"], 0]) == early
+    assert layers[L["prone"], 0] == 1
+    assert not _flagged(layers)[0]
+    # Taking the sowing look's two halves for two spells forgot June: a dig, flagged.
+    monkeypatch.setattr(excavation_looks, "SPELL_MERGE_DAYS", 0)
+    assert _flagged(_fold([field[: early + 2]]))[0]
 
 
 def test_fold__dig_into_a_field_at_harvest_is_flagged_once_it_stays_bare_past_the_season():

@@ -407,6 +407,9 @@ def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
     # imagery, under a season peak reached before it), with the ring as green as before.
     gone = _restored_site(vegetated_fraction=0.0)
     assert cover_lost(gone, "forest", cfg) and cover_lost(gone, "grassland", cfg)
+    # A grassland half vegetated, its NDVI at the line, flips with a dry spell: no loss.
+    at_line = _restored_site(previous_vegetated_fraction=0.5, vegetated_fraction=0.0)
+    assert not cover_lost(at_line, "grassland", cfg)
     # The growing-season looks of the last months bare, where the core season before
     # was vegetated.
     assert cover_lost(_restored_site(recent_bare_fraction=0.9), "forest", cfg)
@@ -415,8 +418,18 @@ def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
     assert not cover_lost(
         _restored_site(vegetated_fraction=0.0, ring_peak_change=-0.1), "forest", cfg
     )
-    # Farmland is bare after every harvest; a pit lake's NDVI says nothing of planting.
-    assert not cover_lost(gone, "farmland", cfg) and not cover_lost(gone, "landscape", cfg)
+    # A pit lake's NDVI says nothing of planting. Farmland is bare after every harvest:
+    # its cover is lost where its core season's cover fell and the last months were bare
+    # through, not on either alone.
+    assert not cover_lost(gone, "landscape", cfg)
+    assert not cover_lost(gone, "farmland", cfg)
+    assert not cover_lost(_restored_site(recent_bare_fraction=1.0), "farmland", cfg)
+    assert cover_lost(
+        _restored_site(vegetated_fraction=0.0, recent_bare_fraction=1.0), "farmland", cfg
+    )
+    assert not cover_lost(
+        _restored_site(vegetated_fraction=0.0, recent_bare_fraction=0.6), "farmland", cfg
+    )
     # A crop's last months against last year's are two harvest dates, not a die-back.
     harvest = _restored_site(recent_ndvi_change=-0.4, recent_gap_change=-0.4)
     assert dying_now(harvest, "forest", cfg) and loss_seen(harvest, "forest", cfg)
