@@ -26,12 +26,13 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.config import DetectionConfig
 from pipeline.excavation import CHANGE_LAYERS
-from pipeline.recovery.features import clear_looks
+from pipeline.recovery.features import GROWING_SEASON_MONTHS, clear_looks
 from pipeline.sources.base import GridSpec
 
 _L = {name: i for i, name in enumerate(CHANGE_LAYERS)}
 WINDOW_DAYS = 365  # the year before a change and the year after it
 GREEN_QUANTILE = 0.9  # a season's green level: robust to a missed cloud or two
+MIN_SEASON_LOOKS = 2  # growing-season looks a year's green level needs, else all its looks
 MOST_OF_SITE = 0.5  # changed share of a site that lost its green: a die-back however seen
 
 
@@ -66,11 +67,21 @@ def restoring_sites(
     ]
 
 
+def _level(site: RestoringSite, looks: np.ndarray) -> float:
+    """The green level of the ``looks`` (a mask): the 0.9 quantile of their NDVI in the
+    growing season, of them all where fewer than ``MIN_SEASON_LOOKS`` fall in it (NaN
+    without looks). A summer under cloud leaves a year of mostly winter looks, whose
+    quantile is a winter's, not the year's green."""
+    months = site.days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    season = looks & np.isin(months, list(GROWING_SEASON_MONTHS))
+    use = season if season.sum() >= MIN_SEASON_LOOKS else looks
+    return float(np.quantile(site.ndvi[use], GREEN_QUANTILE)) if use.any() else float("nan")
+
+
 def green_level(site: RestoringSite, day: date) -> float:
     """The site's green level over the year before ``day`` (NaN without looks)."""
     d = np.datetime64(day, "D")
-    before = site.ndvi[(site.days < d) & (site.days >= d - WINDOW_DAYS)]
-    return float(np.quantile(before, GREEN_QUANTILE)) if before.size else float("nan")
+    return _level(site, (site.days < d) & (site.days >= d - WINDOW_DAYS))
 
 
 def recent_level(site: RestoringSite, day: date, looks: int) -> float:
@@ -82,7 +93,7 @@ def recent_level(site: RestoringSite, day: date, looks: int) -> float:
 
 def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     """Share of the site's green lost over the year after ``day``: its green level (the
-    looks' 0.9 quantile) over the year before, less that over the year after, over the
+    growing-season looks' 0.9 quantile, ``_level``) over the year before, less that over the year after, over the
     first's height above bare soil (``soil_ndvi``). NaN without looks on either side.
 
     Where the looks end within the year after (the imagery does), the year before is cut
@@ -92,15 +103,14 @@ def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     in_after = (site.days >= d) & (site.days < d + WINDOW_DAYS)
     if not in_after.any():
         return float("nan")
-    after = site.ndvi[in_after]
     span = min(WINDOW_DAYS, int((site.days[-1] - d).astype(int)) + 1)
     season = (site.days < d) & (site.days >= d - WINDOW_DAYS) & (site.days < d - WINDOW_DAYS + span)
-    level = float(np.quantile(site.ndvi[season], GREEN_QUANTILE)) if season.any() else float("nan")
+    level = _level(site, season)
     if np.isnan(level):
         level = green_level(site, day)
     if np.isnan(level):
         return float("nan")
-    lost = level - np.quantile(after, GREEN_QUANTILE)
+    lost = level - _level(site, in_after)
     return float(lost / max(level - soil_ndvi, 0.05))
 
 

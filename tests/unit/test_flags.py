@@ -168,6 +168,31 @@ def test_green_lost__imagery_ending_within_the_year_compares_the_same_season():
     assert green_lost(dead, date(2022, 10, 20), 0.25) > 1.0
 
 
+def test_green_lost__a_summer_under_cloud_is_no_loss():
+    # A grassland site seen mostly in winter (NDVI 0.26), its summers under cloud: the
+    # year before the change (2023-03-01) has three growing-season looks, the year after
+    # six, four of them in spring before the green-up, and four times the winter looks. Over
+    # all looks each year's 0.9 quantile is a winter's, barely above soil, and a few
+    # hundredths between them read as most of the green gone; over the growing season
+    # the site is as green after as before.
+    season = {
+        "2022-05-05": 0.23, "2022-08-28": 0.48, "2022-10-17": 0.38,
+        "2023-04-05": 0.22, "2023-04-20": 0.24, "2023-05-05": 0.22, "2023-05-25": 0.26,
+        "2023-09-12": 0.46, "2023-09-27": 0.42,
+    }  # fmt: skip
+    start, change = np.datetime64("2022-01-01"), np.datetime64("2023-03-01")
+    winter = [  # seen every 20 days before the change, every 5 after
+        d
+        for d in start + np.arange(0, 800)
+        if d.astype(object).month in (1, 2, 3, 11, 12)
+        and (d - start).astype(int) % (20 if d < change else 5) == 0
+    ]
+    days = np.array(sorted([*np.array(list(season), "datetime64[D]"), *winter]))
+    ndvi = np.array([season.get(str(d), 0.26) for d in days])
+    site = RestoringSite(_pix_box(0, 10, 0, 10), date(2021, 6, 1), days, ndvi)
+    assert green_lost(site, date(2023, 3, 1), 0.25) < 0.25
+
+
 def test_build_flags__closed_site_has_its_own_lower_unit():
     layers = _layers()
     _dig(layers, slice(50, 52), slice(50, 52), 30)  # 4 px = 0.04 ha
