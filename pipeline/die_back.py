@@ -93,8 +93,9 @@ def recent_level(site: RestoringSite, day: date, looks: int) -> float:
 
 def green_lost(site: RestoringSite, day: date, soil_ndvi: float) -> float:
     """Share of the site's green lost over the year after ``day``: its green level (the
-    growing-season looks' 0.9 quantile, ``_level``) over the year before, less that over the year after, over the
-    first's height above bare soil (``soil_ndvi``). NaN without looks on either side.
+    growing-season looks' 0.9 quantile, ``_level``) over the year before, less that over
+    the year after, over the first's height above bare soil (``soil_ndvi``). NaN without
+    looks on either side.
 
     Where the looks end within the year after (the imagery does), the year before is cut
     to the same season: an autumn change seen until spring is not weighed against a
