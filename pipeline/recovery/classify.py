@@ -14,6 +14,11 @@ The rules, in order (the first that holds decides):
    signal, so it comes first, even for a site without clear looks.
 2. ``unrestored`` with probability 0 (rule ``no_clear_data``): no clear look in the
    latest window; the site's present state is unknown and nothing is claimed.
+2b. ``regressed`` (rule ``recent_die_back``): greened before (an earlier or the
+   previous season's peak near the target) and dying back now, though this season's
+   peak, reached before, may still meet the target: the last ``RECENT_DAYS`` at least
+   ``cfg.regression_drop_min`` below the same days a year before (not on farmland,
+   where that compares two harvest dates), or its cover gone (``status.cover_lost``).
 3. ``restored``: the latest window meets the target *and* the previous window met
    it too, or came within a small slack of it (``STABILITY_SLACK_NDVI``,
    ``STABILITY_SLACK_FRACTION``). domain.md: restored means the surface behaves like
