@@ -72,6 +72,7 @@ from pipeline.recovery.features import LAST_CLEAR_DATE, site_features, site_tabl
 from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
     FRACTION_MARGIN_SCALE,
+    HARVESTED_TARGETS,
     NDVI_MARGIN_SCALE,
     NEEDS_RESTORATION,
     WATER_TARGETS,
@@ -213,7 +214,7 @@ def _classify_one(
         [near_target(feat["best_earlier_peak_ndvi"]), near_target(feat["previous_peak_ndvi"])]
     )
     dying = (-feat["recent_ndvi_change"] - cfg.regression_drop_min) / NDVI_MARGIN_SCALE
-    if target == "farmland":  # the last months against last year's: two harvest dates
+    if target in HARVESTED_TARGETS:  # the last months against last year's: two harvest dates
         dying = np.nan
     if cover_lost(feat, target, cfg):  # the cover is gone, whatever the NDVI says
         dying = any_of([dying, 1.0])

@@ -54,6 +54,7 @@ from pipeline.recovery.model import RecoveryModel, load_model
 from pipeline.recovery.ranges import outside_training_range
 from pipeline.recovery.status import (
     CLASSIFIED_COLUMNS,
+    HARVESTED_TARGETS,
     NEEDS_RESTORATION,
     WATER_TARGETS,
     cover_lost,
@@ -188,7 +189,7 @@ def loss_seen(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     harvest date, not a loss: not for farmland."""
     drop = cfg.regression_drop_min
     return bool(
-        (target != "farmland" and -feat["recent_ndvi_change"] >= drop / 3)
+        (target not in HARVESTED_TARGETS and -feat["recent_ndvi_change"] >= drop / 3)
         or cover_lost(feat, target, cfg)
         or feat["ratio_drop"] >= drop / 2
         or feat["best_earlier_peak_ndvi"] - feat["latest_peak_ndvi"] >= drop / 2
@@ -204,7 +205,7 @@ def dying_now(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     year before compare two harvest dates: not for farmland."""
     drop = 2 * cfg.regression_drop_min / 3
     recent = -feat["recent_ndvi_change"] >= drop and -feat["recent_gap_change"] >= drop
-    return bool((target != "farmland" and recent) or cover_lost(feat, target, cfg))
+    return bool((target not in HARVESTED_TARGETS and recent) or cover_lost(feat, target, cfg))
 
 
 def greened_once(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:

@@ -50,6 +50,11 @@ LANDSCAPE_LAKE_MARGIN_VEGETATED_MIN = 0.05
 # Targets judged as open water plus banks rather than as a canopy.
 WATER_TARGETS = frozenset({"landscape"})
 
+# Targets bare after every harvest: their last months against the same days a year
+# before compare two harvest dates, not a die-back, and bare looks lately are no loss
+# by themselves (``cover_lost``).
+HARVESTED_TARGETS = frozenset({"farmland"})
+
 # A site's plant cover gone, not merely paler (``cover_lost``): its core-season
 # vegetated share fell by this much since the previous window, from at least
 # COVERED_MIN (a site half vegetated, its NDVI at the line, flips with a dry spell), or
@@ -58,6 +63,7 @@ WATER_TARGETS = frozenset({"landscape"})
 COVER_LOSS_MIN = 0.5
 COVERED_MIN = 0.8
 BARE_NOW_MIN = 0.5
+BARE_AFTER_MIN = 0.5  # the previous window's vegetated share a bare "now" is a loss after
 FARMLAND_BARE_NOW_MIN = 0.9
 
 # Margins: the distances that count as "clearly" past a threshold, in NDVI and in
@@ -190,10 +196,11 @@ def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     """Whether a site's plant cover is gone, not merely paler: its core-season vegetated
     share fell by ``COVER_LOSS_MIN`` since the previous window, from at least
     ``COVERED_MIN``, or its growing-season looks of the last months are mostly bare
-    (``BARE_NOW_MIN``) after a previous window at least half vegetated; while its ring's
-    peak held (within a third of ``regression_drop_min``; a drought pales the ring too,
-    and does not bare the ground). A season peak reached before a die-back late in the
-    imagery hides it; this does not. Farmland is bare after every harvest (and all
+    (``BARE_NOW_MIN``) after a previous window at least half vegetated
+    (``BARE_AFTER_MIN``); while its ring's peak held (within a third of
+    ``regression_drop_min``; a drought pales the ring too, and does not bare the
+    ground). A season peak reached before a die-back late in the imagery hides it; this
+    does not. Farmland (``HARVESTED_TARGETS``) is bare after every harvest (and all
     summer where wheat alternates with fallow): its cover is lost only when both hold,
     the last months bare through (``FARMLAND_BARE_NOW_MIN``). Not for water targets (a
     pit lake's NDVI says nothing of planting)."""
@@ -203,9 +210,9 @@ def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     ring_fell = feat.get("ring_peak_change", np.nan) < -cfg.regression_drop_min / 3
     fell = was >= COVERED_MIN and was - feat["vegetated_fraction"] >= COVER_LOSS_MIN
     bare_now = feat.get(RECENT_BARE, np.nan)
-    if target == "farmland":
+    if target in HARVESTED_TARGETS:
         return bool(not ring_fell and fell and bare_now >= FARMLAND_BARE_NOW_MIN)
-    return bool(not ring_fell and (fell or (bare_now >= BARE_NOW_MIN and was >= 0.5)))
+    return bool(not ring_fell and (fell or (bare_now >= BARE_NOW_MIN and was >= BARE_AFTER_MIN)))
 
 
 def margin_confidence(margin: float) -> float:
