@@ -115,6 +115,14 @@ RECENT_DAYS = 90  # the "now" of recent_ndvi_change: one season's worth of looks
 # Bookkeeping columns returned beside the features (not model inputs).
 LAST_CLEAR_DATE = "last_clear_date"
 RECENT_BARE = "recent_bare_fraction"  # median bare share, growing-season looks of RECENT_DAYS
+# The vegetated shares of the two windows month by month, over the calendar months
+# both have looks in, of those vegetated_fraction is taken from (the mean of the
+# months' medians; NaN where they share none): a window ending in June holds only
+# June's core looks, and a grass still greening then is not the full canopy of the
+# previous July and August; nor do three looks in June weigh against one.
+COVER_NOW = "vegetated_same_months"
+COVER_BEFORE = "previous_vegetated_same_months"
+BOOKKEEPING = (LAST_CLEAR_DATE, RECENT_BARE, COVER_NOW, COVER_BEFORE)
 
 
 def site_features(
@@ -158,8 +166,8 @@ def site_features(
         rows.append(row)
 
     out = pd.DataFrame(rows, index=pd.Index(site_frame["site_id"], name="site_id"))
-    out = out.reindex(columns=[*FEATURE_COLUMNS, LAST_CLEAR_DATE, RECENT_BARE])
-    for column in FEATURE_COLUMNS:
+    out = out.reindex(columns=[*FEATURE_COLUMNS, *BOOKKEEPING])
+    for column in (*FEATURE_COLUMNS, COVER_NOW, COVER_BEFORE):
         out[column] = out[column].astype("float64")
     out[LAST_CLEAR_DATE] = pd.to_datetime(out[LAST_CLEAR_DATE])
     return out
@@ -245,8 +253,11 @@ def _describe_site(frame: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict
     looks = Looks.of(frame)
     latest_start = end - pd.Timedelta(days=days)  # exclusive
     previous_start = latest_start - pd.Timedelta(days=days)
-    latest = _summarise_window(looks, looks.between(latest_start, end))
-    previous = _summarise_window(looks, looks.between(previous_start, latest_start))
+    now = looks.between(latest_start, end)
+    before = looks.between(previous_start, latest_start)
+    latest = _summarise_window(looks, now)
+    previous = _summarise_window(looks, before)
+    common = np.intersect1d(latest["months"], looks.month[before])
     peaks = yearly_peaks(looks, end=end)
     earlier = peaks[[season_end(year) <= latest_start for year in peaks.index]]
 
@@ -281,7 +292,15 @@ def _describe_site(frame: pd.DataFrame, *, end: pd.Timestamp, days: int) -> dict
         "ndvi_spread": latest["spread"],
         LAST_CLEAR_DATE: pd.Timestamp(looks.day.max()) if len(looks.day) else pd.NaT,
         RECENT_BARE: _recent_bare(looks, end=end),
+        COVER_NOW: _monthly_share(looks, now, common),
+        COVER_BEFORE: _monthly_share(looks, before, common),
     }
+
+
+def _monthly_share(looks: Looks, window: np.ndarray, months: np.ndarray) -> float:
+    """Mean over ``months`` of the median vegetated share of ``window``'s looks in each."""
+    shares = [_median(looks.vegetated[window & (looks.month == m)]) for m in months]
+    return float(np.nanmean(shares)) if np.isfinite(shares).any() else np.nan
 
 
 def _recent_bare(looks: Looks, *, end: pd.Timestamp) -> float:
@@ -339,6 +358,7 @@ def _summarise_window(looks: Looks, window: np.ndarray) -> dict[str, Any]:
         "bsi": float(np.nanmean(bsi)) if np.isfinite(bsi).any() else np.nan,
         "core_bsi": of_source(looks.bsi_median),
         "spread": float(np.std(ndvi, ddof=1)) if len(ndvi) >= MIN_SEASON_DATES else np.nan,
+        "months": np.unique(months[source]),  # of the looks the fractions are taken from
     }
 
 

@@ -35,13 +35,12 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig
 from pipeline.recovery.features import (
+    BOOKKEEPING,
     CORE_SEASON_MONTHS,
     FEATURE_COLUMNS,
     GROWING_SEASON_MONTHS,
-    LAST_CLEAR_DATE,
     MIN_SEASON_DATES,
     PEAK_QUANTILE,
-    RECENT_BARE,
     RECENT_DAYS,
     Looks,
     clear_looks,
@@ -125,7 +124,7 @@ def model_features(
     targets = frame.set_index("site_id")["target"].reindex(out.index).astype(str)
     for target, column in zip(TARGETS, TARGET_COLUMNS, strict=True):
         out[column] = (targets == target).astype("float64").to_numpy()
-    return out.reindex(columns=[*MODEL_FEATURES, LAST_CLEAR_DATE, RECENT_BARE])
+    return out.reindex(columns=[*MODEL_FEATURES, *BOOKKEEPING])
 
 
 def _peak(looks: Looks, window: np.ndarray) -> float:

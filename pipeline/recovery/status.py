@@ -34,7 +34,7 @@ import pandas as pd
 
 from pipeline.config import RecoveryConfig, TargetThresholds
 from pipeline.errors import InputError
-from pipeline.recovery.features import RECENT_BARE, site_table
+from pipeline.recovery.features import COVER_BEFORE, COVER_NOW, RECENT_BARE, site_table
 from pipeline.schema import M2_PER_MU, SITE_STATUS_COLUMNS
 
 # Candidate config key ``recovery.seasonal_amplitude_min``: NDVI swing between winter
@@ -194,25 +194,36 @@ def disturbed_margin(dug: float, cfg: RecoveryConfig) -> float:
 
 def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     """Whether a site's plant cover is gone, not merely paler: its core-season vegetated
-    share fell by ``COVER_LOSS_MIN`` since the previous window, from at least
-    ``COVERED_MIN``, or its growing-season looks of the last months are mostly bare
-    (``BARE_NOW_MIN``) after a previous window at least half vegetated
-    (``BARE_AFTER_MIN``); while its ring's peak held (within a third of
-    ``regression_drop_min``; a drought pales the ring too, and does not bare the
-    ground). A season peak reached before a die-back late in the imagery hides it; this
-    does not. Farmland (``HARVESTED_TARGETS``) is bare after every harvest (and all
-    summer where wheat alternates with fallow): its cover is lost only when both hold,
-    the last months bare through (``FARMLAND_BARE_NOW_MIN``). Not for water targets (a
-    pit lake's NDVI says nothing of planting)."""
+    share fell by ``COVER_LOSS_MIN`` since the previous window, month by month over the
+    months both windows have looks in (``vegetated_same_months`` against
+    ``previous_vegetated_same_months``: a window ending in June is not weighed against
+    last August's full canopy), from at least ``COVERED_MIN``; or its growing-season
+    looks of the last months are mostly bare (``BARE_NOW_MIN``) after a previous window
+    at least half vegetated (``BARE_AFTER_MIN``). Either holds only while the ring's
+    peak held (within a third of ``regression_drop_min``; a drought pales the ring too,
+    and does not bare the ground). A season peak reached before a die-back late in the
+    imagery hides it; this does not. Farmland (``HARVESTED_TARGETS``) is bare after
+    every harvest (and all summer where wheat alternates with fallow): its cover is
+    lost only where its last months were bare through (``FARMLAND_BARE_NOW_MIN``) and
+    its core season's share fell since the previous window (the windows' own shares:
+    a field's months are harvest or crop by its calendar, which a month-by-month
+    comparison only shifts). Not for water targets (a pit lake's NDVI says nothing of
+    planting)."""
     if target in WATER_TARGETS:
         return False
     was = feat["previous_vegetated_fraction"]
     ring_fell = feat.get("ring_peak_change", np.nan) < -cfg.regression_drop_min / 3
-    fell = was >= COVERED_MIN and was - feat["vegetated_fraction"] >= COVER_LOSS_MIN
     bare_now = feat.get(RECENT_BARE, np.nan)
     if target in HARVESTED_TARGETS:
+        fell = _fell(was, feat["vegetated_fraction"])
         return bool(not ring_fell and fell and bare_now >= FARMLAND_BARE_NOW_MIN)
+    fell = _fell(feat.get(COVER_BEFORE, np.nan), feat.get(COVER_NOW, np.nan))
     return bool(not ring_fell and (fell or (bare_now >= BARE_NOW_MIN and was >= BARE_AFTER_MIN)))
+
+
+def _fell(before: float, now: float) -> bool:
+    """A vegetated share fell by ``COVER_LOSS_MIN`` from at least ``COVERED_MIN``."""
+    return bool(before >= COVERED_MIN and before - now >= COVER_LOSS_MIN)
 
 
 def margin_confidence(margin: float) -> float:

@@ -395,6 +395,8 @@ def _restored_site(**changes: float) -> pd.Series:
     ]
     feat[["recent_ndvi_change", "recent_gap_change"]] = [0.0, 0.0]
     feat["recent_bare_fraction"] = 0.0
+    feat["vegetated_same_months"] = 0.9
+    feat["previous_vegetated_same_months"] = 0.95
     for name, value in changes.items():
         feat[name] = value
     return feat
@@ -405,18 +407,28 @@ def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
     assert not cover_lost(_restored_site(), "forest", cfg)
     # The core season's cover gone since the previous window (a die-back late in the
     # imagery, under a season peak reached before it), with the ring as green as before.
-    gone = _restored_site(vegetated_fraction=0.0)
+    gone = _restored_site(vegetated_fraction=0.0, vegetated_same_months=0.0)
     assert cover_lost(gone, "forest", cfg) and cover_lost(gone, "grassland", cfg)
     # A grassland half vegetated, its NDVI at the line, flips with a dry spell: no loss.
-    at_line = _restored_site(previous_vegetated_fraction=0.5, vegetated_fraction=0.0)
+    at_line = _restored_site(
+        previous_vegetated_same_months=0.5, vegetated_fraction=0.0, vegetated_same_months=0.0
+    )
     assert not cover_lost(at_line, "grassland", cfg)
+    # A window ending in June, its grass still greening, against a previous window
+    # with no June look: nothing to weigh it against.
+    greening = _restored_site(
+        previous_vegetated_same_months=np.nan, vegetated_fraction=0.0, vegetated_same_months=0.0
+    )
+    assert not cover_lost(greening, "grassland", cfg)
     # The growing-season looks of the last months bare, where the core season before
     # was vegetated.
     assert cover_lost(_restored_site(recent_bare_fraction=0.9), "forest", cfg)
     assert not cover_lost(_restored_site(recent_bare_fraction=0.3), "forest", cfg)
     # A dry year pales the ring as well: no loss.
     assert not cover_lost(
-        _restored_site(vegetated_fraction=0.0, ring_peak_change=-0.1), "forest", cfg
+        _restored_site(vegetated_fraction=0.0, vegetated_same_months=0.0, ring_peak_change=-0.1),
+        "forest",
+        cfg,
     )
     # A pit lake's NDVI says nothing of planting. Farmland is bare after every harvest:
     # its cover is lost where its core season's cover fell and the last months were bare
@@ -425,10 +437,14 @@ def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
     assert not cover_lost(gone, "farmland", cfg)
     assert not cover_lost(_restored_site(recent_bare_fraction=1.0), "farmland", cfg)
     assert cover_lost(
-        _restored_site(vegetated_fraction=0.0, recent_bare_fraction=1.0), "farmland", cfg
+        _restored_site(vegetated_fraction=0.0, vegetated_same_months=0.0, recent_bare_fraction=1.0),
+        "farmland",
+        cfg,
     )
     assert not cover_lost(
-        _restored_site(vegetated_fraction=0.0, recent_bare_fraction=0.6), "farmland", cfg
+        _restored_site(vegetated_fraction=0.0, vegetated_same_months=0.0, recent_bare_fraction=0.6),
+        "farmland",
+        cfg,
     )
     # A crop's last months against last year's are two harvest dates, not a die-back.
     harvest = _restored_site(recent_ndvi_change=-0.4, recent_gap_change=-0.4)
@@ -437,7 +453,9 @@ def test_cover_lost__cover_gone_not_paler_and_never_a_harvest():
 
 
 def test_predict_sites__cover_gone_is_not_restored(tiny_model):
-    x = pd.DataFrame([_restored_site(), _restored_site(vegetated_fraction=0.0)])
+    x = pd.DataFrame(
+        [_restored_site(), _restored_site(vegetated_fraction=0.0, vegetated_same_months=0.0)]
+    )
     x.index = pd.Index(["kept", "gone"], name="site_id")
     x["last_clear_date"] = pd.Timestamp("2023-12-20")
     sites = pd.DataFrame({"site_id": x.index, "target": "forest"})
