@@ -24,11 +24,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from rasterio.features import rasterize, shapes
+from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
-from skimage.measure import label
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
@@ -102,7 +102,7 @@ def build_flags(
     died = np.zeros(grid.shape, bool)
     if restoring_sites and changed.any():
         died = died_back(layers, changed, grid, dates, restoring_sites, cfg)
-    labels = label(changed, connectivity=2)
+    labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))  # 8-connected
     if labels.max() == 0:
         return []
     pixel_area = grid.resolution**2

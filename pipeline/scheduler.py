@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dask
+import dask.threaded
 from dask.callbacks import Callback
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -32,6 +33,11 @@ from dask.highlevelgraph import HighLevelGraph
 from pipeline.config import ComputeConfig
 from pipeline.errors import InputError, MineWatchError
 from pipeline.logs import Progress
+
+# Dask's threaded scheduler, passed as the function: named ("threads"), dask.compute
+# first imports distributed to look for a default client (0.2 s and 10 MB a run need
+# not pay; a local computation has none).
+THREADS = dask.threaded.get
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +145,7 @@ def compute_units(
         # would hide the units' keys from the callback.
         sinks = [dask.delayed(_sink, pure=True)(unit) for unit in units.values()]
         with Callback(posttask=posttask), dask.config.set({"optimization.fuse.delayed": False}):
-            dask.compute(sinks, scheduler="threads", num_workers=workers)
+            dask.compute(sinks, scheduler=THREADS, num_workers=workers)
         release_free_memory()
         return
 

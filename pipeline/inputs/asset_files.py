@@ -21,6 +21,7 @@ import rasterio
 
 from pipeline.inputs import imagery, offsets
 from pipeline.inputs.asset_cache import AssetChecks
+from pipeline.scheduler import THREADS
 from pipeline.sources.base import Scene
 
 
@@ -81,7 +82,7 @@ def check_items(
     ]
     results: dict[tuple[str, str, str], Any] = {}
     verdicts: dict[str, Any] = {}
-    for found, verdict in dask.compute(*tasks, scheduler="threads"):
+    for found, verdict in dask.compute(*tasks, scheduler=THREADS):
         results.update(found)
         if verdict is not None:
             verdicts[verdict[0]] = verdict[1]

@@ -42,6 +42,7 @@ from rasterio.windows import Window, from_bounds
 from pipeline import schema
 from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.inputs.records import InputWarning, first_names
+from pipeline.scheduler import THREADS
 from pipeline.sources.base import AssetRef, Scene
 
 if TYPE_CHECKING:
@@ -54,7 +55,9 @@ BASELINE_04 = date(2022, 1, 25)
 BASELINE_OFFSET = -0.1
 """The offset of baseline 04.00 in reflectance units (1000 DN x 0.0001)."""
 WINDOW = 256
-"""Side of the window read from each item's centre, in the asset's pixels."""
+"""Side of the window read from each item's centre, in the asset's pixels: within the
+file's block holding the centre, so that one block is decoded (a window across block
+edges decodes up to four)."""
 MIN_CLEAR_PIXELS = 50
 """Fewer clear land pixels than this in the window: the pixels cannot tell."""
 CLEAR_LAND_SCL = (4, 5)
@@ -94,14 +97,30 @@ def _read_window(
     """A window of ``ref``: its centre ``WINDOW`` pixels, or ``bounds`` at ``shape``."""
     src = files.get(ref.href)
     if bounds is None:
-        w, h = min(WINDOW, src.width), min(WINDOW, src.height)
-        window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
+        window = _centre_window(src.width, src.height, src.block_shapes[0])
         return src.read(1, window=window), src.window_bounds(window)
     window = from_bounds(*bounds, transform=src.transform)
     data = src.read(
         1, window=window, out_shape=shape, resampling=Resampling.nearest, boundless=True
     )
     return data, bounds
+
+
+def _centre_window(width: int, height: int, block: tuple[int, int]) -> Window:
+    """Up to ``WINDOW`` x ``WINDOW`` pixels centred in the block that holds the centre
+    (centred in the image along a side whose blocks are shorter than ``WINDOW``: strips)."""
+
+    def span(size: int, block_size: int) -> tuple[int, int]:
+        if block_size < WINDOW:
+            n = min(WINDOW, size)
+            return (size - n) // 2, n
+        first = (size // 2) // block_size * block_size
+        inside = min(block_size, size - first)
+        n = min(WINDOW, inside)
+        return first + (inside - n) // 2, n
+
+    (row, h), (col, w) = span(height, block[0]), span(width, block[1])
+    return Window(col, row, w, h)
 
 
 def _judge(refs: dict[str, AssetRef], day: date, files: OpenFiles) -> tuple[float, str] | None:
@@ -203,7 +222,7 @@ def check_offsets(
 
     # Each check is a few small reads on Dask's threads (GDAL frees the GIL meanwhile).
     found = dask.compute(
-        *[dask.delayed(judge, pure=False)(t, i) for t, i in jobs], scheduler="threads"
+        *[dask.delayed(judge, pure=False)(t, i) for t, i in jobs], scheduler=THREADS
     )
     verdicts = dict(zip(jobs, found, strict=True))
     out = list(scenes)

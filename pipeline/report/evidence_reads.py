@@ -45,6 +45,7 @@ from pipeline.report.evidence import (
     outline_rings,
     pick_looks,
 )
+from pipeline.scheduler import THREADS
 from pipeline.sources.base import GridSpec, Scene
 from pipeline.sources.local import load_cube
 
@@ -125,7 +126,7 @@ def load_flag_evidence(
                 halo=masking.buffer_pixels,
             )
             lazy.append(clear_mask(cube, masking).data.mean(axis=(1, 2)))
-        computed = dask.compute(*lazy, scheduler="threads")
+        computed = dask.compute(*lazy, scheduler=THREADS)
         for frac, idx, got in zip(fractions, candidates, computed, strict=True):
             if got is not None:
                 frac[idx] = np.asarray(got, float)
@@ -146,7 +147,7 @@ def load_flag_evidence(
             [scenes[i] for i in chosen], sub, chunk_size=max(sub.shape), bands=RGB_BANDS
         )
         lazy_rgb.append([cube[b].data if b in cube else None for b in RGB_BANDS] if chosen else [])
-    computed = dask.compute(lazy_rgb, scheduler="threads")[0]
+    computed = dask.compute(lazy_rgb, scheduler=THREADS)[0]
 
     out: dict[str, FlagEvidence] = {}
     for (k, i_before, i_after), arrays in zip(looks, computed, strict=True):
@@ -209,7 +210,7 @@ def load_flag_window(
         ds["clear"].data,
         ds["ndvi"].data,
         ds["bsi"].data,
-        scheduler="threads",
+        scheduler=THREADS,
     )
     days = [t.item() for t in cube[schema.TIME].to_numpy().astype("datetime64[D]")]
     clear = np.asarray(clear, bool)
