@@ -52,7 +52,7 @@ from pipeline import (
 )
 from pipeline.config import RunConfig
 from pipeline.excavation import CHANGE_LAYERS, change_layers
-from pipeline.excavation_tiles import TileStart, decode_state, fold_tasks
+from pipeline.excavation_tiles import TileStart, decode_state, fold_chains
 from pipeline.scheduler import task_layer
 from pipeline.site_pixels import SitePixels
 from pipeline.sources import base, local
@@ -128,6 +128,11 @@ def _merge_failures(
 
 def _checked(value: Any, *failures: tuple[tuple[int, reading.ReadFailure], ...]) -> Checked:
     return Checked(value, _merge_failures(*failures))
+
+
+def _rows_unit(rows: pd.DataFrame, failures: list[Any], fold_steps: list[Any]) -> Checked:
+    # ``fold_steps``: the date's fold states, taken only to run after them.
+    return _checked(rows, *failures)
 
 
 def _pixels_token(pixels: SitePixels) -> str:
@@ -232,16 +237,6 @@ def plan_units(
         layer.setdefault(key, (_read_failures, (reads.name, t, *tile), t))
         return [key]
 
-    made: dict[tuple[Any, ...], Any] = {}
-    for t in missing:
-        if t < until:
-            deps.extend(by_date.get(t, []))
-            parts = [task.key for task in by_date.get(t, [])]
-            layer[(rows_, t)] = (_date_rows, parts, pixels_key, times[t])
-            tiles_failed = [f for tile in sorted(pixels.tiles) for f in failures(t, tile)]
-            layer[(unit_, t)] = (_checked, (rows_, t), *tiles_failed)
-            made[("rows", t)] = (unit_, t)
-
     starts = {
         tile: TileStart(
             f.n_done, f.path.read_bytes() if f.path is not None and f.n_done < until else None
@@ -250,8 +245,23 @@ def plan_units(
     }
     # The fold of the window's dates: states are saved at the same dates as in one pass.
     window_ds = ds if until == n else ds.isel({schema.TIME: slice(0, until)})
-    tasks = fold_tasks(window_ds, cfg.detection, starts, every=CHECKPOINT_DATES)
-    for tile, snapshots in tasks.items():
+    chains = fold_chains(window_ds, cfg.detection, starts, every=CHECKPOINT_DATES)
+
+    made: dict[tuple[Any, ...], Any] = {}
+    for t in missing:
+        if t < until:
+            deps.extend(by_date.get(t, []))
+            parts = [task.key for task in by_date.get(t, [])]
+            layer[(rows_, t)] = (_date_rows, parts, pixels_key, times[t])
+            tiles_failed = [f for tile in sorted(pixels.tiles) for f in failures(t, tile)]
+            # A date's rows are its unit once its fold steps ran too: Dask's ordering then
+            # folds each date as it is read. Without it the threads read a whole window
+            # before the fold's first step, holding every date's fold bands meanwhile
+            # while one thread then folds alone.
+            layer[(unit_, t)] = (_rows_unit, (rows_, t), tiles_failed, chains.steps.get(t, []))
+            made[("rows", t)] = (unit_, t)
+
+    for tile, snapshots in chains.snapshots.items():
         # A state holds every date folded since the tile's start: a failed read among
         # them taints it and every later state (a running merge keeps the graph small).
         since: Any = (_merge_failures,)

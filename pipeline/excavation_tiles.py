@@ -15,7 +15,7 @@ import io
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask
 import numpy as np
@@ -139,14 +139,15 @@ def _after_snapshot(state: FoldState, snapshot: bytes) -> FoldState:
     return state
 
 
-def fold_tasks(
+def fold_chains(
     ds: xr.Dataset,
     cfg: DetectionConfig,
     starts: Mapping[tuple[int, int], TileStart],
     *,
     every: int,
-) -> dict[tuple[int, int], list[tuple[int, dask.delayed]]]:
-    """Lazy encoded fold states per tile, continued from each tile's ``TileStart``.
+) -> FoldChains:
+    """Lazy encoded fold states per tile, continued from each tile's ``TileStart``, and
+    the keys of each date's fold steps.
 
     Each tile's chain yields ``(n_done, encoded state)`` after every ``every``-th date
     of the catalog's date list (counted from its first date, so a resumed run saves at
@@ -171,6 +172,7 @@ def fold_tasks(
     )
     layer: dict[Any, Any] = {}
     keys: dict[tuple[int, int], list[tuple[int, Any]]] = {}
+    steps: dict[int, list[Any]] = {}
     for (i, j), start in starts.items():
         keys[(i, j)] = []
         if start.n_done >= n:
@@ -185,13 +187,36 @@ def fold_tasks(
             bands = [(a.name, t, i, j) for a in arrays]
             layer[(step_, i, j, t)] = (_step_task, state, t, int(days[t]), cfg, *bands)
             state = (step_, i, j, t)
+            steps.setdefault(t, []).append(state)
             if (t + 1) % every == 0 or t + 1 == n:
                 layer[(snap_, i, j, t)] = (encode_state, state)
                 keys[(i, j)].append((t + 1, (snap_, i, j, t)))
                 layer[(after_, i, j, t)] = (_after_snapshot, state, (snap_, i, j, t))
                 state = (after_, i, j, t)
     lazy = task_layer(f"fold-{token}", layer, arrays)
-    return {tile: [(m, lazy(key)) for m, key in snaps] for tile, snaps in keys.items()}
+    snapshots = {tile: [(m, lazy(key)) for m, key in snaps] for tile, snaps in keys.items()}
+    return FoldChains(snapshots, steps)
+
+
+class FoldChains(NamedTuple):
+    """``fold_chains``' result."""
+
+    snapshots: dict[tuple[int, int], list[tuple[int, Any]]]
+    """Per tile, ``(n_done, lazy encoded state)`` at each saving point."""
+    steps: dict[int, list[Any]]
+    """Per date index, the graph keys of its fold steps (one per tile folding it): a task
+    that takes them as arguments runs after that date is folded."""
+
+
+def fold_tasks(
+    ds: xr.Dataset,
+    cfg: DetectionConfig,
+    starts: Mapping[tuple[int, int], TileStart],
+    *,
+    every: int,
+) -> dict[tuple[int, int], list[tuple[int, Any]]]:
+    """``fold_chains``' lazy encoded states alone."""
+    return fold_chains(ds, cfg, starts, every=every).snapshots
 
 
 def assemble_layers(
