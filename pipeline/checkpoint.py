@@ -130,8 +130,8 @@ def _checked(value: Any, *failures: tuple[tuple[int, reading.ReadFailure], ...])
     return Checked(value, _merge_failures(*failures))
 
 
-def _rows_unit(rows: pd.DataFrame, failures: list[Any], fold_steps: list[Any]) -> Checked:
-    # ``fold_steps``: the date's fold states, taken only to run after them.
+def _rows_unit(rows: pd.DataFrame, failures: list[Any], folded: list[None]) -> Checked:
+    # ``folded``: taken only to run once the date is folded (``FoldChains.folded``).
     return _checked(rows, *failures)
 
 
@@ -258,7 +258,7 @@ def plan_units(
             # folds each date as it is read. Without it the threads read a whole window
             # before the fold's first step, holding every date's fold bands meanwhile
             # while one thread then folds alone.
-            layer[(unit_, t)] = (_rows_unit, (rows_, t), tiles_failed, chains.steps.get(t, []))
+            layer[(unit_, t)] = (_rows_unit, (rows_, t), tiles_failed, chains.folded.get(t, []))
             made[("rows", t)] = (unit_, t)
 
     for tile, snapshots in chains.snapshots.items():

@@ -134,6 +134,10 @@ def _resume_tile(tile: tuple[int, int], data: bytes) -> FoldState:
     return decode_state(data)
 
 
+def _folded(state: FoldState) -> None:
+    return None
+
+
 def _after_snapshot(state: FoldState, snapshot: bytes) -> FoldState:
     # Orders the next in-place step after the snapshot has been encoded.
     return state
@@ -147,7 +151,7 @@ def fold_chains(
     every: int,
 ) -> FoldChains:
     """Lazy encoded fold states per tile, continued from each tile's ``TileStart``, and
-    the keys of each date's fold steps.
+    which tasks end once each date is folded.
 
     Each tile's chain yields ``(n_done, encoded state)`` after every ``every``-th date
     of the catalog's date list (counted from its first date, so a resumed run saves at
@@ -167,12 +171,12 @@ def fold_chains(
         for tile, s in starts.items()
     )
     token = tokenize(cfg, days, every, [a.name for a in arrays], resumed)
-    start_, step_, snap_, after_ = (
-        f"fold-{kind}-{token}" for kind in ("start", "step", "snap", "after")
+    start_, step_, snap_, after_, done_ = (
+        f"fold-{kind}-{token}" for kind in ("start", "step", "snap", "after", "done")
     )
     layer: dict[Any, Any] = {}
     keys: dict[tuple[int, int], list[tuple[int, Any]]] = {}
-    steps: dict[int, list[Any]] = {}
+    folded: dict[int, list[Any]] = {}
     for (i, j), start in starts.items():
         keys[(i, j)] = []
         if start.n_done >= n:
@@ -187,7 +191,8 @@ def fold_chains(
             bands = [(a.name, t, i, j) for a in arrays]
             layer[(step_, i, j, t)] = (_step_task, state, t, int(days[t]), cfg, *bands)
             state = (step_, i, j, t)
-            steps.setdefault(t, []).append(state)
+            layer[(done_, i, j, t)] = (_folded, state)
+            folded.setdefault(t, []).append((done_, i, j, t))
             if (t + 1) % every == 0 or t + 1 == n:
                 layer[(snap_, i, j, t)] = (encode_state, state)
                 keys[(i, j)].append((t + 1, (snap_, i, j, t)))
@@ -195,7 +200,7 @@ def fold_chains(
                 state = (after_, i, j, t)
     lazy = task_layer(f"fold-{token}", layer, arrays)
     snapshots = {tile: [(m, lazy(key)) for m, key in snaps] for tile, snaps in keys.items()}
-    return FoldChains(snapshots, steps)
+    return FoldChains(snapshots, folded)
 
 
 class FoldChains(NamedTuple):
@@ -203,9 +208,10 @@ class FoldChains(NamedTuple):
 
     snapshots: dict[tuple[int, int], list[tuple[int, Any]]]
     """Per tile, ``(n_done, lazy encoded state)`` at each saving point."""
-    steps: dict[int, list[Any]]
-    """Per date index, the graph keys of its fold steps (one per tile folding it): a task
-    that takes them as arguments runs after that date is folded."""
+    folded: dict[int, list[Any]]
+    """Per date index, the graph keys of tasks (one per tile folding it) that end, with
+    None, once the tile's step of that date ran: a task taking them as arguments runs
+    after the date is folded, and no state travels to it on a cluster."""
 
 
 def fold_tasks(
