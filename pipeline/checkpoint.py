@@ -301,7 +301,7 @@ def plan_units(
 
 
 def _snapshot_count(done: int, n: int) -> int:
-    """States a tile's fold saves after ``done`` dates of ``n`` (``fold_tasks``' rule)."""
+    """States a tile's fold saves after ``done`` dates of ``n`` (``fold_chains``' rule)."""
     if done >= n:
         return 0
     return n // CHECKPOINT_DATES - done // CHECKPOINT_DATES + (n % CHECKPOINT_DATES != 0)

@@ -4,7 +4,7 @@
 the steps are chained into lazy dask tasks over the cube's (1, tile, tile) blocks (the
 same blocks the per-site statistics read, so each pixel is read once), states are
 encoded for saving (``encode_state``) and a later run continues each tile from its
-saved state (``fold_tasks``, ``TileStart``). ``assemble_layers`` mosaics the tiles'
+saved state (``fold_chains``, ``TileStart``). ``assemble_layers`` mosaics the tiles'
 change layers.
 """
 
@@ -212,17 +212,6 @@ class FoldChains(NamedTuple):
     """Per date index, the graph keys of tasks (one per tile folding it) that end, with
     None, once the tile's step of that date ran: a task taking them as arguments runs
     after the date is folded, and no state travels to it on a cluster."""
-
-
-def fold_tasks(
-    ds: xr.Dataset,
-    cfg: DetectionConfig,
-    starts: Mapping[tuple[int, int], TileStart],
-    *,
-    every: int,
-) -> dict[tuple[int, int], list[tuple[int, Any]]]:
-    """``fold_chains``' lazy encoded states alone."""
-    return fold_chains(ds, cfg, starts, every=every).snapshots
 
 
 def assemble_layers(

@@ -206,9 +206,9 @@ def cover_lost(feat: pd.Series, target: str, cfg: RecoveryConfig) -> bool:
     every harvest (and all summer where wheat alternates with fallow): its cover is
     lost only where its last months were bare through (``FARMLAND_BARE_NOW_MIN``) and
     its core season's share fell since the previous window (the windows' own shares:
-    a field's months are harvest or crop by its calendar, which a month-by-month
-    comparison only shifts). Not for water targets (a pit lake's NDVI says nothing of
-    planting)."""
+    the bare months carry a field's evidence, and the months both windows have looks in
+    may all fall before its die-back). Not for water targets (a pit lake's NDVI says
+    nothing of planting)."""
     if target in WATER_TARGETS:
         return False
     was = feat["previous_vegetated_fraction"]

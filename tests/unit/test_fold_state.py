@@ -15,7 +15,7 @@ from pipeline.excavation_tiles import (
     decode_state,
     detect_excavation_tasks,
     encode_state,
-    fold_tasks,
+    fold_chains,
 )
 
 N = 70
@@ -49,7 +49,9 @@ def _final_layers(snapshots: dict, ds: xr.Dataset) -> np.ndarray:
 def test_encode_state__round_trip_is_exact():
     ds = _cube()
     tiles = {(0, 0): TileStart(0)}
-    (snaps,) = dask.compute(fold_tasks(ds, DetectionConfig(), tiles, every=N), scheduler="sync")
+    (snaps,) = dask.compute(
+        fold_chains(ds, DetectionConfig(), tiles, every=N).snapshots, scheduler="sync"
+    )
     data = snaps[(0, 0)][-1][1]
     assert encode_state(decode_state(data)) == data
 
@@ -62,19 +64,20 @@ def straight() -> np.ndarray:
 
 
 @pytest.mark.parametrize("stop", [1, 16, 33])
-def test_fold_tasks__continued_from_a_saved_state_equals_straight_fold(stop, straight):
+def test_fold_chains__continued_from_a_saved_state_equals_straight_fold(stop, straight):
     ds, cfg = _cube(), DetectionConfig()
 
     # An earlier run over the first ``stop`` dates, then a later one over all of them.
     tiles = [(i, j) for i in range(2) for j in range(2)]
     fresh = dict.fromkeys(tiles, TileStart(0))
     (first,) = dask.compute(
-        fold_tasks(ds.isel(time=slice(0, stop)), cfg, fresh, every=16), scheduler="threads"
+        fold_chains(ds.isel(time=slice(0, stop)), cfg, fresh, every=16).snapshots,
+        scheduler="threads",
     )
     assert all(snaps[-1][0] == stop for snaps in first.values())
     assert all([n for n, _ in snaps[:-1]] == list(range(16, stop, 16)) for snaps in first.values())
     starts = {tile: TileStart(stop, snaps[-1][1]) for tile, snaps in first.items()}
-    (later,) = dask.compute(fold_tasks(ds, cfg, starts, every=16), scheduler="threads")
+    (later,) = dask.compute(fold_chains(ds, cfg, starts, every=16).snapshots, scheduler="threads")
 
     np.testing.assert_array_equal(_final_layers(later, ds), straight)
     assert straight[0].max() >= 0  # some digs were found, so the comparison means something
