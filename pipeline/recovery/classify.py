@@ -36,7 +36,9 @@ The rules, in order (the first that holds decides):
 5. ``revegetating``: not meeting a stable target but moving towards it: the latest
    window meets the target for the first time (stability not proven yet), or the
    latest peak is at least ``cfg.greening_gain_min`` above the first season's *and*
-   the latest season swings by at least as much (netting does not swing), or the
+   the latest season swings by as much or by half the gain, whichever is less
+   (netting does not swing; sparse plants on bare ground, whose winter rose too, swing
+   by little more than half their gain), or the
    vegetated fraction rose by ``FRACTION_RISE_MIN`` since the previous window (for
    ``landscape`` also the water fraction).
 6. ``unrestored``: everything else.
@@ -258,11 +260,17 @@ def _classify_one(
     # 5. Moving towards the target.
     if meets:
         return decide("revegetating", "target_met_once", all_of([latest, -previous]))
+    # The gain must be living: the season swings by the gain line or by half the gain,
+    # whichever is less. Sparse plants on bare ground swing by little more than half
+    # their gain (their winter rose too); netting or a sprayed binder gains without any
+    # swing.
+    gain = now - first
+    swing_min = min(cfg.greening_gain_min, gain / 2)
     progress = {
         "greening": all_of(
             [
-                (now - first - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
-                (feat["seasonal_amplitude"] - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
+                (gain - cfg.greening_gain_min) / NDVI_MARGIN_SCALE,
+                (feat["seasonal_amplitude"] - swing_min) / NDVI_MARGIN_SCALE,
             ]
         ),
         "vegetated_fraction_rising": (feat["vegetated_fraction_change"] - FRACTION_RISE_MIN)

@@ -192,6 +192,19 @@ def test_classify_sites__green_once_is_revegetating_not_restored():
     assert status.loc["young", "restored_area_m2"] == 0.0
 
 
+def test_classify_sites__sparse_plants_greening_are_revegetating():
+    # Weeds taking hold on bare ground: the peak gained 0.12 over the first season, but
+    # the winter rose too, so the season swings by 0.08 only (less than the 0.1 gain
+    # line, more than half the gain). Netting gains without a swing (above: unrestored).
+    sparse = {
+        2021: {"winter": 0.10, "peak": 0.13, "bare": 0.9},
+        2022: {"winter": 0.13, "peak": 0.19, "bare": 0.7},
+        2023: {"winter": 0.16, "peak": 0.25, "bare": 0.5},
+    }
+    status = _status({"weeds": sparse}, {"weeds": "grassland"})
+    assert status.loc["weeds", "recovery_class"] == "revegetating"
+
+
 def test_classify_sites__filling_lake_is_revegetating():
     series = {
         "pit": {
