@@ -42,35 +42,26 @@ agrees confirms it (a change too, if the first may be cloud); it is kept while a
 ``persistence_min`` of its clear looks since are fresh bare, and dropped (and may start
 again) below that. The fold's small per-pixel state does not grow with the dates; a
 later run continues from a saved one (``excavation_tiles``, tile by tile).
+
+Each date's step is compiled (numba, ``excavation_kernel``): one pass over the tile's
+pixels reads the look, one advances the state, where the fold's numpy form made about
+80 passes over the tile per date.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
+from scipy import ndimage
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation_looks import (
-    N_SEASON_BINS,
-    NEW_YEAR_GAP_DAYS,
-    change_from_looks,
-    doubtful_looks,
-    end_spells,
-    fresh_bare,
-    full_canopy,
-    missed_cloud,
-    near_a_spell_season,
-    regional,
-    season_bin,
-    season_expectation,
-    yearly_spells,
-)
 
-_YEAR_DAYS = 366  # "within the year before"
-UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
-_NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
-_OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
+N_SEASON_BINS = 36  # ten-day bins of the year
+NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
+# Bare spells ending this close are one fallow spell (``Lines.spell_merge_days``).
+SPELL_MERGE_DAYS = 45
 
 # Names of the per-pixel rasters the fold hands to flag building.
 CHANGE_LAYERS = (
@@ -185,6 +176,99 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
     )
 
 
+# ``FoldState``'s arrays as the compiled kernels take them (a named tuple of arrays).
+StateArrays = NamedTuple("StateArrays", [(f.name, np.ndarray) for f in fields(FoldState)])
+
+
+def state_arrays(state: FoldState) -> tuple[np.ndarray, ...]:
+    return StateArrays(*(getattr(state, f.name) for f in fields(FoldState)))
+
+
+class Lines(NamedTuple):
+    """``DetectionConfig``'s thresholds as the compiled fold reads them (``look_lines``).
+
+    Those the looks' float32 values are compared with are float32 themselves, as numpy
+    compares a float32 array with a Python number: a value on a line falls on the side
+    it fell on in the fold's numpy form.
+    """
+
+    fresh_ndvi_max: np.float32
+    soil_ndvi_max: np.float32
+    soil_bsi_min: np.float32
+    fresh_red_min: np.float32
+    fresh_bsi_min: np.float32
+    missed_cloud_red_min: np.float32
+    season_low_ndvi_max: np.float32
+    season_low_bsi_min: np.float32
+    abrupt_ndvi_drop: np.float32
+    abrupt_bsi_rise: np.float32
+    abrupt_red_rise: np.float32
+    abrupt_combined_min: np.float32
+    ndvi_drop_unit: np.float32  # the three abrupt lines, at least 1e-6 (the combined test's units)
+    bsi_rise_unit: np.float32
+    red_rise_unit: np.float32
+    prior_ndvi_min: np.float32
+    cloud_flat_green_fall: np.float32
+    cloud_flat_bsi_max: np.float32
+    regional_canopy_ndvi_min: np.float32
+    season_bare_max_fraction: float
+    persistence_min: float
+    prior_observations: int
+    bare_prone_run_days: int
+    gradual_gap_days: int
+    bare_memory_days: int
+    bare_prone_season_days: int
+    late_change_looks: int
+    spell_merge_days: int
+
+
+def look_lines(cfg: DetectionConfig) -> Lines:
+    f32 = np.float32
+    return Lines(
+        fresh_ndvi_max=f32(cfg.fresh_ndvi_max),
+        soil_ndvi_max=f32(cfg.soil_ndvi_max),
+        soil_bsi_min=f32(cfg.soil_bsi_min),
+        fresh_red_min=f32(cfg.fresh_red_min),
+        fresh_bsi_min=f32(cfg.fresh_bsi_min),
+        missed_cloud_red_min=f32(cfg.missed_cloud_red_min),
+        season_low_ndvi_max=f32(cfg.season_low_ndvi_max),
+        season_low_bsi_min=f32(cfg.season_low_bsi_min),
+        abrupt_ndvi_drop=f32(cfg.abrupt_ndvi_drop),
+        abrupt_bsi_rise=f32(cfg.abrupt_bsi_rise),
+        abrupt_red_rise=f32(cfg.abrupt_red_rise),
+        abrupt_combined_min=f32(cfg.abrupt_combined_min),
+        ndvi_drop_unit=f32(max(cfg.abrupt_ndvi_drop, 1e-6)),
+        bsi_rise_unit=f32(max(cfg.abrupt_bsi_rise, 1e-6)),
+        red_rise_unit=f32(max(cfg.abrupt_red_rise, 1e-6)),
+        prior_ndvi_min=f32(cfg.prior_ndvi_min),
+        cloud_flat_green_fall=f32(cfg.cloud_flat_green_fall),
+        cloud_flat_bsi_max=f32(cfg.cloud_flat_bsi_max),
+        regional_canopy_ndvi_min=f32(cfg.regional_canopy_ndvi_min),
+        season_bare_max_fraction=float(cfg.season_bare_max_fraction),
+        persistence_min=float(cfg.persistence_min),
+        prior_observations=int(cfg.prior_observations),
+        bare_prone_run_days=int(cfg.bare_prone_run_days),
+        gradual_gap_days=int(cfg.gradual_gap_days),
+        bare_memory_days=int(cfg.bare_memory_days),
+        bare_prone_season_days=int(cfg.bare_prone_season_days),
+        late_change_looks=int(cfg.late_change_looks),
+        spell_merge_days=SPELL_MERGE_DAYS,
+    )
+
+
+def season_bin(day: int) -> int:
+    doy = (np.datetime64(day, "D") - np.datetime64(day, "D").astype("datetime64[Y]")).astype(int)
+    return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
+
+
+def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
+    """Clear pixels within ``pixels`` of a masked one (cloud, shadow, no data) this date."""
+    masked = ~clear
+    if pixels <= 0 or not masked.any():
+        return np.zeros_like(clear)
+    return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
+
+
 def fold_step(
     state: FoldState,
     t: int,
@@ -195,166 +279,35 @@ def fold_step(
     red: np.ndarray,
     cfg: DetectionConfig,
 ) -> FoldState:
-    """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970)."""
-    s = state
-    clear = clear & np.isfinite(ndvi) & np.isfinite(bsi) & np.isfinite(red)
-    clear &= ~missed_cloud(ndvi, bsi, red, cfg)
-    fresh = clear & fresh_bare(ndvi, bsi, red, cfg)
-    # Low cover (stubble, thin winter cover): the season bins count it too, for harvests.
-    low_cover = clear & (ndvi <= cfg.season_low_ndvi_max) & (bsi >= cfg.season_low_bsi_min)
-    k = s.recent_n.dtype.type(cfg.prior_observations)
+    """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970), in
+    place: the compiled per-pixel kernels of ``excavation_kernel``, and between them the
+    two tests over the whole tile (regional change, clear pixels beside masked cloud)."""
+    from pipeline.excavation_kernel import CLEAR, advance, judge_looks
 
-    # Seasonal expectation from earlier years, +/- the window around this date.
+    s, lines = state, look_lines(cfg)
+    arrays = state_arrays(s)
+    look = [np.ascontiguousarray(band, np.float32) for band in (ndvi, bsi, red)]
+    clear = np.ascontiguousarray(clear, bool)
+    # The season bins within ``season_window_days`` of the date, and whether each is not
+    # yet visited this season (its latest look is last year's).
     b_now = season_bin(day)
-    has_hist, expected = season_expectation(s, day, b_now, cfg)
-
-    # What came before: the last K clear looks (one is enough, as in the imagery's first
-    # weeks; none gives NaN), on the fresh pixels alone (only they begin or confirm one).
-    on = np.nonzero(fresh)
-    prior_ndvi, abrupt = np.full(fresh.shape, np.nan, np.float32), np.zeros_like(fresh)
-    prior_ndvi[on], abrupt[on] = change_from_looks(
-        s, on, slice(None), s.recent_n[on], (ndvi, bsi, red), cfg
+    half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
+    bins = np.array([(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)])
+    unvisited = day - s.bin_last_day[bins] > NEW_YEAR_GAP_DAYS
+    flags = np.empty((7, *clear.shape), bool)
+    prior = np.empty(clear.shape, np.float32)
+    n_clear, n_began, n_new = judge_looks(
+        arrays, lines, clear, *look, bins, unvisited, flags, prior
     )
-    prior_not_bare = s.recent_bare.sum(axis=0) * 3 <= k
-
-    # Pixels already carrying a candidate take this look as evidence. A fresh look the
-    # season explains (harvest time) is neutral: it neither supports nor contradicts a
-    # dig, as long as the season's history predates the candidate (after a year, the
-    # history is the candidate's own bare ground). A candidate nothing has confirmed
-    # after ``UNCONFIRMED_LOOKS`` clear looks is dropped; if the ground stays bare past
-    # the season, it starts again from the run's first look.
-    active = (s.onset >= 0) & clear
-    explained = expected & (day - s.onset_day < _OWN_HISTORY_DAYS)
-    evidence = active & ~(fresh & explained)
-    support = evidence & fresh
-    s.n_looks = s.n_looks + active
-    s.n_since = s.n_since + evidence
-    s.n_bare = s.n_bare + support
-    np.copyto(s.last, t, where=active & fresh, casting="unsafe")
-    # A field's candidate must be seen bare throughout (``span_days``): after a look not
-    # bare, or a gap a crop could grow in, watching starts again (until seen long enough).
-    settled = s.last_day - s.watched_day >= cfg.bare_prone_run_days
-    gap_max = cfg.gradual_gap_days
-    broken = active & ~settled & ((day - s.last_clear_day > gap_max) | ~fresh)
-    watched = np.where(broken, _NOT_WATCHED, s.watched_day)
-    s.watched_day = np.where(support & (watched == _NOT_WATCHED), day, watched).astype(np.int32)
-    np.copyto(s.last_day, day, where=active & fresh, casting="unsafe")
-    # A first look that may have been cloud is confirmed by a look that is a change too:
-    # weathered bare ground seen once through haze is as bare after it as before.
-    agrees = ~s.doubtful_look | abrupt | (s.prior_ndvi - ndvi >= cfg.abrupt_ndvi_drop)
-    np.copyto(s.confirm, t, where=support & (s.confirm < 0) & agrees, casting="unsafe")
-    failing = (s.onset >= 0) & (
-        ((s.n_since >= 3) & (s.n_bare < cfg.persistence_min * s.n_since))
-        | ((s.confirm < 0) & (s.n_looks > UNCONFIRMED_LOOKS))
+    # Changes beginning on this date over a large share of the tile's clear pixels
+    # (``regional_change_share``, at least ``regional_change_min_pixels``): a harvest
+    # across the plain, not a dig.
+    regional = n_began >= cfg.regional_change_min_pixels and n_began > (
+        cfg.regional_change_share * n_clear
     )
-    if failing.any():
-        for name in ("onset", "confirm", "last", "n_since", "n_bare"):  # -1: none; counts 0
-            np.copyto(getattr(s, name), 0 if name.startswith("n_") else -1, where=failing)
-
-    # Runs of consecutive fresh-bare clear looks, and whether each began as a change.
-    # A field's run seen again after a gap a crop could grow in is watched from this look.
-    regap = fresh & (s.run_start >= 0) & s.run_prone & (day - s.last_clear_day > gap_max)
-    np.copyto(s.run_start_day, day, where=regap, casting="unsafe")
-    new_run, not_bare = fresh & (s.run_start < 0), clear & ~fresh  # not bare: ends a run
-    end_spells(s, not_bare & (s.run_start >= 0))  # its last look: the clear look before
-    np.copyto(s.run_start, -1, where=not_bare)
-    np.copyto(s.run_start, t, where=new_run)
-    np.add(s.run_len, 1, out=s.run_len, where=fresh & ~new_run)
-    np.copyto(s.run_len, 1, where=new_run)
-    np.copyto(s.run_len, 0, where=not_bare)
-    second = fresh & (s.run_len == 2)
-    if (second & s.run_doubt).any():  # and so is a run's second look, against the looks before it
-        at = np.nonzero(second & s.run_doubt)
-        n = np.maximum(s.recent_n[at], 1) - 1  # the looks before the run's first
-        second[at] = change_from_looks(s, at, slice(1, None), n, (ndvi, bsi, red), cfg)[1]
-    np.copyto(s.run_second, -1, where=s.run_start < 0)
-    np.copyto(s.run_second, t, where=second)
-    # With fewer than K looks before (the imagery's first weeks), one hazy or cloud-edge
-    # look could pass for "before": the ground must then have been green. With no look
-    # before, neither holds.
-    judged = (s.recent_n >= k) | (prior_ndvi >= cfg.prior_ndvi_min)
-    began = judged & prior_not_bare & abrupt
-    s.run_ok = np.where(new_run, began, s.run_ok & ~not_bare)
-    np.copyto(s.run_prior_ndvi, prior_ndvi, where=new_run, casting="unsafe")
-    np.copyto(s.run_gap, day - s.last_clear_day, where=new_run, casting="unsafe")
-    if new_run.any():
-        doubt = doubtful_looks(clear, bsi, prior_ndvi - ndvi, cfg)
-        np.copyto(s.run_doubt, doubt, where=new_run, casting="unsafe")
-    np.copyto(s.run_start_day, day, where=new_run, casting="unsafe")
-    # Ground with two bare spells ended within ``bare_memory_days`` before this run (a
-    # field, bare after each harvest; a restoration's substrate is one spell), at about
-    # the time of year one of them ended (``bare_prone_season_days``), is ``prone``:
-    # its candidate makes a flag only once it has stayed bare for
-    # ``bare_prone_run_days`` (``span_days``), longer than any fallow spell between a
-    # harvest and the next crop, so a harvest whose date moved from last year's is not
-    # taken for a dig. A pit in a field stays bare past it. So is ground that begins a
-    # change together with much of its tile (``excavation_looks.regional``).
-    # And so is soil-coloured bare ground (red soil, loess: fresh only on the soil line)
-    # where no seasonal history tells a field from a dig yet (the imagery's first year).
-    # Ground whose two spells ended at the same time of year in different years is
-    # cultivated whatever this season is: a field whose other harvest cloud hid.
-    starts = np.nonzero(new_run)
-    spells = s.spell_end[:, starts[0], starts[1]]
-    recurrent = day - spells[1] <= cfg.bare_memory_days
-    field_soil = (ndvi[starts] > cfg.fresh_ndvi_max) & ~has_hist[starts]
-    seasonal = near_a_spell_season(spells, day, cfg.bare_prone_season_days)
-    s.run_prone[starts] = (
-        (recurrent & (seasonal | yearly_spells(spells, cfg.bare_prone_season_days)))
-        | field_soil
-        | (regional(new_run & began, clear, cfg)[starts] & ~full_canopy(s, starts, day, cfg))
-    )
-    # A run that did not begin as a change (it went on from a harvest's bare ground) on
-    # ground green within the year before it is one once it stays bare into the season
-    # the ground is green in (``late_change_looks`` looks where the history is not
-    # bare): a pit dug into a field just after a harvest. (Weathered ground with sparse
-    # weeds, never green, flickers in and out of bare.) It is prone, too.
-    unexpected = fresh & has_hist & ~expected
-    s.run_unexpected = np.where(new_run, unexpected, s.run_unexpected + unexpected)
-    s.run_unexpected = s.run_unexpected.astype(np.uint16)
-    was_green = s.run_start_day - s.green_day <= _YEAR_DAYS
-    late = fresh & ~s.run_ok & was_green & (s.run_unexpected >= cfg.late_change_looks)
-    s.run_ok, s.run_prone = s.run_ok | late, s.run_prone | late
-    s.run_late = np.where(new_run, late, s.run_late | late)
-
-    # A candidate starts when a run that began as a change is not expected in this
-    # season; it is dated from the run's first look (a dig that began during harvest
-    # is found once the season no longer explains the bare ground).
-    start = fresh & s.run_ok & ~expected & (s.onset < 0)
-    np.copyto(s.onset, s.run_start, where=start, casting="unsafe")
-    np.copyto(s.confirm, s.run_second, where=start, casting="unsafe")
-    np.copyto(s.last, t, where=start, casting="unsafe")
-    np.copyto(s.n_since, s.run_len, where=start, casting="unsafe")
-    np.copyto(s.n_bare, s.run_len, where=start, casting="unsafe")
-    np.copyto(s.n_looks, s.run_len, where=start, casting="unsafe")
-    np.copyto(s.has_history, has_hist, where=start, casting="unsafe")
-    np.copyto(s.gap_days, s.run_gap, where=start, casting="unsafe")
-    np.copyto(s.doubtful_look, s.run_doubt, where=start, casting="unsafe")
-    np.copyto(s.onset_day, s.run_start_day, where=start, casting="unsafe")
-    np.copyto(s.prior_ndvi, s.run_prior_ndvi, where=start, casting="unsafe")
-    np.copyto(s.prone, s.run_prone, where=start, casting="unsafe")
-    np.copyto(s.late, s.run_late, where=start, casting="unsafe")
-    np.copyto(s.last_day, day, where=start, casting="unsafe")
-    np.copyto(s.watched_day, s.run_start_day, where=start, casting="unsafe")
-
-    # Remember this look: recent buffer (clear pixels only) and the season bins.
-    looks = {"recent_ndvi": ndvi, "recent_bsi": bsi, "recent_red": red, "recent_bare": fresh}
-    for name, new in looks.items():  # shifted in place where clear, the newest first
-        old = getattr(s, name)
-        for i in range(len(old) - 1, 0, -1):
-            np.copyto(old[i], old[i - 1], where=clear)
-        np.copyto(old[0], new, where=clear)
-    s.recent_n = np.minimum(s.recent_n + clear, k).astype(np.uint8)
-    if day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS:
-        for tier in ("clear", "bare"):
-            older, last, cur = (getattr(s, f"{n}_{tier}") for n in ("older", "last", "cur"))
-            older[b_now] = np.minimum(older[b_now].astype(np.int32) + last[b_now], 255)
-            last[b_now] = cur[b_now]
-        s.cur_clear[b_now] = 0
-        s.cur_bare[b_now] = 0
-    s.cur_clear[b_now] = np.minimum(s.cur_clear[b_now] + clear, 255)
-    s.cur_bare[b_now] = np.minimum(s.cur_bare[b_now] + (fresh | low_cover), 255)
-    np.copyto(s.last_clear_day, day, where=clear, casting="unsafe")
-    np.copyto(s.green_day, day, where=clear & (ndvi >= cfg.prior_ndvi_min), casting="unsafe")
+    near = near_masked(flags[CLEAR], cfg.cloud_edge_pixels if n_new else 0)
+    new_year = bool(day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS)
+    advance(arrays, lines, t, day, b_now, new_year, regional, flags, prior, near, *look)
     s.bin_last_day[b_now] = day
     return s
 

@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 
 from pipeline.config import DetectionConfig, SurfaceConfig
+from pipeline.excavation import look_lines
 from pipeline.excavation_looks import missed_cloud
 from pipeline.indices import add_indices, bsi, ndvi
 from pipeline.site_pixels import site_pixel_index
@@ -114,7 +115,7 @@ def test_missed_cloud__takes_real_cloud_and_no_clear_ground():
     # nothing on the clear scenes themselves (forest, fields, roads, roofs).
     ds = _scenes()
     nd, bs = ndvi(ds).values, bsi(ds).values
-    picked = missed_cloud(nd, bs, ds["red"].values, DetectionConfig())
+    picked = missed_cloud(nd, bs, ds["red"].values, look_lines(DetectionConfig()))
     ref = np.load(SLOVENIA / "data" / "NDVI.npy")[:5, ..., 0]
     when = _match_reference_dates(nd, ref)  # the scenes are not stored in date order
     cloud = np.load(SLOVENIA / "mask" / "CLM.npy")[when, ..., 0].astype(bool)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import excavation_looks
+from pipeline import excavation
 from pipeline.config import DetectionConfig
 from pipeline.excavation import (
     CHANGE_LAYERS,
     change_layers,
     fold_step,
+    look_lines,
     new_state,
     persistent_change,
 )
@@ -75,7 +76,7 @@ def _first(mask: np.ndarray) -> int:
 )
 def test_fresh_bare__soil_line_takes_red_soil_and_loess_not_sparse_green(look, fresh):
     nd, bs, rd = (np.array([[v]], np.float32) for v in look)
-    assert bool(fresh_bare(nd, bs, rd, DetectionConfig())[0, 0]) is fresh
+    assert bool(fresh_bare(nd, bs, rd, look_lines(DetectionConfig()))[0, 0]) is fresh
 
 
 def test_fold__red_soil_dig_in_october_and_loess_dig_in_early_summer_are_flagged():
@@ -244,7 +245,7 @@ def test_fold__autumn_fallow_seen_through_a_sowing_look_keeps_the_june_harvest_i
     assert layers[L["prone"], 0] == 1
     assert not _flagged(layers)[0]
     # Taking the sowing look's two halves for two spells forgot June: a dig, flagged.
-    monkeypatch.setattr(excavation_looks, "SPELL_MERGE_DAYS", 0)
+    monkeypatch.setattr(excavation, "SPELL_MERGE_DAYS", 0)
     assert _flagged(_fold([field[: early + 2]]))[0]
 
 
