@@ -54,6 +54,24 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
     cur_clear, cur_bare = state.cur_clear, state.cur_bare
     last_clear, last_bare = state.last_clear, state.last_bare
     older_clear, older_bare = state.older_clear, state.older_bare
+    # The season bins' counts around the date, summed bin by bin (each bin's counts lie
+    # together): this year's visit and last year's, and the years before it. A bin not
+    # visited this season yet holds last year's visit as its current one.
+    sums = np.zeros((4, h, w), np.int32)
+    for at in range(len(bins)):
+        b, fresh_visit = bins[at], unvisited[at]
+        for i in range(h):
+            for j in range(w):
+                if fresh_visit:
+                    sums[0, i, j] += cur_clear[b, i, j]
+                    sums[1, i, j] += cur_bare[b, i, j]
+                    sums[2, i, j] += np.int32(last_clear[b, i, j]) + older_clear[b, i, j]
+                    sums[3, i, j] += np.int32(last_bare[b, i, j]) + older_bare[b, i, j]
+                else:
+                    sums[0, i, j] += last_clear[b, i, j]
+                    sums[1, i, j] += last_bare[b, i, j]
+                    sums[2, i, j] += older_clear[b, i, j]
+                    sums[3, i, j] += older_bare[b, i, j]
     n_clear = n_began = n_new = 0
     for i in range(h):
         for j in range(w):
@@ -72,21 +90,8 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
             # the same time last year decides; where last year had no clear look in the
             # window, the years before it do (a site restored last year must not make
             # bare ground "expected" forever because it was bare three years ago).
-            year_clear = year_bare = old_clear = old_bare = 0
-            for at in range(len(bins)):
-                b = bins[at]
-                if unvisited[at]:  # not visited this season yet: last year is this bin's cur
-                    year_clear += cur_clear[b, i, j]
-                    year_bare += cur_bare[b, i, j]
-                    old_clear += last_clear[b, i, j]
-                    old_clear += older_clear[b, i, j]
-                    old_bare += last_bare[b, i, j]
-                    old_bare += older_bare[b, i, j]
-                else:
-                    year_clear += last_clear[b, i, j]
-                    year_bare += last_bare[b, i, j]
-                    old_clear += older_clear[b, i, j]
-                    old_bare += older_bare[b, i, j]
+            year_clear, year_bare = sums[0, i, j], sums[1, i, j]
+            old_clear, old_bare = sums[2, i, j], sums[3, i, j]
             season_clear = year_clear if year_clear > 0 else old_clear
             season_bare = year_bare if year_clear > 0 else old_bare
             has_hist = season_clear > 0
