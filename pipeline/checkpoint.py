@@ -42,7 +42,6 @@ from dask.base import tokenize
 
 from pipeline import (
     excavation,
-    excavation_looks,
     excavation_tiles,
     indices,
     masking,
@@ -176,7 +175,12 @@ def plan_units(
     stage_code = code_hash(local, reading, base, masking, indices)
     fold_base = unit_base(
         stage_code,
-        code_hash(excavation, excavation_looks, excavation_tiles),
+        code_hash(
+            excavation,
+            "pipeline.excavation_looks",
+            "pipeline.excavation_kernel",
+            excavation_tiles,
+        ),
         cube,
         cfg.masking.model_dump(mode="json"),
         cfg.detection.model_dump(mode="json"),

@@ -24,6 +24,7 @@ folded again from its first date.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -62,9 +63,16 @@ def fingerprint(*parts: Any) -> str:
     return _digest(*parts)
 
 
-def code_hash(*modules: ModuleType) -> str:
-    """A hash of the modules' source files: state made by other code is not reused."""
-    return _digest(*(Path(m.__file__ or "").read_bytes() for m in modules))
+def code_hash(*modules: ModuleType | str) -> str:
+    """A hash of the modules' source files: state made by other code is not reused.
+
+    A module may be named (``"pipeline.excavation_kernel"``): its file is found without
+    importing it, so a key does not load what only the computation needs (numba).
+    """
+    files = (
+        importlib.util.find_spec(m).origin if isinstance(m, str) else m.__file__ for m in modules
+    )
+    return _digest(*(Path(f or "").read_bytes() for f in files))
 
 
 def scene_token(scene: Scene) -> list[Any]:

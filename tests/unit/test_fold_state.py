@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dask
 import numpy as np
 import pytest
@@ -81,3 +84,22 @@ def test_fold_chains__continued_from_a_saved_state_equals_straight_fold(stop, st
 
     np.testing.assert_array_equal(_final_layers(later, ds), straight)
     assert straight[0].max() >= 0  # some digs were found, so the comparison means something
+
+
+def test_code_hash__a_named_module_hashes_its_file_without_importing_it():
+    # The fold's key covers its compiled kernel's source, named so that building keys
+    # (every run's inputs stage) does not load numba; the fold's first step does.
+    script = """
+import sys
+from pipeline import excavation_tiles
+from pipeline.state import code_hash
+named = code_hash("pipeline.excavation_kernel", excavation_tiles)
+print("numba" in sys.modules, "pipeline.excavation_kernel" in sys.modules)
+from pipeline import excavation_kernel
+print(named == code_hash(excavation_kernel, excavation_tiles), "numba" in sys.modules)
+print(named != code_hash("pipeline.excavation_looks", excavation_tiles))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False", "True", "True", "True"]
