@@ -177,6 +177,9 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
 
 
 # ``FoldState``'s arrays as the compiled kernels take them (a named tuple of arrays).
+# Numba's cache index names the kernels' argument types, this class and ``Lines``, by
+# module and name: renamed or moved, they make a machine's cached kernels fail to load
+# (delete ``pipeline/__pycache__/*.nbi`` there).
 StateArrays = NamedTuple("StateArrays", [(f.name, np.ndarray) for f in fields(FoldState)])
 
 

@@ -32,7 +32,7 @@ from shapely.ops import unary_union
 
 from pipeline import schema
 from pipeline.config import DetectionConfig
-from pipeline.die_back import RestoringSite, died_back
+from pipeline.die_back import RestoringSite, died_back, green_level
 from pipeline.excavation import CHANGE_LAYERS, persistent_change
 from pipeline.flag_confidence import FlagEvidence, flag_confidence
 from pipeline.recovery.disturbance import dug_shares
@@ -57,8 +57,10 @@ class Flag:
     has_history: bool
     prior_ndvi: float
     violation: str = "unregistered"
-    # The ground was green before: prior NDVI at least prior_ndvi_min, or a late change
-    # (bare ground that went on into the green season of ground green the year before).
+    # The ground was green before: prior NDVI at least prior_ndvi_min, a late change
+    # (bare ground that went on into the green season of ground green the year before),
+    # or a site under restoration whose green level over the year before reached it
+    # (``greened_site``: a dig into dormant cover, in winter or a dry spell).
     green_before: bool = False
     site_id: str | None = None
     permit_id: str | None = None
@@ -84,7 +86,8 @@ def build_flags(
 ) -> list[Flag]:
     """Components of persistent change as flags (no violation yet).
 
-    ``restoring_sites``: sites under restoration with their NDVI looks. A change there
+    ``restoring_sites``: sites under restoration with their NDVI looks (also whether
+    a flag's ground was green before, ``greened_site``). A change there
     that began after the restoration did and may have been gradual (a late one: bare
     ground that went on from a harvest into the green season, ``excavation``'s
     ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
@@ -149,6 +152,7 @@ def build_flags(
         history = bool(np.mean(layers[_L["has_history"]].ravel()[idx]) >= 0.5)
         confirmed = dates[int(conf.min())] if conf.size else None
         prior = float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx]))
+        geometry = unary_union(polygons[lab])
         gaps = layers[_L["gap_days"]].ravel()[idx]
         abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
         confidence, level = flag_confidence(
@@ -163,7 +167,7 @@ def build_flags(
         flags.append(
             Flag(
                 flag_id=flag_seed_id(dates[first], x, y, epsg),
-                geometry=unary_union(polygons[lab]),
+                geometry=geometry,
                 first_detected=dates[first],
                 confirmed=confirmed,
                 last_seen=dates[int(layers[_L["last"]].ravel()[idx].max())],
@@ -172,11 +176,30 @@ def build_flags(
                 level=level,
                 has_history=history,
                 prior_ndvi=prior,
-                green_before=bool(prior >= cfg.prior_ndvi_min or np.mean(late[idx]) >= 0.5),
+                green_before=bool(
+                    prior >= cfg.prior_ndvi_min
+                    or np.mean(late[idx]) >= 0.5
+                    or greened_site(geometry, dates[first], restoring_sites, cfg.prior_ndvi_min)
+                ),
             )
         )
     flags.sort(key=lambda f: (f.first_detected, f.flag_id))
     return flags
+
+
+def greened_site(
+    geometry: BaseGeometry, day: date, restoring: Sequence[RestoringSite], line: float
+) -> bool:
+    """Whether the site under restoration ``geometry`` overlaps most had begun by ``day``
+    and reached ``line`` in its green level over the year before (``die_back.green_level``:
+    its growing season's NDVI). The looks just before a dig into a restored grassland in
+    winter, or into loess grass in a dry spell, show dormant cover below the line; the
+    site's summer did not."""
+    overlap = [(site.geometry.intersection(geometry).area, site) for site in restoring]
+    area, site = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
+    return bool(
+        site is not None and area > 0 and site.start <= day and green_level(site, day) >= line
+    )
 
 
 def _valid_on(row: pd.Series, day: date) -> bool:

@@ -325,6 +325,26 @@ def test_attribute_violations__late_change_into_winter_cover_is_on_restored_land
     assert got == [(True, "restored_land", "RES"), (False, "unregistered", "RES")]
 
 
+def test_attribute_violations__abrupt_dig_into_dormant_cover_of_a_greened_site():
+    # A dig into a restored grassland in winter, abrupt from dormant cover (prior NDVI
+    # 0.25, no late change): restored land when the site's summer before was green
+    # (NDVI 0.5), unregistered when its restoration never greened (NDVI 0.2 all year).
+    sites, permits, zones, _ = _frames()
+    res = sites.loc[sites["site_id"] == "RES", "geometry"].iloc[0]
+    months = np.array([d.month for d in DATES])
+    summer = np.where((months >= 5) & (months <= 9), 0.5, 0.25)
+    got = []
+    for ndvi in (summer, np.full(len(DATES), 0.2)):
+        layers = _layers()
+        _dig(layers, slice(45, 50), slice(50, 55), 40)  # DATES[40]: 2023-02-05
+        layers[L["prior_ndvi"]] = 0.25
+        restoring = [_restoring(res, date(2021, 3, 1), ndvi)]
+        flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=restoring)
+        (flag,) = attribute_violations(flags, sites, permits, zones, DetectionConfig())
+        got.append((flag.green_before, flag.violation, flag.site_id))
+    assert got == [(True, "restored_land", "RES"), (False, "unregistered", "RES")]
+
+
 def test_attribute_violations__precedence_is_configurable():
     layers = _layers()
     _dig(layers, slice(85, 90), slice(85, 90), 20)
