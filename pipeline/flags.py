@@ -195,7 +195,11 @@ def greened_site(
     its growing season's NDVI). The looks just before a dig into a restored grassland in
     winter, or into loess grass in a dry spell, show dormant cover below the line; the
     site's summer did not."""
-    overlap = [(site.geometry.intersection(geometry).area, site) for site in restoring]
+    overlap = [
+        (site.geometry.intersection(geometry).area, site)
+        for site in restoring
+        if site.geometry.intersects(geometry)
+    ]
     area, site = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
     return bool(
         site is not None and area > 0 and site.start <= day and green_level(site, day) >= line
