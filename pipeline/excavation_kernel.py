@@ -54,24 +54,6 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
     cur_clear, cur_bare = state.cur_clear, state.cur_bare
     last_clear, last_bare = state.last_clear, state.last_bare
     older_clear, older_bare = state.older_clear, state.older_bare
-    # The season bins' counts around the date, summed bin by bin (each bin's counts lie
-    # together): this year's visit and last year's, and the years before it. A bin not
-    # visited this season yet holds last year's visit as its current one.
-    sums = np.zeros((4, h, w), np.int32)
-    for at in range(len(bins)):
-        b, fresh_visit = bins[at], unvisited[at]
-        for i in range(h):
-            for j in range(w):
-                if fresh_visit:
-                    sums[0, i, j] += cur_clear[b, i, j]
-                    sums[1, i, j] += cur_bare[b, i, j]
-                    sums[2, i, j] += np.int32(last_clear[b, i, j]) + older_clear[b, i, j]
-                    sums[3, i, j] += np.int32(last_bare[b, i, j]) + older_bare[b, i, j]
-                else:
-                    sums[0, i, j] += last_clear[b, i, j]
-                    sums[1, i, j] += last_bare[b, i, j]
-                    sums[2, i, j] += older_clear[b, i, j]
-                    sums[3, i, j] += older_bare[b, i, j]
     n_clear = n_began = n_new = 0
     for i in range(h):
         for j in range(w):
@@ -89,13 +71,29 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
             # Seasonal expectation from earlier years, +/- the window around this date:
             # the same time last year decides; where last year had no clear look in the
             # window, the years before it do (a site restored last year must not make
-            # bare ground "expected" forever because it was bare three years ago).
-            year_clear, year_bare = sums[0, i, j], sums[1, i, j]
-            old_clear, old_bare = sums[2, i, j], sums[3, i, j]
-            season_clear = year_clear if year_clear > 0 else old_clear
-            season_bare = year_bare if year_clear > 0 else old_bare
-            has_hist = season_clear > 0
-            expected = has_hist and season_bare > ln.season_bare_max_fraction * season_clear
+            # bare ground "expected" forever because it was bare three years ago). A bin
+            # not visited this season yet holds last year's visit as its current one.
+            # Only a fresh look needs it: a look not fresh bare neither begins, supports
+            # nor is explained as a candidate's evidence.
+            has_hist = expected = False
+            if fresh:
+                year_clear = year_bare = old_clear = old_bare = 0
+                for at in range(len(bins)):
+                    b = bins[at]
+                    if unvisited[at]:
+                        year_clear += cur_clear[b, i, j]
+                        year_bare += cur_bare[b, i, j]
+                        old_clear += np.int32(last_clear[b, i, j]) + older_clear[b, i, j]
+                        old_bare += np.int32(last_bare[b, i, j]) + older_bare[b, i, j]
+                    else:
+                        year_clear += last_clear[b, i, j]
+                        year_bare += last_bare[b, i, j]
+                        old_clear += older_clear[b, i, j]
+                        old_bare += older_bare[b, i, j]
+                season_clear = year_clear if year_clear > 0 else old_clear
+                season_bare = year_bare if year_clear > 0 else old_bare
+                has_hist = season_clear > 0
+                expected = has_hist and season_bare > ln.season_bare_max_fraction * season_clear
             # What came before: the last K clear looks (one is enough, as in the imagery's
             # first weeks; none gives NaN), on the fresh pixels alone.
             prior_ndvi, abrupt = np.float32(np.nan), False
@@ -213,108 +211,111 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
                     onset[i, j] = confirm[i, j] = last[i, j] = -1
                     n_since[i, j] = n_bare[i, j] = 0
 
-            # Runs of consecutive fresh-bare clear looks, and whether each began as a
-            # change. A field's run seen again after a gap a crop could grow in is watched
-            # from this look.
-            regap = day - last_clear_day[i, j] > gap_max
-            if fresh and run_start[i, j] >= 0 and run_prone[i, j] and regap:
-                run_start_day[i, j] = day
-            new_run = fresh and run_start[i, j] < 0
-            not_bare = clear and not fresh  # not bare: ends a run
-            if not_bare:
-                if run_start[i, j] >= 0:
-                    # A bare spell ended (its last look: the clear look before). A spell
-                    # ending within ``spell_merge_days`` of the one before is that fallow
-                    # spell seen through a look of weeds or sowing: it moves its end and is
-                    # no second spell, so a field's other harvest, months off, is
-                    # remembered.
-                    if last_clear_day[i, j] - spell_end[0, i, j] > ln.spell_merge_days:
-                        spell_end[1, i, j] = spell_end[0, i, j]
-                    spell_end[0, i, j] = last_clear_day[i, j]
-                run_start[i, j] = -1
-                run_len[i, j] = 0
-                run_ok[i, j] = False
-            elif new_run:
-                run_start[i, j] = t
-                run_len[i, j] = 1
-            elif fresh:
-                run_len[i, j] += 1
-            second = fresh and run_len[i, j] == 2
-            if second and run_doubt[i, j]:
-                # A run whose first look may be cloud: its second look must be a change
-                # too, against the looks before the run's first.
-                n = max(recent_n[i, j], 1) - 1
-                second = n > 0 and abrupt_change(
-                    nd,
-                    bs,
-                    rd,
-                    median_of_looks(recent_ndvi, 1, n, i, j),
-                    median_of_looks(recent_bsi, 1, n, i, j),
-                    median_of_looks(recent_red, 1, n, i, j),
-                    ln,
-                )
-            if run_start[i, j] < 0:
-                run_second[i, j] = -1
-            if second:
-                run_second[i, j] = t
-            if new_run:
-                run_ok[i, j] = began
-                run_prior_ndvi[i, j] = look_prior
-                run_gap[i, j] = day - last_clear_day[i, j]
-                # A first look that may be cloud the mask missed: beside masked cloud, or
-                # flat in spectrum unless NDVI fell from green (``cloud_flat_green_fall``).
-                from_green = look_prior - nd >= ln.cloud_flat_green_fall
-                run_doubt[i, j] = near[i, j] or (bs < ln.cloud_flat_bsi_max and not from_green)
-                run_start_day[i, j] = day
-                canopy = True  # the last two looks full canopy (``_prone``)
-                for slot in range(min(2, k)):
-                    canopy = canopy and recent_ndvi[slot, i, j] >= ln.regional_canopy_ndvi_min
-                run_prone[i, j] = _prone(
-                    spell_end[0, i, j],
-                    spell_end[1, i, j],
-                    day,
-                    nd > ln.fresh_ndvi_max and not has_hist,
-                    regional and began,
-                    canopy and day - last_clear_day[i, j] <= CANOPY_GAP_DAYS,
-                    ln,
-                )
-            # A run that did not begin as a change (it went on from a harvest's bare
-            # ground) on ground green within the year before it is one once it stays bare
-            # into the season the ground is green in (``late_change_looks`` looks where
-            # the history is not bare): a pit dug into a field just after a harvest.
-            # (Weathered ground with sparse weeds, never green, flickers in and out of
-            # bare.) It is prone, too.
-            unexpected = fresh and has_hist and not expected
-            if new_run:
-                run_unexpected[i, j] = unexpected
-            else:
-                run_unexpected[i, j] += unexpected
-            was_green = run_start_day[i, j] - green_day[i, j] <= YEAR_DAYS
-            late = (
-                fresh
-                and not run_ok[i, j]
-                and was_green
-                and run_unexpected[i, j] >= ln.late_change_looks
-            )
-            if late:
-                run_ok[i, j] = run_prone[i, j] = True
-            run_late[i, j] = late or (not new_run and run_late[i, j])
-
-            # A candidate starts when a run that began as a change is not expected in this
-            # season; it is dated from the run's first look (a dig that began during
-            # harvest is found once the season no longer explains the bare ground).
-            if fresh and run_ok[i, j] and not expected and onset[i, j] < 0:
-                onset[i, j], confirm[i, j], last[i, j] = run_start[i, j], run_second[i, j], t
-                n_since[i, j] = n_bare[i, j] = n_looks[i, j] = run_len[i, j]
-                has_history[i, j], gap_days[i, j] = has_hist, run_gap[i, j]
-                doubtful_look[i, j], onset_day[i, j] = run_doubt[i, j], run_start_day[i, j]
-                prior_ndvi[i, j], prone[i, j] = run_prior_ndvi[i, j], run_prone[i, j]
-                late_[i, j], last_day[i, j] = run_late[i, j], day
-                watched_day[i, j] = run_start_day[i, j]
-
-            # Remember this look: the recent looks (clear pixels only, the newest first)
-            # and the season bins (the bin's first look of a year moves the years on).
+            # A look under cloud changes no run and no kept look: what a candidate may
+            # lose (above) and the new year's move of the season bins (below) are all
+            # it does.
             if clear:
+                # Runs of consecutive fresh-bare clear looks, and whether each began as a
+                # change. A field's run seen again after a gap a crop could grow in is watched
+                # from this look.
+                regap = day - last_clear_day[i, j] > gap_max
+                if fresh and run_start[i, j] >= 0 and run_prone[i, j] and regap:
+                    run_start_day[i, j] = day
+                new_run = fresh and run_start[i, j] < 0
+                not_bare = clear and not fresh  # not bare: ends a run
+                if not_bare:
+                    if run_start[i, j] >= 0:
+                        # A bare spell ended (its last look: the clear look before). A spell
+                        # ending within ``spell_merge_days`` of the one before is that fallow
+                        # spell seen through a look of weeds or sowing: it moves its end and is
+                        # no second spell, so a field's other harvest, months off, is
+                        # remembered.
+                        if last_clear_day[i, j] - spell_end[0, i, j] > ln.spell_merge_days:
+                            spell_end[1, i, j] = spell_end[0, i, j]
+                        spell_end[0, i, j] = last_clear_day[i, j]
+                    run_start[i, j] = -1
+                    run_len[i, j] = 0
+                    run_ok[i, j] = False
+                elif new_run:
+                    run_start[i, j] = t
+                    run_len[i, j] = 1
+                elif fresh:
+                    run_len[i, j] += 1
+                second = fresh and run_len[i, j] == 2
+                if second and run_doubt[i, j]:
+                    # A run whose first look may be cloud: its second look must be a change
+                    # too, against the looks before the run's first.
+                    n = max(recent_n[i, j], 1) - 1
+                    second = n > 0 and abrupt_change(
+                        nd,
+                        bs,
+                        rd,
+                        median_of_looks(recent_ndvi, 1, n, i, j),
+                        median_of_looks(recent_bsi, 1, n, i, j),
+                        median_of_looks(recent_red, 1, n, i, j),
+                        ln,
+                    )
+                if run_start[i, j] < 0:
+                    run_second[i, j] = -1
+                if second:
+                    run_second[i, j] = t
+                if new_run:
+                    run_ok[i, j] = began
+                    run_prior_ndvi[i, j] = look_prior
+                    run_gap[i, j] = day - last_clear_day[i, j]
+                    # A first look that may be cloud the mask missed: beside masked cloud, or
+                    # flat in spectrum unless NDVI fell from green (``cloud_flat_green_fall``).
+                    from_green = look_prior - nd >= ln.cloud_flat_green_fall
+                    run_doubt[i, j] = near[i, j] or (bs < ln.cloud_flat_bsi_max and not from_green)
+                    run_start_day[i, j] = day
+                    canopy = True  # the last two looks full canopy (``_prone``)
+                    for slot in range(min(2, k)):
+                        canopy = canopy and recent_ndvi[slot, i, j] >= ln.regional_canopy_ndvi_min
+                    run_prone[i, j] = _prone(
+                        spell_end[0, i, j],
+                        spell_end[1, i, j],
+                        day,
+                        nd > ln.fresh_ndvi_max and not has_hist,
+                        regional and began,
+                        canopy and day - last_clear_day[i, j] <= CANOPY_GAP_DAYS,
+                        ln,
+                    )
+                # A run that did not begin as a change (it went on from a harvest's bare
+                # ground) on ground green within the year before it is one once it stays bare
+                # into the season the ground is green in (``late_change_looks`` looks where
+                # the history is not bare): a pit dug into a field just after a harvest.
+                # (Weathered ground with sparse weeds, never green, flickers in and out of
+                # bare.) It is prone, too.
+                unexpected = fresh and has_hist and not expected
+                if new_run:
+                    run_unexpected[i, j] = unexpected
+                else:
+                    run_unexpected[i, j] += unexpected
+                was_green = run_start_day[i, j] - green_day[i, j] <= YEAR_DAYS
+                late = (
+                    fresh
+                    and not run_ok[i, j]
+                    and was_green
+                    and run_unexpected[i, j] >= ln.late_change_looks
+                )
+                if late:
+                    run_ok[i, j] = run_prone[i, j] = True
+                run_late[i, j] = late or (not new_run and run_late[i, j])
+
+                # A candidate starts when a run that began as a change is not expected in this
+                # season; it is dated from the run's first look (a dig that began during
+                # harvest is found once the season no longer explains the bare ground).
+                if fresh and run_ok[i, j] and not expected and onset[i, j] < 0:
+                    onset[i, j], confirm[i, j], last[i, j] = run_start[i, j], run_second[i, j], t
+                    n_since[i, j] = n_bare[i, j] = n_looks[i, j] = run_len[i, j]
+                    has_history[i, j], gap_days[i, j] = has_hist, run_gap[i, j]
+                    doubtful_look[i, j], onset_day[i, j] = run_doubt[i, j], run_start_day[i, j]
+                    prior_ndvi[i, j], prone[i, j] = run_prior_ndvi[i, j], run_prone[i, j]
+                    late_[i, j], last_day[i, j] = run_late[i, j], day
+                    watched_day[i, j] = run_start_day[i, j]
+
+                # Remember this look: the recent looks (clear pixels only, the newest first)
+                # and the season bins (the bin's first look of a year moves the years on).
                 for slot in range(k - 1, 0, -1):
                     recent_ndvi[slot, i, j] = recent_ndvi[slot - 1, i, j]
                     recent_bsi[slot, i, j] = recent_bsi[slot - 1, i, j]
