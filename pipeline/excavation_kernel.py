@@ -41,8 +41,9 @@ CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN = range(7)
 @jit
 def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, prior):
     """The date's look at each pixel, against the state before it (which it leaves as it
-    is): ``flags[CLEAR ... BEGAN]`` and ``prior`` (the median NDVI of the looks before,
-    on fresh pixels; NaN elsewhere). ``bins`` are the season bins around the date,
+    is): ``flags[CLEAR ... BEGAN]`` (``HAS_HISTORY`` and ``EXPECTED`` on fresh pixels;
+    False elsewhere) and ``prior`` (the median NDVI of the looks before, on fresh
+    pixels; NaN elsewhere). ``bins`` are the season bins around the date,
     ``unvisited`` whether each is not yet visited this season. Returns the clear pixels
     and the runs beginning as a change (for the regional test), and the runs beginning."""
     h, w = ndvi.shape
