@@ -110,14 +110,17 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
                     median_of_looks(recent_red, 0, n, i, j),
                     ln,
                 )
-            n_bare = 0
-            for slot in range(k):
-                n_bare += recent_bare[slot, i, j]
-            # With fewer than K looks before (the imagery's first weeks), one hazy or
-            # cloud-edge look could pass for "before": the ground must then have been
-            # green. With no look before, neither holds.
-            judged = n >= k or prior_ndvi >= ln.prior_ndvi_min
-            began = judged and n_bare * 3 <= k and abrupt
+            # A run begins as a change from an abrupt look on ground mostly not bare
+            # before. With fewer than K looks before (the imagery's first weeks), one
+            # hazy or cloud-edge look could pass for "before": the ground must then have
+            # been green. With no look before, neither holds.
+            began = False
+            if abrupt:
+                n_bare = 0
+                for slot in range(k):
+                    n_bare += recent_bare[slot, i, j]
+                judged = n >= k or prior_ndvi >= ln.prior_ndvi_min
+                began = judged and n_bare * 3 <= k
             new_run = fresh and run_start[i, j] < 0
             n_clear += clear
             n_new += new_run
