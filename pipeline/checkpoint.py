@@ -349,7 +349,7 @@ def layers(plan: UnitPlan, chunks: tuple[Sequence[int], Sequence[int]]) -> np.nd
     """The change layers mosaic from each tile's saved state after the last date."""
     y_off = np.concatenate([[0], np.cumsum(chunks[0])])
     x_off = np.concatenate([[0], np.cumsum(chunks[1])])
-    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float64)
+    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float32)
     for (i, j), (n_done, path) in plan.folds.items():
         if n_done != plan.n_dates or path is None:
             raise RuntimeError(f"tile {(i, j)}: fold stopped after {n_done} of {plan.n_dates}")

@@ -326,14 +326,20 @@ def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     before), counts once a second look confirms it (``doubtful_looks``).
     """
     at = {name: layers[i] for i, name in enumerate(CHANGE_LAYERS)}
-    kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * np.maximum(at["n_since"], 1))
+    # The share in float64, as it always was, whatever the stack's dtype.
+    since = np.maximum(at["n_since"], 1).astype(np.float64)
+    kept = (at["onset"] >= 0) & (at["n_bare"] >= cfg.persistence_min * since)
     kept &= (at["prone"] == 0) | (at["span_days"] >= cfg.bare_prone_run_days)
     # One look that may be cloud the mask missed is no dig until a second agrees.
     return kept & ((at["doubtful_look"] == 0) | (at["confirm"] >= 0))
 
 
 def change_layers(state: FoldState) -> np.ndarray:
-    """The state's outcome as a float64 stack (layer, h, w) in ``CHANGE_LAYERS`` order."""
+    """The state's outcome as a float32 stack (layer, h, w) in ``CHANGE_LAYERS`` order.
+
+    Every layer is exact in float32: date indices, counts and day spans (small
+    integers), flags, and ``prior_ndvi``, a float32 itself. Arithmetic on them that may
+    round (shares, medians, sums over a flag's pixels) is done in float64."""
     return np.stack(
         [
             state.onset,
@@ -349,4 +355,4 @@ def change_layers(state: FoldState) -> np.ndarray:
             state.doubtful_look,
             state.late,
         ]
-    ).astype(np.float64)
+    ).astype(np.float32)

@@ -220,7 +220,7 @@ def assemble_layers(
     """Mosaic per-tile change layers into (layer, rows, cols)."""
     y_off = np.concatenate([[0], np.cumsum(chunks[0])])
     x_off = np.concatenate([[0], np.cumsum(chunks[1])])
-    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float64)
+    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float32)
     for (i, j), layers in tiles.items():
         out[:, y_off[i] : y_off[i + 1], x_off[j] : x_off[j + 1]] = layers
     return out

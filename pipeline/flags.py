@@ -146,14 +146,15 @@ def build_flags(
         x, y = grid.transform @ (col + 0.5, row + 0.5)
         conf = layers[_L["confirm"]].ravel()[idx]
         conf = conf[conf >= 0]
-        since = n_since.ravel()[idx]
-        bare = n_bare.ravel()[idx]
+        # Sums, shares and medians in float64 (the layers are float32, ``change_layers``).
+        since = n_since.ravel()[idx].astype(np.float64)
+        bare = n_bare.ravel()[idx].astype(np.float64)
         persistence = float(bare.sum() / max(since.sum(), 1))
-        history = bool(np.mean(layers[_L["has_history"]].ravel()[idx]) >= 0.5)
+        history = bool(np.mean(layers[_L["has_history"]].ravel()[idx], dtype=np.float64) >= 0.5)
         confirmed = dates[int(conf.min())] if conf.size else None
-        prior = float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx]))
+        prior = float(np.nanmedian(layers[_L["prior_ndvi"]].ravel()[idx].astype(np.float64)))
         geometry = unary_union(polygons[lab])
-        gaps = layers[_L["gap_days"]].ravel()[idx]
+        gaps = layers[_L["gap_days"]].ravel()[idx].astype(np.float64)
         abrupt_known = bool(np.median(gaps) <= cfg.gradual_gap_days)
         confidence, level = flag_confidence(
             FlagEvidence(

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation import CHANGE_LAYERS, change_layers, fold_step, new_state
+from pipeline.excavation import (
+    CHANGE_LAYERS,
+    change_layers,
+    fold_step,
+    new_state,
+    persistent_change,
+)
 from pipeline.excavation_looks import median_of_looks
 from pipeline.excavation_tiles import assemble_layers, detect_excavation_tasks
 
@@ -207,3 +213,17 @@ def test_median_of_looks__bit_for_bit_np_median_with_ties_and_even_counts(
         else:
             reference = np.median(values[first : first + n[r, c], r, c])
             assert ours.view(np.uint32) == reference.view(np.uint32)
+
+
+def test_persistent_change__a_share_on_the_line_is_kept_from_the_float32_stack():
+    # change_layers is float32 (every layer exact in it); 0.6 * 25 in float32 rounds
+    # above 15, so the share must be taken in float64: 15 bare looks of 25 are 0.6.
+    state = new_state((1, 2), 3)
+    state.onset[:] = 0
+    state.n_since[:] = 25
+    state.n_bare[:] = [15, 14]
+    layers = change_layers(state)
+    assert layers.dtype == np.float32
+    assert persistent_change(layers, DetectionConfig(persistence_min=0.6)).tolist() == [
+        [True, False]
+    ]
