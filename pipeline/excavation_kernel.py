@@ -279,6 +279,7 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
                         spell_end[0, i, j],
                         spell_end[1, i, j],
                         day,
+                        has_hist,
                         nd > ln.fresh_ndvi_max and not has_hist,
                         regional and began,
                         canopy and day - last_clear_day[i, j] <= CANOPY_GAP_DAYS,
@@ -344,7 +345,7 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
 
 
 @jit
-def _prone(latest, before, day, field_soil, regional_change, full_canopy, ln):
+def _prone(latest, before, day, seasons_known, field_soil, regional_change, full_canopy, ln):
     """Whether a run beginning now is ``prone``: its candidate makes a flag only once it
     has stayed bare for ``bare_prone_run_days`` (``span_days``), longer than any fallow
     spell between a harvest and the next crop, so a harvest whose date moved from last
@@ -357,14 +358,20 @@ def _prone(latest, before, day, field_soil, regional_change, full_canopy, ln):
     different years (a field whose other harvest cloud hid); soil-coloured bare ground
     (red soil, loess: fresh only on the soil line) where no seasonal history tells a
     field from a dig yet (``field_soil``: the imagery's first year); and ground that
-    begins a change together with much of its tile (``regional_change``), unless its
-    last two looks were full canopy, the latest one revisit before (``full_canopy``):
-    crops are harvested ripe, below full canopy, so that is woods dug on the day the
-    plain is harvested.
+    begins a change together with much of its tile (``regional_change``: a harvest
+    across the plain where cloud hid last year's), unless its last two looks were full
+    canopy, the latest one revisit before (``full_canopy``: crops are harvested ripe,
+    below full canopy, so that is woods dug on the day the plain is harvested), or it
+    was seen at this time of year before (``seasons_known``) and had no bare spell
+    within ``bare_memory_days``: a field is ploughed bare for the next crop at least
+    once a year, a spell cloud does not hide year after year, where woods shed their
+    leaves to low cover but not to bare soil. Woods and grass never bare are no field,
+    whatever the plain does.
     """
     days = ln.bare_prone_season_days
     if day - before <= ln.bare_memory_days and (
         near_a_spell_season(latest, before, day, days) or yearly_spells(latest, before, days)
     ):
         return True
-    return field_soil or (regional_change and not full_canopy)
+    never_bare = seasons_known and day - latest > ln.bare_memory_days
+    return field_soil or (regional_change and not full_canopy and not never_bare)
