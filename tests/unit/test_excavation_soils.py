@@ -270,17 +270,15 @@ def test_fold__harvest_across_the_tile_holds_ground_bare_before_not_woods_never_
     side, grey_rock = 40, (0.05, 0.12, 0.25)
     no_canopy_rule = DetectionConfig(regional_canopy_ndvi_min=2.0)
 
-    def fold(plain, dug, cfg=cfg, n=70, dug_bare=False, dig_look=FIELD_SOIL):
+    def fold(plain, dug, cfg=cfg, n=70, dug_bare=False, dig_look=FIELD_SOIL, ploughed=True):
         ripening = {n - 3: (0.60, -0.15, 0.07), n - 2: (0.50, -0.05, 0.09)}
         state = new_state((side, side), cfg.prior_observations)
         clear = np.ones((side, side), bool)
         for t in range(n):
             look = np.tile(np.array(VEG, np.float32), (side, side, 1))
-            ploughed = t in (15, 16)
-            look[plain] = (
-                FIELD_SOIL if ploughed else ripening.get(t, FIELD_SOIL if t == n - 1 else VEG)
-            )
-            look[dug] = dig_look if t == n - 1 else FIELD_SOIL if ploughed and dug_bare else VEG
+            bare = t in (15, 16) and ploughed
+            look[plain] = FIELD_SOIL if bare else ripening.get(t, FIELD_SOIL if t == n - 1 else VEG)
+            look[dug] = dig_look if t == n - 1 else FIELD_SOIL if bare and dug_bare else VEG
             day = int(DAYS[t].astype(np.int64))
             state = fold_step(state, t, day, clear, look[..., 0], look[..., 1], look[..., 2], cfg)
         return persistent_change(change_layers(state), cfg)
@@ -291,6 +289,9 @@ def test_fold__harvest_across_the_tile_holds_ground_bare_before_not_woods_never_
     dig = none.copy()
     dig[10:13, 30:34] = True  # in the woods beside the plain
     assert not fold(plain, none).any()
+    # Never seen bare before (its harvests read as stubble, say): its crop ripening on
+    # the looks before gives the plain away.
+    assert not fold(plain, none, ploughed=False).any()
     assert fold(none, dig).sum() == 12
     # Dug on the day the plain is harvested: woods, full canopy to the end, are no field.
     both = fold(plain, dig)
