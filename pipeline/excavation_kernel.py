@@ -33,9 +33,6 @@ NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is
 OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
 # The latest look before counts for the full-canopy test this close: one revisit, +1 day.
 CANOPY_GAP_DAYS = 11
-# A crop ripens before its harvest: NDVI falls by at least this from one look to the next
-# (woods and grass in leaf move by a few hundredths).
-RIPENING_FALL = np.float32(0.1)
 
 # ``judge_looks``' per-pixel outcome, read by ``advance``: flags and the prior NDVI.
 CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN = range(7)
@@ -278,14 +275,10 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
                     canopy = True  # the last two looks full canopy (``_prone``)
                     for slot in range(min(2, k)):
                         canopy = canopy and recent_ndvi[slot, i, j] >= ln.regional_canopy_ndvi_min
-                    ripening = k >= 2 and (
-                        recent_ndvi[1, i, j] - recent_ndvi[0, i, j] >= RIPENING_FALL
-                    )
                     run_prone[i, j] = _prone(
                         spell_end[0, i, j],
                         spell_end[1, i, j],
                         day,
-                        has_hist and not ripening,
                         nd > ln.fresh_ndvi_max and not has_hist,
                         regional and began,
                         canopy and day - last_clear_day[i, j] <= CANOPY_GAP_DAYS,
@@ -351,7 +344,7 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
 
 
 @jit
-def _prone(latest, before, day, not_a_crop, field_soil, regional_change, full_canopy, ln):
+def _prone(latest, before, day, field_soil, regional_change, full_canopy, ln):
     """Whether a run beginning now is ``prone``: its candidate makes a flag only once it
     has stayed bare for ``bare_prone_run_days`` (``span_days``), longer than any fallow
     spell between a harvest and the next crop, so a harvest whose date moved from last
@@ -364,22 +357,14 @@ def _prone(latest, before, day, not_a_crop, field_soil, regional_change, full_ca
     different years (a field whose other harvest cloud hid); soil-coloured bare ground
     (red soil, loess: fresh only on the soil line) where no seasonal history tells a
     field from a dig yet (``field_soil``: the imagery's first year); and ground that
-    begins a change together with much of its tile (``regional_change``: a harvest
-    across the plain where cloud hid last year's), unless its last two looks were full
-    canopy, the latest one revisit before (``full_canopy``: crops are harvested ripe,
-    below full canopy, so that is woods dug on the day the plain is harvested), or it
-    had no bare spell within ``bare_memory_days`` and ``not_a_crop``: it was seen at
-    this time of year before and its NDVI was not falling over its last two looks as a
-    ripening crop's does (``RIPENING_FALL``). A field is ploughed bare for its next crop
-    at least once a year, a spell cloud does not hide year after year (where woods shed
-    their leaves to low cover but not to bare soil), and where its harvests read as
-    stubble only, the crop ripening before this one gives it away. Woods and grass
-    never bare and in leaf are no field, whatever the plain does.
+    begins a change together with much of its tile (``regional_change``), unless its
+    last two looks were full canopy, the latest one revisit before (``full_canopy``):
+    crops are harvested ripe, below full canopy, so that is woods dug on the day the
+    plain is harvested.
     """
     days = ln.bare_prone_season_days
     if day - before <= ln.bare_memory_days and (
         near_a_spell_season(latest, before, day, days) or yearly_spells(latest, before, days)
     ):
         return True
-    never_bare = not_a_crop and day - latest > ln.bare_memory_days
-    return field_soil or (regional_change and not full_canopy and not never_bare)
+    return field_soil or (regional_change and not full_canopy)
