@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,8 @@ from pipeline import (
     zonal,
 )
 from pipeline.config import RunConfig
-from pipeline.excavation import CHANGE_LAYERS, change_layers
-from pipeline.excavation_tiles import TileStart, decode_state, fold_chains
+from pipeline.excavation import change_layers
+from pipeline.excavation_tiles import TileStart, assemble_layers, decode_state, fold_chains
 from pipeline.scheduler import task_layer
 from pipeline.site_pixels import SitePixels
 from pipeline.sources import base, local
@@ -347,15 +347,14 @@ def timeseries(plan: UnitPlan, site_order: Sequence[str]) -> pd.DataFrame:
 
 def layers(plan: UnitPlan, chunks: tuple[Sequence[int], Sequence[int]]) -> np.ndarray:
     """The change layers mosaic from each tile's saved state after the last date."""
-    y_off = np.concatenate([[0], np.cumsum(chunks[0])])
-    x_off = np.concatenate([[0], np.cumsum(chunks[1])])
-    out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float32)
-    for (i, j), (n_done, path) in plan.folds.items():
-        if n_done != plan.n_dates or path is None:
-            raise RuntimeError(f"tile {(i, j)}: fold stopped after {n_done} of {plan.n_dates}")
-        state = decode_state(path.read_bytes())
-        out[:, y_off[i] : y_off[i + 1], x_off[j] : x_off[j + 1]] = change_layers(state)
-    return out
+
+    def tiles() -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+        for tile, (n_done, path) in plan.folds.items():
+            if n_done != plan.n_dates or path is None:
+                raise RuntimeError(f"tile {tile}: fold stopped after {n_done} of {plan.n_dates}")
+            yield tile, change_layers(decode_state(path.read_bytes()))
+
+    return assemble_layers(tiles(), chunks)
 
 
 def kept_files(plan: UnitPlan) -> list[Path]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -215,12 +215,14 @@ class FoldChains(NamedTuple):
 
 
 def assemble_layers(
-    tiles: dict[tuple[int, int], np.ndarray], chunks: tuple[Sequence[int], Sequence[int]]
+    tiles: Iterable[tuple[tuple[int, int], np.ndarray]],
+    chunks: tuple[Sequence[int], Sequence[int]],
 ) -> np.ndarray:
-    """Mosaic per-tile change layers into (layer, rows, cols)."""
+    """Mosaic per-tile change layers, ``((i, j), layers)`` pairs taken one at a time (a
+    generator holds one tile's at once), into a float32 (layer, rows, cols) stack."""
     y_off = np.concatenate([[0], np.cumsum(chunks[0])])
     x_off = np.concatenate([[0], np.cumsum(chunks[1])])
     out = np.empty((len(CHANGE_LAYERS), int(y_off[-1]), int(x_off[-1])), np.float32)
-    for (i, j), layers in tiles.items():
+    for (i, j), layers in tiles:
         out[:, y_off[i] : y_off[i + 1], x_off[j] : x_off[j + 1]] = layers
     return out

@@ -176,7 +176,7 @@ def test_detect_excavation_tasks__dask_tiles_match_numpy_fold():
     import dask
 
     (results,) = dask.compute(tasks, scheduler="threads")
-    layers = assemble_layers(results, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+    layers = assemble_layers(results.items(), (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
     assert layers.shape == (len(CHANGE_LAYERS), 2, len(kinds))
     expected = _fold(kinds)
     np.testing.assert_array_equal(layers[:, 0, :], expected)

@@ -46,7 +46,7 @@ def _cube(seed: int = 3) -> xr.Dataset:
 
 def _final_layers(snapshots: dict, ds: xr.Dataset) -> np.ndarray:
     tiles = {tile: change_layers(decode_state(snaps[-1][1])) for tile, snaps in snapshots.items()}
-    return assemble_layers(tiles, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+    return assemble_layers(tiles.items(), (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
 
 
 def test_encode_state__round_trip_is_exact():
@@ -63,7 +63,7 @@ def test_encode_state__round_trip_is_exact():
 def straight() -> np.ndarray:
     ds = _cube()
     (tiles,) = dask.compute(detect_excavation_tasks(ds, DetectionConfig()), scheduler="threads")
-    return assemble_layers(tiles, (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
+    return assemble_layers(tiles.items(), (ds["ndvi"].chunks[1], ds["ndvi"].chunks[2]))
 
 
 @pytest.mark.parametrize("stop", [1, 16, 33])
