@@ -23,6 +23,7 @@ from pipeline.inputs import imagery, offsets
 from pipeline.inputs.asset_cache import AssetChecks
 from pipeline.scheduler import THREADS
 from pipeline.sources.base import Scene
+from pipeline.sources.reads import open_asset
 
 
 class OpenFiles(AbstractContextManager):
@@ -35,9 +36,7 @@ class OpenFiles(AbstractContextManager):
         """The open file at ``href`` (raises as ``rasterio.open`` does; a failure is not kept)."""
         src = self._open.get(href)
         if src is None:
-            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-                src = rasterio.open(href)
-            self._open[href] = src
+            src = self._open[href] = open_asset(href)
         return src
 
     def __exit__(self, *exc: object) -> None:

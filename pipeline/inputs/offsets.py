@@ -100,8 +100,16 @@ def _read_window(
         window = _centre_window(src.width, src.height, src.block_shapes[0])
         return src.read(1, window=window), src.window_bounds(window)
     window = from_bounds(*bounds, transform=src.transform)
+    # A boundless read goes through a VRT that opens the file again (more than the
+    # read itself costs): only a window reaching past the file's edge needs one.
+    inside = (
+        window.col_off >= 0
+        and window.row_off >= 0
+        and window.col_off + window.width <= src.width
+        and window.row_off + window.height <= src.height
+    )
     data = src.read(
-        1, window=window, out_shape=shape, resampling=Resampling.nearest, boundless=True
+        1, window=window, out_shape=shape, resampling=Resampling.nearest, boundless=not inside
     )
     return data, bounds
 

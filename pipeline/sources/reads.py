@@ -70,6 +70,21 @@ tile it lies in, except a 20 m block (SCL, SWIR), which the neighbouring 10 m ti
 of the same date share."""
 
 
+# How an asset file is opened, by the inputs' checks and by the tile reads alike.
+# A GeoTIFF's CRS is built from its GeoKeys alone: GDAL's default also builds the CRS
+# of the EPSG code they name from PROJ's database and compares the two, which took
+# opening a 400 px asset 1.09 -> 0.64 ms (most of an open). The CRS is the same
+# (equal, and the same EPSG code, on every test and real asset and on 13 CRSs written
+# for the comparison: UTM, CGCS2000, Gauss-Kruger, Albers, custom PROJ strings).
+OPEN_CONFIG = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GTIFF_SRS_SOURCE": "GEOKEYS"}
+
+
+def open_asset(href: str) -> rasterio.DatasetReader:
+    """``href`` opened for reading with ``OPEN_CONFIG`` (raises as ``rasterio.open``)."""
+    with rasterio.Env(**OPEN_CONFIG):
+        return rasterio.open(href)
+
+
 @contextmanager
 def read_env(tiles: int = 1) -> Iterator[None]:
     """The GDAL settings of a computation's tile reads on a grid of ``tiles`` tiles (the
@@ -106,8 +121,7 @@ def _open(href: str) -> rasterio.DatasetReader:
     if src is not None:
         cache.move_to_end(key)
         return src
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-        src = rasterio.open(href)
+    src = open_asset(href)
     cache[key] = src
     while len(cache) > _open_limit:
         _, old = cache.popitem(last=False)
