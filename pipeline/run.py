@@ -248,7 +248,8 @@ def _execute(
             while True:
                 compute_units(
                     plan.units,
-                    partial(checkpoint.save, store, plan),
+                    partial(checkpoint.write, store, plan),
+                    partial(checkpoint.record, plan),
                     client=client,
                     workers=local_workers(cfg.compute),
                     progress=progress,
