@@ -50,8 +50,8 @@ from pipeline import (
     zonal,
 )
 from pipeline.config import RunConfig
-from pipeline.excavation import change_layers
-from pipeline.excavation_tiles import TileStart, assemble_layers, decode_state, fold_chains
+from pipeline.excavation import CHANGE_FIELDS, change_layers
+from pipeline.excavation_tiles import TileStart, assemble_layers, decode_fields, fold_chains
 from pipeline.scheduler import task_layer
 from pipeline.site_pixels import SitePixels
 from pipeline.sources import base, local
@@ -363,7 +363,7 @@ def layers(plan: UnitPlan, chunks: tuple[Sequence[int], Sequence[int]]) -> np.nd
         for tile, (n_done, path) in plan.folds.items():
             if n_done != plan.n_dates or path is None:
                 raise RuntimeError(f"tile {tile}: fold stopped after {n_done} of {plan.n_dates}")
-            yield tile, change_layers(decode_state(path.read_bytes()))
+            yield tile, change_layers(decode_fields(path.read_bytes(), CHANGE_FIELDS))
 
     return assemble_layers(tiles(), chunks)
 

@@ -50,6 +50,7 @@ pixels reads the look, one advances the state, where the fold's numpy form made 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -78,6 +79,9 @@ CHANGE_LAYERS = (
     "doubtful_look",
     "late",
 )
+
+CHANGE_FIELDS = (*(n for n in CHANGE_LAYERS if n != "span_days"), "last_day", "watched_day")
+"""The ``FoldState`` fields ``change_layers`` reads (``span_days`` is made of the last two)."""
 
 
 @dataclass
@@ -334,25 +338,27 @@ def persistent_change(layers: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
     return kept & ((at["doubtful_look"] == 0) | (at["confirm"] >= 0))
 
 
-def change_layers(state: FoldState) -> np.ndarray:
-    """The state's outcome as a float32 stack (layer, h, w) in ``CHANGE_LAYERS`` order.
+def change_layers(state: FoldState | Mapping[str, np.ndarray]) -> np.ndarray:
+    """The state's outcome as a float32 stack (layer, h, w) in ``CHANGE_LAYERS`` order,
+    from the state or from its ``CHANGE_FIELDS`` alone.
 
     Every layer is exact in float32: date indices, counts and day spans (small
     integers), flags, and ``prior_ndvi``, a float32 itself. Arithmetic on them that may
     round (shares, medians, sums over a flag's pixels) is done in float64."""
+    at = state if isinstance(state, Mapping) else {n: getattr(state, n) for n in CHANGE_FIELDS}
     return np.stack(
         [
-            state.onset,
-            state.confirm,
-            state.last,
-            state.n_since,
-            state.n_bare,
-            state.has_history,
-            state.prior_ndvi,
-            state.gap_days,
-            state.prone,
-            np.where(state.onset >= 0, state.last_day - state.watched_day, 0),
-            state.doubtful_look,
-            state.late,
+            at["onset"],
+            at["confirm"],
+            at["last"],
+            at["n_since"],
+            at["n_bare"],
+            at["has_history"],
+            at["prior_ndvi"],
+            at["gap_days"],
+            at["prone"],
+            np.where(at["onset"] >= 0, at["last_day"] - at["watched_day"], 0),
+            at["doubtful_look"],
+            at["late"],
         ]
     ).astype(np.float32)

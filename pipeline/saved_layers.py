@@ -32,7 +32,7 @@ def read_fold_layers(
     When a tile holds several states (a run killed before pruning), the one that
     reaches the latest date is read.
     """
-    from pipeline.excavation_tiles import decode_state
+    from pipeline.excavation_tiles import decode_fields
 
     folder = Path(workspace) / FOLD_FOLDER
     chunk = int((manifest.get("grid") or {}).get("chunk_size") or 0)
@@ -43,16 +43,19 @@ def read_fold_layers(
     for tile_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         try:
             i, j = (int(v) for v in tile_dir.name.split("-"))
-            states = [decode_state(p.read_bytes()) for p in sorted(tile_dir.glob("*.npz"))]
+            states = [
+                decode_fields(p.read_bytes(), [*names, "bin_last_day"])
+                for p in sorted(tile_dir.glob("*.npz"))
+            ]
         except (ValueError, OSError, KeyError) as exc:
             log.warning("fold state %s unreadable (%s); its tile left out", tile_dir, exc)
             continue
         if not states:
             continue
-        state = max(states, key=lambda st: int(np.max(st.bin_last_day, initial=-1)))
+        state = max(states, key=lambda st: int(np.max(st["bin_last_day"], initial=-1)))
         y0, x0 = i * chunk, j * chunk
         for name in names:
-            layer = np.asarray(getattr(state, name), dtype=float)
+            layer = np.asarray(state[name], dtype=float)
             h = min(layer.shape[0], grid.shape[0] - y0)
             w = min(layer.shape[1], grid.shape[1] - x0)
             if h > 0 and w > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -28,6 +29,7 @@ from pipeline.report.charts import BSI_COLOUR, NDVI_COLOUR, chart_language, char
 SPARK_SIZE_IN = (3.8, 1.7)
 SPARK_DPI = 72
 SPARK_YLIM = (-0.6, 1.25)  # NDVI and BSI of land surfaces, with room for the legend on top.
+MAX_TARGET_FRAMES = 32  # frames kept with a target drawn (one per target: a handful)
 
 
 class SparklineRenderer:
@@ -97,6 +99,28 @@ class SparklineRenderer:
             self._background = self._canvas.copy_from_bbox(fig.bbox)
         self._fig = fig
         self._ax = ax
+        self._target_frames: dict[tuple[str, float], Any] = {}
+
+    def _frame(self, target: tuple[str, float] | None) -> Any:
+        """The frame's bitmap, with ``target``'s line and note drawn on it (the first
+        things drawn over the frame): a few targets serve every site, and drawing the
+        note's text took most of a sparkline's time (2,000 sites: 4.3 of 9.9 s)."""
+        if target is None or not np.isfinite(target[1]):
+            return self._background
+        label, level = target[0], float(target[1])
+        frame = self._target_frames.get((label, level))
+        if frame is None:
+            self._target.set_ydata([level, level])
+            self._target_note.set_position((0.99, level + 0.02))
+            self._target_note.set_text(f"{label} NDVI ≥ {level:.2f}")
+            with rc_context(self._rc):
+                self._canvas.restore_region(self._background)
+                self._ax.draw_artist(self._target)
+                self._ax.draw_artist(self._target_note)
+            frame = self._canvas.copy_from_bbox(self._fig.bbox)
+            if len(self._target_frames) < MAX_TARGET_FRAMES:
+                self._target_frames[(label, level)] = frame
+        return frame
 
     def render(
         self,
@@ -129,14 +153,8 @@ class SparklineRenderer:
                 arrow = "◀" if xs < self._x0 else "▶"
                 self._note.set_text(f"{arrow} {self._labels['restoration_start']} {rs:%Y-%m-%d}")
                 artists.append(self._note)
-        if target is not None and np.isfinite(target[1]):
-            label, level = target
-            self._target.set_ydata([level, level])
-            self._target_note.set_position((0.99, level + 0.02))
-            self._target_note.set_text(f"{label} NDVI ≥ {level:.2f}")
-            artists[:0] = [self._target, self._target_note]
         with rc_context(self._rc):
-            self._canvas.restore_region(self._background)
+            self._canvas.restore_region(self._frame(target))
             for artist in artists:
                 self._ax.draw_artist(artist)
         rgba = np.asarray(self._canvas.buffer_rgba())
