@@ -12,15 +12,15 @@ Two kinds of unit come out of the one pass over the pixels:
   redoes at most ``CHECKPOINT_DATES`` dates of it, a later ``--end`` only the new dates.
 
 A unit whose pixel reads failed to decode (``reads.read_failures``) is never saved:
-its result holds no-data windows that a later read may fill. ``record`` notes the dates
+its result holds no-data windows that a later read may fill. ``save`` notes the dates
 that failed in ``UnitPlan.failures`` instead; the orchestrator leaves them out and
 plans again, reusing everything saved, so a transient fault costs a retry, not a
 silently missing observation.
 
 Outputs are then built from the saved units alone, so a resumed or incremental run
 ends with the same bytes as one that ran straight through. Nothing here computes:
-``run.py`` hands ``UnitPlan.units`` to ``scheduler.compute_units`` with ``write`` and
-``record`` as its callbacks.
+``run.py`` hands ``UnitPlan.units`` to ``scheduler.compute_units`` and ``save``
+as its callback.
 """
 
 from __future__ import annotations
@@ -311,33 +311,22 @@ def _snapshot_count(done: int, n: int) -> int:
     return n // CHECKPOINT_DATES - done // CHECKPOINT_DATES + (n % CHECKPOINT_DATES != 0)
 
 
-def write(store: StateStore, plan: UnitPlan, name: tuple[Any, ...], result: Checked) -> Checked:
-    """Write one finished unit atomically; the file's path, or nothing for a unit made
-    from a read that failed (its failures kept). Runs on the thread that computed the
-    unit and touches no bookkeeping: ``record`` does, one unit at a time."""
-    if result.failures:
-        return Checked(None, result.failures)
-    if name[0] == "rows":
-        return Checked(store.save_rows(plan.row_keys[name[1]], result.value), ())
-    _, tile, n_done = name
-    return Checked(store.save_fold(tile, plan.prefixes[n_done - 1], result.value), ())
+def save(store: StateStore, plan: UnitPlan, name: tuple[Any, ...], result: Checked) -> None:
+    """Save one finished unit atomically; a tile's older state is then dropped.
 
-
-def record(plan: UnitPlan, name: tuple[Any, ...], written: Checked) -> None:
-    """Note a unit ``write`` saved; a tile's older state is then dropped.
-
-    A unit made from a read that failed was not saved: its dates go to ``plan.failures``.
+    A unit made from a read that failed is not saved: its dates go to ``plan.failures``.
     """
-    if written.failures:
-        for t, failure in written.failures:
+    if result.failures:
+        for t, failure in result.failures:
             plan.failures.setdefault(t, set()).add(failure)
         log.warning("unit %s: made from unreadable pixels; not saved", name)
         return
-    path = written.value
     if name[0] == "rows":
-        plan.rows[name[1]] = path
+        t = name[1]
+        plan.rows[t] = store.save_rows(plan.row_keys[t], result.value)
         return
     _, tile, n_done = name
+    path = store.save_fold(tile, plan.prefixes[n_done - 1], result.value)
     done, older = plan.folds[tile]
     if n_done > done:
         plan.folds[tile] = (n_done, path)

@@ -248,8 +248,7 @@ def _execute(
             while True:
                 compute_units(
                     plan.units,
-                    partial(checkpoint.write, store, plan),
-                    partial(checkpoint.record, plan),
+                    partial(checkpoint.save, store, plan),
                     client=client,
                     workers=local_workers(cfg.compute),
                     progress=progress,

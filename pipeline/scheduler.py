@@ -11,8 +11,8 @@ must import this package and read the catalog's assets at the same paths. Result
 are identical: every task is the same pure function of the same inputs.
 
 ``compute_units`` is the orchestrator's compute call: the units form one graph (a
-pixel block that several units need is read once), and each unit is saved as soon as
-it is ready, before the rest finishes.
+pixel block that several units need is read once), and each unit's result is handed
+to a callback as soon as it is ready, so it is saved before the rest finishes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import logging
 import os
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import dask
@@ -111,54 +110,42 @@ def task_layer(
     return lambda key: Delayed(key, graph, layer=name)
 
 
-def _write(write: Callable[[Hashable, Any], Any], name: Hashable, result: Any) -> Any:
-    return write(name, result)
+def _sink(result: Any) -> None:
+    return None
 
 
 def compute_units(
     units: Mapping[Hashable, Any],
-    write: Callable[[Hashable, Any], Any],
-    record: Callable[[Hashable, Any], None],
+    on_done: Callable[[Hashable, Any], None],
     *,
     client: Any,
     workers: int,
     progress: Progress,
 ) -> None:
-    """Compute every delayed unit in one graph and save each as soon as it ends.
-
-    ``write(name, result)`` saves a unit and returns what ``record(name, written)``
-    needs. Locally, ``write`` runs on the thread that computed the unit, beside the
-    other computations, and ``record`` on the scheduling thread, one unit at a time; on
-    a cluster both run here as each result arrives (the workers may not see the
-    workspace).
-    """
+    """Compute every delayed unit in one graph; call ``on_done(name, result)`` as each ends."""
     if not units:
         return
     if client is None:
+        names = {unit.key: name for name, unit in units.items()}
         saved = 0
 
         def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            # Runs on the scheduling thread before the unit's dependents start.
             nonlocal saved
             name = names.get(key)
             if name is not None:
-                record(name, result)
+                on_done(name, result)
                 progress.advance()
                 saved += 1
                 if saved % TRIM_EVERY_UNITS == 0:
                     release_free_memory()
 
-        # A unit's write is a task of its own: the scheduling thread, which starts every
-        # task, does not wait on the files (on the 400 px bench scene, 117 saves of about
-        # 7 ms each: Parquet encoding and two fsyncs). Its small result is all Dask keeps
-        # of the unit once written. The write function is bound, not an argument: Dask
-        # would walk the plan it holds. Fusing would hide the writes' keys from the callback.
-        writes = [
-            dask.delayed(partial(_write, write, name), pure=False)(unit)
-            for name, unit in units.items()
-        ]
-        names = dict(zip((w.key for w in writes), units, strict=True))
+        # Each unit feeds a sink that returns nothing, so Dask drops the unit's result
+        # as soon as it is saved instead of holding every one until the end; fusing
+        # would hide the units' keys from the callback.
+        sinks = [dask.delayed(_sink, pure=True)(unit) for unit in units.values()]
         with Callback(posttask=posttask), dask.config.set({"optimization.fuse.delayed": False}):
-            dask.compute(writes, scheduler=THREADS, num_workers=workers)
+            dask.compute(sinks, scheduler=THREADS, num_workers=workers)
         release_free_memory()
         return
 
@@ -168,8 +155,7 @@ def compute_units(
     names = {fut.key: name for fut, name in zip(futures, units, strict=True)}
     try:
         for fut in as_completed(futures):
-            name = names[fut.key]
-            record(name, write(name, fut.result()))
+            on_done(names[fut.key], fut.result())
             progress.advance()
             fut.release()
     except BaseException:

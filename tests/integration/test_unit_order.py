@@ -53,8 +53,7 @@ def test_compute_units__each_date_is_folded_as_it_is_read(tmp_path):
     with Finished():
         compute_units(
             plan.units,
-            partial(checkpoint.write, store, plan),
-            partial(checkpoint.record, plan),
+            partial(checkpoint.save, store, plan),
             client=None,
             workers=2,
             progress=Progress("compute", len(plan.units), logging.getLogger(__name__)),
