@@ -103,8 +103,8 @@ class SparklineRenderer:
 
     def _frame(self, target: tuple[str, float] | None) -> Any:
         """The frame's bitmap, with ``target``'s line and note drawn on it (the first
-        things drawn over the frame): a few targets serve every site, and drawing the
-        note's text took most of a sparkline's time (2,000 sites: 4.3 of 9.9 s)."""
+        things drawn over the frame): a few targets serve every site, and drawing text
+        took 4.3 of the 9.9 s of a city's 2,000 sparklines."""
         if target is None or not np.isfinite(target[1]):
             return self._background
         label, level = target[0], float(target[1])

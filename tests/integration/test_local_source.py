@@ -394,3 +394,73 @@ def test_load_cube__two_items_of_a_date_mosaic_first_with_data_wins(tmp_path, ea
     invalid = ndimage.binary_dilation(scl == 9, structure=np.ones((3, 3), bool))
     want_clear = ~invalid & np.isfinite(cube["red"].values[0]) & np.isfinite(cube["nir"].values[0])
     np.testing.assert_array_equal(clear.values[0], want_clear)
+
+
+@pytest.mark.parametrize(
+    "crs",
+    [
+        "EPSG:4326",
+        "EPSG:32650",
+        "EPSG:4490",
+        "EPSG:4547",
+        "EPSG:2383",
+        "+proj=aea +lat_1=25 +lat_2=47 +lon_0=105 +ellps=krass +units=m",
+    ],
+)
+def test_open_asset__the_crs_read_from_the_geokeys_is_the_crs_written(tmp_path, crs):
+    # Assets open with GTIFF_SRS_SOURCE=GEOKEYS (reads.OPEN_CONFIG): the CRS comes from
+    # the GeoTIFF's keys without GDAL's second build from the EPSG database.
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from pipeline.sources.reads import open_asset
+
+    written = CRS.from_user_input(crs)
+    path = tmp_path / "a.tif"
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1, "dtype": "uint16"}
+    with rasterio.open(path, "w", crs=written, transform=from_origin(0, 0, 10, 10), **profile) as d:
+        d.write(np.zeros((1, 4, 4), "uint16"))
+    with open_asset(str(path)) as src:
+        assert src.crs == written
+        assert src.crs.to_epsg() == written.to_epsg()
+
+
+@pytest.mark.parametrize("shift", [0, 30])
+def test_read_window__inside_the_file_reads_as_the_boundless_read(tmp_path, shift):
+    # The offset check reads NIR and SCL over the red window's bounds: a window inside
+    # the file is read directly (a boundless read goes through a VRT), one reaching
+    # past the edge (shift) boundless, and both give what the boundless read gives.
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.windows import from_bounds
+
+    from pipeline.inputs.asset_files import OpenFiles
+    from pipeline.inputs.offsets import _read_window
+    from pipeline.sources.base import AssetRef
+
+    rng = np.random.default_rng(4)
+    scl = rng.integers(0, 12, size=(50, 50)).astype("uint8")  # 20 m pixels
+    path = tmp_path / "scl.tif"
+    profile = {"driver": "GTiff", "width": 50, "height": 50, "count": 1, "dtype": "uint8"}
+    with rasterio.open(
+        path, "w", crs="EPSG:32650", transform=from_origin(500000, 4000000, 20, 20), **profile
+    ) as d:
+        d.write(scl[None])
+    x0 = 500000 + 200 + shift * 20
+    bounds = (x0, 4000000 - 600, x0 + 400, 4000000 - 200)  # 40 x 40 px at 10 m
+    with OpenFiles() as files:
+        data, _ = _read_window(AssetRef(href=str(path)), bounds, (40, 40), files)
+        src = files.get(str(path))
+        expected = src.read(
+            1,
+            window=from_bounds(*bounds, transform=src.transform),
+            out_shape=(40, 40),
+            resampling=Resampling.nearest,
+            boundless=True,
+        )
+    np.testing.assert_array_equal(data, expected)
+    assert data.shape == (40, 40) and len(np.unique(data)) > 5
+    if shift == 0:
+        np.testing.assert_array_equal(data, np.repeat(np.repeat(scl[10:30, 10:30], 2, 0), 2, 1))

@@ -103,3 +103,22 @@ print(named != code_hash("pipeline.excavation_looks", excavation_tiles))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False", "True", "True", "True"]
+
+
+def test_decode_fields__the_change_fields_alone_give_the_same_layers():
+    from pipeline.excavation import CHANGE_FIELDS
+    from pipeline.excavation_tiles import decode_fields
+
+    ds = _cube()
+    (snaps,) = dask.compute(
+        fold_chains(ds, DetectionConfig(), {(0, 0): TileStart(0)}, every=N).snapshots,
+        scheduler="sync",
+    )
+    data = snaps[(0, 0)][-1][1]
+    part = decode_fields(data, CHANGE_FIELDS)
+    assert sorted(part) == sorted(CHANGE_FIELDS)
+    whole = change_layers(decode_state(data))
+    np.testing.assert_array_equal(change_layers(part), whole)
+    assert (whole[0] >= 0).any()  # some candidates, so the comparison means something
+    with pytest.raises(KeyError, match="no_such_field"):
+        decode_fields(data, ["onset", "no_such_field"])
