@@ -73,13 +73,19 @@ def dug_shares(
     out: dict[str, float] = {}
     if not counted:
         return out
-    tree = STRtree([g for g, _ in counted])  # each site looks at the digs near it only
-    for _, site in sites_grid.iterrows():
+    # Each site looks at the digs near it only, and only sites with a dig near are looked
+    # at (a row of a city's 2,000 sites costs more than the test).
+    tree = STRtree([g for g, _ in counted])
+    near: dict[int, list[int]] = {}
+    for k, i in zip(*tree.query(sites_grid.geometry.to_numpy()).tolist(), strict=True):
+        near.setdefault(k, []).append(i)
+    for k in sorted(near):
+        site = sites_grid.iloc[k]
         area = site.geometry.area
         if not area:
             continue
         kept = []
-        for i in sorted(tree.query(site.geometry)):
+        for i in sorted(near[k]):
             geom, day = counted[i]
             if not geom.intersects(site.geometry) or not digging_forbidden(site, day):
                 continue
