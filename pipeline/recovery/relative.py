@@ -92,12 +92,14 @@ def ring_features(
     end = pd.Timestamp(assessed_until).normalize()
     site_looks = clear_looks(timeseries, end=end, min_clear_fraction=cfg.min_clear_fraction)
     ring_looks = clear_looks(rings, end=end, min_clear_fraction=cfg.min_clear_fraction)
-    by_site = dict(iter(site_looks.groupby("site_id", sort=False)))
-    by_ring = dict(iter(ring_looks.groupby("site_id", sort=False)))
-    empty = site_looks.iloc[0:0]
+    by_site, empty = Looks.by_site(site_looks)
+    by_ring, _ = Looks.by_site(ring_looks)
     rows = [
         _describe_pair(
-            by_site.get(sid, empty), by_ring.get(sid, empty), end=end, days=cfg.assessment_days
+            by_site.get(str(sid), empty),
+            by_ring.get(str(sid), empty),
+            end=end,
+            days=cfg.assessment_days,
         )
         for sid in site_ids
     ]
@@ -142,10 +144,7 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else np.nan
 
 
-def _describe_pair(
-    site_frame: pd.DataFrame, ring_frame: pd.DataFrame, *, end: pd.Timestamp, days: int
-) -> dict[str, float]:
-    site, ring = Looks.of(site_frame), Looks.of(ring_frame)
+def _describe_pair(site: Looks, ring: Looks, *, end: pd.Timestamp, days: int) -> dict[str, float]:
     latest_start = end - pd.Timedelta(days=days)
     previous_start = latest_start - pd.Timedelta(days=days)
 
