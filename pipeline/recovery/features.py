@@ -242,8 +242,7 @@ class Looks:
 
     @classmethod
     def by_site(cls, looks: pd.DataFrame) -> tuple[dict[str, Looks], Looks]:
-        """Each site's looks (in ``looks``' order) and the empty ``Looks``, cut from arrays made
-        once (a city's 2,000 sites: the model's features 8.4 -> 5.5 s, against per group)."""
+        """Each site's looks (``looks``' order) and the empty one, cut from arrays made once."""
         every, groups = cls.of(looks), looks.groupby("site_id", sort=False).indices
         return {
             str(site): cls(**{f.name: getattr(every, f.name)[rows] for f in fields(cls)})
@@ -374,12 +373,13 @@ def _summarise_window(looks: Looks, window: np.ndarray) -> dict[str, Any]:
 def yearly_peaks(looks: Looks, *, end: pd.Timestamp) -> pd.Series:
     """Season peak per calendar year, for seasons over by ``end`` with enough looks."""
     in_season = np.isin(looks.month, list(GROWING_SEASON_MONTHS))
-    peaks = {}
+    peaks = []  # (year, peak) ascending: a Series from a dict, sorted, cost twice as much
     for year in np.unique(looks.year[in_season]):
         values = looks.ndvi[in_season & (looks.year == year)]
         if len(values) >= MIN_SEASON_DATES and season_end(year) <= end:
-            peaks[int(year)] = float(np.quantile(values, PEAK_QUANTILE))
-    return pd.Series(peaks, dtype="float64").sort_index()
+            peaks.append((int(year), float(np.quantile(values, PEAK_QUANTILE))))
+    index = pd.Index([y for y, _ in peaks], dtype="int64") if peaks else None
+    return pd.Series([p for _, p in peaks], index=index, dtype="float64")
 
 
 def season_end(year: int) -> pd.Timestamp:
