@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 
 import geopandas as gpd
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
@@ -22,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import InputError
 from pipeline.sources.base import GridSpec, Scene
+from pipeline.sources.reads import open_asset
 
 
 def grid_crs(
@@ -73,7 +73,7 @@ def _scene_crs(scenes: Sequence[Scene]) -> CRS:
     epsgs = [s.epsg for s in scenes if s.epsg is not None]
     if epsgs:
         return CRS.from_epsg(max(set(epsgs), key=epsgs.count))
-    with rasterio.open(next(iter(scenes[0].assets[0].values())).href) as src:
+    with open_asset(next(iter(scenes[0].assets[0].values())).href) as src:
         return src.crs
 
 

@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlparse
 import dask.array as da
 import numpy as np
 import pystac
-import rasterio
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
@@ -37,7 +36,7 @@ from pipeline.sources.base import (
     Scene,
     TileRead,
 )
-from pipeline.sources.reads import read_tile
+from pipeline.sources.reads import open_asset, read_tile
 from pipeline.sources.sensors import LANDSAT, SENTINEL2, item_sensor, landsat_band, landsat_ref
 from pipeline.sources.stac_items import catalog_items
 
@@ -118,7 +117,7 @@ def _item_footprint(
     if ref is None:
         return None
     try:
-        with rasterio.open(ref.href) as src:
+        with open_asset(ref.href) as src:
             if src.crs is None:
                 return None
             return src.crs.to_string(), tuple(src.bounds)
