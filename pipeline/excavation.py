@@ -27,7 +27,8 @@ one, and why it does not:
   candidate makes a flag only once it has stayed bare longer than a fallow spell
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
   change that begins together on much of the tile's clear ground (a harvest across
-  the plain where cloud hid last year's; ``excavation_looks.regional``), unlike a dig.
+  the plain where cloud hid last year's), unlike a dig, save a patch of its own on
+  ground never bare, woods or grass (``held_by_the_plain``).
 
 Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
 soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
@@ -63,6 +64,11 @@ N_SEASON_BINS = 36  # ten-day bins of the year
 NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 # Bare spells ending this close are one fallow spell (``Lines.spell_merge_days``).
 SPELL_MERGE_DAYS = 45
+# A crop ripens before its harvest: NDVI falls by this from one look to the next (woods
+# and grass in leaf by a few hundredths). Ground no field is let go from a change across
+# the plain where it is at least this share of the patch beginning with it.
+RIPENING_FALL = np.float32(0.1)
+PATCH_SHARE = 0.5
 
 # Names of the per-pixel rasters the fold hands to flag building.
 CHANGE_LAYERS = (
@@ -276,6 +282,34 @@ def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
     return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
 
 
+def held_by_the_plain(
+    s: FoldState, flags: np.ndarray, day: int, cfg: DetectionConfig
+) -> np.ndarray:
+    """The runs beginning on a date of change across the plain that are held as a field's
+    (``prone``), from ``judge_looks``' ``flags``: all of them but a patch of ground no
+    field. Ground seen at this time of year before, with no bare spell within
+    ``bare_memory_days`` and not falling as a ripening crop does over its last two looks
+    (``RIPENING_FALL``), is woods or grass: a field is ploughed bare at least once a
+    year. Part of a field can still pass for it (cloud hid its spells, its harvests
+    read as stubble), so it is let go only where such ground is most of the patch of
+    runs beginning together (``PATCH_SHARE``, eight-connected) and the patch is smaller
+    than a change across the plain (``regional_change_min_pixels``): a dig into woods or
+    grass is a patch of its own, its edges the land around it unchanged, where a field
+    is harvested whole, with the rest of its ground."""
+    from pipeline.excavation_kernel import BEGAN, HAS_HISTORY
+
+    began = flags[BEGAN]
+    with np.errstate(invalid="ignore"):
+        ripening = s.recent_ndvi[1] - s.recent_ndvi[0] >= RIPENING_FALL
+    no_field = began & flags[HAS_HISTORY] & (day - s.spell_end[0] > cfg.bare_memory_days)
+    no_field &= ~ripening
+    patch, n = ndimage.label(began, structure=np.ones((3, 3), bool))
+    size = np.bincount(patch.ravel(), minlength=n + 1)
+    share = np.bincount(patch.ravel(), no_field.ravel(), minlength=n + 1) / np.maximum(size, 1)
+    alone = (share >= PATCH_SHARE) & (size < cfg.regional_change_min_pixels)
+    return began & ~(no_field & alone[patch])
+
+
 def fold_step(
     state: FoldState,
     t: int,
@@ -312,9 +346,10 @@ def fold_step(
     regional = n_began >= cfg.regional_change_min_pixels and n_began > (
         cfg.regional_change_share * n_clear
     )
+    held = held_by_the_plain(s, flags, day, cfg) if regional else np.zeros_like(clear)
     near = near_masked(flags[CLEAR], cfg.cloud_edge_pixels if n_new else 0)
     new_year = bool(day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS)
-    advance(arrays, lines, t, day, b_now, new_year, regional, flags, prior, near, *look)
+    advance(arrays, lines, t, day, b_now, new_year, held, flags, prior, near, *look)
     s.bin_last_day[b_now] = day
     return s
 

@@ -133,11 +133,11 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
 
 
 @jit
-def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, ndvi, bsi, red):
+def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, bsi, red):
     """Advance each pixel's state by the date ``t`` (``day`` days since 1970, in season bin
     ``b_now``, the bin's first look this year if ``new_year``), from ``judge_looks``'
-    ``flags`` and ``prior``. ``regional``: the runs beginning as a change on this date
-    cover a large share of the tile; ``near``: clear pixels beside masked cloud."""
+    ``flags`` and ``prior``. ``held``: runs beginning as a change across much of the
+    tile (``excavation.held_by_the_plain``); ``near``: clear pixels beside masked cloud."""
     h, w = ndvi.shape
     k = ln.prior_observations
     gap_max = ln.gradual_gap_days
@@ -280,7 +280,7 @@ def advance(state, ln, t, day, b_now, new_year, regional, flags, prior, near, nd
                         spell_end[1, i, j],
                         day,
                         nd > ln.fresh_ndvi_max and not has_hist,
-                        regional and began,
+                        held[i, j],
                         canopy and day - last_clear_day[i, j] <= CANOPY_GAP_DAYS,
                         ln,
                     )
@@ -357,10 +357,10 @@ def _prone(latest, before, day, field_soil, regional_change, full_canopy, ln):
     different years (a field whose other harvest cloud hid); soil-coloured bare ground
     (red soil, loess: fresh only on the soil line) where no seasonal history tells a
     field from a dig yet (``field_soil``: the imagery's first year); and ground that
-    begins a change together with much of its tile (``regional_change``), unless its
-    last two looks were full canopy, the latest one revisit before (``full_canopy``):
-    crops are harvested ripe, below full canopy, so that is woods dug on the day the
-    plain is harvested.
+    begins a change together with much of its tile, held with it (``regional_change``,
+    ``excavation.held_by_the_plain``), unless its last two looks were full canopy, the
+    latest one revisit before (``full_canopy``): crops are harvested ripe, below full
+    canopy, so that is woods dug on the day the plain is harvested.
     """
     days = ln.bare_prone_season_days
     if day - before <= ln.bare_memory_days and (

@@ -289,8 +289,60 @@ def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_no
     # Dug on the day the plain is harvested: woods, full canopy to the end, are no field.
     both = fold(plain, dig)
     assert both.sum() == 12 and both[dig].all()
-    # Without the canopy rule (regional_canopy_ndvi_min 2), the harvest holds the dig.
-    assert not fold(plain, dig, DetectionConfig(regional_canopy_ndvi_min=2.0)).any()
+    # Dug at the plain's edge, the dig is part of the patch changing with it: the canopy
+    # rule lets it go; without it (regional_canopy_ndvi_min 2) the harvest holds it.
+    edge = none.copy()
+    edge[10:13, 20:24] = True
+    at_edge = fold(plain, edge)
+    assert at_edge.sum() == 12 and at_edge[edge].all()
+    assert not fold(plain, edge, DetectionConfig(regional_canopy_ndvi_min=2.0)).any()
+    # A patch of its own on ground never bare is let go without it too.
+    assert fold(plain, dig, DetectionConfig(regional_canopy_ndvi_min=2.0)).sum() == 12
+
+
+def test_fold__dig_into_grass_on_the_day_the_plain_is_harvested_is_flagged_the_fields_are_not():
+    # 40 x 40 px of grass (NDVI 0.55) with a plain of fields, a crop below full canopy
+    # (NDVI 0.6) for two years with no ripening seen (cloud hid it). On the last look the
+    # plain is harvested and a 12-px dig is made in the grass. ``ploughed``: the plain's
+    # ground seen bare once before (two looks on day 150), a field's.
+    cfg = DetectionConfig()
+    n, side, grass, crop = 70, 40, (0.55, -0.05, 0.07), (0.60, -0.10, 0.06)
+
+    def fold(plain: np.ndarray, ploughed: np.ndarray, dug: np.ndarray) -> np.ndarray:
+        state = new_state((side, side), cfg.prior_observations)
+        clear = np.ones((side, side), bool)
+        for t in range(n):
+            look = np.tile(np.array(grass, np.float32), (side, side, 1))
+            look[plain] = FIELD_SOIL if t == n - 1 else crop
+            look[ploughed & plain] = FIELD_SOIL if t in (15, 16, n - 1) else crop
+            look[dug] = FIELD_SOIL if t == n - 1 else grass
+            day = int(DAYS[t].astype(np.int64))
+            state = fold_step(state, t, day, clear, look[..., 0], look[..., 1], look[..., 2], cfg)
+        return persistent_change(change_layers(state), cfg)
+
+    none = np.zeros((side, side), bool)
+    plain, dig = none.copy(), none.copy()
+    plain[:, :20] = True  # 800 px, half the tile
+    dig[10:13, 30:34] = True
+    # Fields seen bare before: held; the dig, ground never bare and a patch of its own, not.
+    flagged = fold(plain, plain, dig)
+    assert flagged.sum() == 12 and flagged[dig].all()
+    # A strip of the plain never seen bare (cloud hid it each time) is a quarter of the
+    # patch beginning with it: held with the plain.
+    strip = plain.copy()
+    strip[:, 15:] = False
+    flagged = fold(plain, strip, dig)
+    assert flagged.sum() == 12 and flagged[dig].all()
+    # The whole plain never seen bare: a patch as large as a change across the plain
+    # (regional_change_min_pixels) is no dig.
+    flagged = fold(plain, none, dig)
+    assert flagged.sum() == 12 and flagged[dig].all()
+    # Ground never bare in a patch of its own smaller than that is taken for a dig: 240 px
+    # two columns of grass away from a plain of 600 px seen bare before.
+    fields, lone = none.copy(), none.copy()
+    fields[:, :15], lone[:, 17:23] = True, True
+    flagged = fold(fields | lone, fields, dig)
+    assert flagged.sum() == 12 + 240 and flagged[dig].all() and flagged[lone].all()
 
 
 def test_fold__field_whose_summer_harvest_cloud_always_hid_is_held_when_it_comes_early():
