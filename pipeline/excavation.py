@@ -292,15 +292,16 @@ def held_by_the_plain(
     (``RIPENING_FALL``), is woods or grass: a field is ploughed bare at least once a
     year. Part of a field can still pass for it (cloud hid its spells, its harvests
     read as stubble), so it is let go only where such ground is most of the patch of
-    runs beginning together (``PATCH_SHARE``, eight-connected) and the patch is smaller
+    pixels changing together (``BEGAN``; ``PATCH_SHARE``, eight-connected), a patch smaller
     than a change across the plain (``regional_change_min_pixels``): a dig into woods or
     grass is a patch of its own, its edges the land around it unchanged, where a field
     is harvested whole, with the rest of its ground."""
     from pipeline.excavation_kernel import BEGAN, HAS_HISTORY
 
     began = flags[BEGAN]
+    last_two = s.recent_ndvi[:2]  # one look kept (``prior_observations: 1``): no fall seen
     with np.errstate(invalid="ignore"):
-        ripening = s.recent_ndvi[1] - s.recent_ndvi[0] >= RIPENING_FALL
+        ripening = last_two[-1] - last_two[0] >= RIPENING_FALL
     no_field = began & flags[HAS_HISTORY] & (day - s.spell_end[0] > cfg.bare_memory_days)
     no_field &= ~ripening
     patch, n = ndimage.label(began, structure=np.ones((3, 3), bool))

@@ -343,6 +343,10 @@ def test_fold__dig_into_grass_on_the_day_the_plain_is_harvested_is_flagged_the_f
     fields[:, :15], lone[:, 17:23] = True, True
     flagged = fold(fields | lone, fields, dig)
     assert flagged.sum() == 12 + 240 and flagged[dig].all() and flagged[lone].all()
+    # One look kept before (prior_observations 1): no ripening can be seen, the rest holds.
+    cfg = DetectionConfig(prior_observations=1)
+    flagged = fold(plain, plain, dig)
+    assert flagged.sum() == 12 and flagged[dig].all()
 
 
 def test_fold__field_whose_summer_harvest_cloud_always_hid_is_held_when_it_comes_early():
