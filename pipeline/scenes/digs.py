@@ -42,7 +42,11 @@ class Digger:
         s = lay.s_len
         self.taken = [p.geom.buffer(60 * s) for p in plans]
         self.taken += [p.permit.buffer(60 * s) for p in plans if p.permit is not None]
-        self.permits = [p for p in plans if p.permit is not None and p.category == "licensed"]
+        # Where digging beyond a licensed site is measured from, as the detection does
+        # (``flags._nearby_licensed``): its permit, or its boundary with no permit on record.
+        self.licensed = [
+            (p, p.geom if p.permit is None else p.permit) for p in plans if p.category == "licensed"
+        ]
         self.out: list[dict] = []
 
     def area(self) -> float:
@@ -93,11 +97,12 @@ class Digger:
         codes = {v: k for k, v in LANDCOVER_CODES.items()}
         before = codes.get(int(np.bincount(lay.lc.ravel()[idx]).argmax()), "other")
         if violation == "unregistered" and plan is None:
-            # A dig this close to a licensed site's permit is ``outside_permit``, as the
-            # detection config defines it (``outside_permit_buffer_m``).
-            near = [p for p in self.permits if p.permit.distance(g) <= OUTSIDE_PERMIT_M]
+            # A dig this close to a licensed site's permit (its boundary, with none) is
+            # ``outside_permit``, as the detection config defines it (``outside_permit_buffer_m``).
+            near = [(p, a.distance(g)) for p, a in self.licensed]
+            near = [(p, d) for p, d in near if d <= OUTSIDE_PERMIT_M]
             if near:
-                violation, plan = "outside_permit", min(near, key=lambda p: p.permit.distance(g))
+                violation, plan = "outside_permit", min(near, key=lambda pd: pd[1])[0]
         dig = {"dig_id": "", "start": iso_date(lay.start + timedelta(days=s0)),
                "violation": violation, "site_id": plan.site_id if plan else None,
                "permit_id": getattr(plan, "permit_id", None) if plan else None,

@@ -260,3 +260,25 @@ def test_standard_family__dig_in_an_expired_permit_is_labelled_outside_permit():
     assert [(d["site_id"], d["permit_id"], d["start"]) for d in expired] == [
         ("S08", "P04", "2023-01-01")
     ]
+
+
+def test_standard_family__dig_beside_a_licensed_site_with_no_permit_is_labelled_outside_permit():
+    # Evaluation seed 9602 (its dates): D09, dug into a field 77 m from licensed site S03,
+    # which has no permit on record. The detection measures digging beyond such a site
+    # from its boundary (``outside_permit_buffer_m``, 100 m), and so does the truth. No
+    # dig labelled ``unregistered`` lies that close to a licensed site's permit, or to its
+    # boundary where it has none.
+    world = build_world(9602, (400, 480), date(2021, 2, 1), date(2024, 5, 25), hard_cases=True)
+    permits: dict[str, list] = {}
+    for p in world.permits:
+        permits.setdefault(p["site_id"], []).append(p["geometry"])
+    anchors = [
+        shapely.union_all(permits.get(s["site_id"], [s["geometry"]]))
+        for s in world.sites
+        if s["category"] == "licensed"
+    ]
+    d09 = next(d for d in world.truth["digs"] if d["dig_id"] == "D09")
+    assert (d09["violation"], d09["site_id"], d09["permit_id"]) == ("outside_permit", "S03", None)
+    for d in world.truth["digs"]:
+        if d["violation"] == "unregistered":
+            assert min(a.distance(d["geometry"]) for a in anchors) > 100.0, d["dig_id"]
