@@ -64,9 +64,8 @@ N_SEASON_BINS = 36  # ten-day bins of the year
 NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 # Bare spells ending this close are one fallow spell (``Lines.spell_merge_days``).
 SPELL_MERGE_DAYS = 45
-# A crop ripens before its harvest: NDVI falls by this from one look to the next (woods
-# and grass in leaf by a few hundredths). Ground no field is let go from a change across
-# the plain where it is at least this share of the patch beginning with it.
+# A crop ripens before its harvest: NDVI falls by this from one look to the next (woods and
+# grass by a few hundredths); ground no field is this share of a patch let go from the plain.
 RIPENING_FALL = np.float32(0.1)
 PATCH_SHARE = 0.5
 
@@ -135,6 +134,7 @@ class FoldState:
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
     last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
     watched_day: np.ndarray  # int32 start of its latest stretch with no gap over gradual_gap_days
+    unexpected_day: np.ndarray  # int32 its first look bare where the season is green, since bare
 
 
 def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
@@ -183,6 +183,7 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         prone=np.zeros(shape, bool),
         last_day=np.zeros(shape, np.int32),
         watched_day=np.zeros(shape, np.int32),
+        unexpected_day=np.zeros(shape, np.int32),
     )
 
 
@@ -292,10 +293,9 @@ def held_by_the_plain(
     (``RIPENING_FALL``), is woods or grass: a field is ploughed bare at least once a
     year. Part of a field can still pass for it (cloud hid its spells, its harvests
     read as stubble), so it is let go only where such ground is most of the patch of
-    pixels changing together (``BEGAN``; ``PATCH_SHARE``, eight-connected), a patch smaller
-    than a change across the plain (``regional_change_min_pixels``): a dig into woods or
-    grass is a patch of its own, its edges the land around it unchanged, where a field
-    is harvested whole, with the rest of its ground."""
+    pixels changing together (``BEGAN``; ``PATCH_SHARE``, eight-connected) under
+    ``regional_change_min_pixels``: a dig is a patch of its own, the land around it
+    unchanged, where a field is harvested whole, with the rest of its ground."""
     from pipeline.excavation_kernel import BEGAN, HAS_HISTORY
 
     began = flags[BEGAN]

@@ -31,6 +31,9 @@ YEAR_DAYS = 366  # "within the year before"
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
 NOT_WATCHED = np.iinfo(np.int32).max  # ``watched_day`` while no bare stretch is being watched
 OWN_HISTORY_DAYS = 300  # after this long, a candidate's season history is its own bare ground
+# A crop sown and harvested between two looks needs this long at least (summer maize and
+# soybean on the plain about 100 days, millet 90).
+CROP_CYCLE_DAYS = 90
 # The latest look before counts for the full-canopy test this close: one revisit, +1 day.
 CANOPY_GAP_DAYS = 11
 
@@ -146,6 +149,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
     onset, confirm, last, onset_day = s.onset, s.confirm, s.last, s.onset_day
     n_since, n_bare, n_looks = s.n_since, s.n_bare, s.n_looks
     last_day, watched_day, last_clear_day = s.last_day, s.watched_day, s.last_clear_day
+    unexpected_day = s.unexpected_day
     doubtful_look, prior_ndvi = s.doubtful_look, s.prior_ndvi
     run_start, run_len, run_second, run_ok = s.run_start, s.run_len, s.run_second, s.run_ok
     run_prone, run_start_day, run_prior_ndvi = s.run_prone, s.run_start_day, s.run_prior_ndvi
@@ -195,6 +199,16 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     watched_day[i, j] = NOT_WATCHED
                 if support and watched_day[i, j] == NOT_WATCHED:
                     watched_day[i, j] = day
+                # Bare where the season's history says green, on looks with no look not
+                # bare between them and no gap a crop could grow and be harvested in
+                # (``CROP_CYCLE_DAYS``): the watch spans back to the first, through the
+                # gaps (a pit bare through the growing season; a harvest moved off its
+                # season is bare a few weeks).
+                if clear and (not fresh or day - last_clear_day[i, j] >= CROP_CYCLE_DAYS):
+                    unexpected_day[i, j] = NOT_WATCHED
+                if support and has_hist and not expected:
+                    unexpected_day[i, j] = min(unexpected_day[i, j], day)
+                    watched_day[i, j] = min(watched_day[i, j], unexpected_day[i, j])
                 if clear and fresh:
                     last[i, j] = t
                     last_day[i, j] = day
@@ -317,6 +331,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     prior_ndvi[i, j], prone[i, j] = run_prior_ndvi[i, j], run_prone[i, j]
                     late_[i, j], last_day[i, j] = run_late[i, j], day
                     watched_day[i, j] = run_start_day[i, j]
+                    unexpected_day[i, j] = day if has_hist else NOT_WATCHED
 
                 # Remember this look: the recent looks (clear pixels only, the newest first)
                 # and the season bins (the bin's first look of a year moves the years on).

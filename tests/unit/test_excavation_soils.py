@@ -177,6 +177,41 @@ def test_fold__field_bare_again_after_a_long_cloudy_summer_is_watched_again_not_
     assert layers[L["span_days"], 0] == (DAYS[autumn + 1] - DAYS[autumn]).astype(int)
 
 
+def test_fold__dig_into_a_field_bare_through_its_green_season_across_cloud_gaps_is_flagged():
+    # A double-cropped field (harvests on days 145 and 330) is dug into its green crop in
+    # mid-July 2023: a change on ground with a harvest spell ended within two months, so
+    # held as a field's (``prone``). Clear looks on the dig's day and 10 days later, then
+    # cloud for 50 days (a gap a crop could grow in), then two more: bare on every look,
+    # in a season whose history is green. No crop grew and was harvested between them, so
+    # the watch spans back to the dig's first look: 70 days, past bare_prone_run_days.
+    field = _field({2021: 145, 2022: 145, 2023: 145})
+    for year in (2021, 2022):
+        field[(years == year) & (doys >= 330) & (doys < 350)] = FIELD_SOIL
+    dig = _first((years == 2023) & (doys >= 200))
+    field[dig:] = (0.09, 0.15, 0.21)  # soil and rock
+
+    def fold(field: np.ndarray, cloud: slice, end: int) -> np.ndarray:
+        clear = np.ones((N, 1), bool)
+        clear[cloud, 0] = False
+        return _fold([field[:end]], clear=clear[:end])
+
+    layers = fold(field, slice(dig + 2, dig + 6), dig + 8)
+    assert int(layers[L["onset"], 0]) == dig
+    assert layers[L["prone"], 0] == 1
+    assert layers[L["span_days"], 0] == (DAYS[dig + 7] - DAYS[dig]).astype(int) == 70
+    assert _flagged(layers)[0]
+    # The crop seen green in the gap: a field's bare ground again, its watch restarted.
+    crop = field.copy()
+    crop[dig + 3] = VEG
+    layers = fold(crop, slice(dig + 4, dig + 6), dig + 8)
+    assert not _flagged(layers)[0]
+    # A gap of 90 days (CROP_CYCLE_DAYS) could hide a crop sown and harvested: bare on
+    # both sides of it is two spells of a field's, whatever the season says.
+    layers = fold(field, slice(dig + 2, dig + 10), dig + 12)
+    assert layers[L["span_days"], 0] == 10
+    assert not _flagged(layers)[0]
+
+
 def test_fold__dig_one_or_two_looks_before_the_end_is_flagged_unconfirmed_or_confirmed():
     two, one = _forest(), _forest()
     two[N - 2 :] = RED_SOIL
