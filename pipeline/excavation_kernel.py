@@ -52,7 +52,7 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
     h, w = ndvi.shape
     k = ln.prior_observations
     # The state's arrays as locals, and no per-pixel helper takes the tuple: a call that
-    # passes it counts a reference to each of its 41 arrays (a 400 px date took 120 ms so).
+    # passes it counts a reference to each of its 42 arrays (a 400 px date took 120 ms so).
     recent_n, recent_bare, run_start = state.recent_n, state.recent_bare, state.run_start
     recent_ndvi, recent_bsi, recent_red = state.recent_ndvi, state.recent_bsi, state.recent_red
     cur_clear, cur_bare = state.cur_clear, state.cur_bare
