@@ -134,7 +134,7 @@ class FoldState:
     prone: np.ndarray  # bool: the candidate's run began on ground bare lately (``run_prone``)
     last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
     watched_day: np.ndarray  # int32 start of its latest stretch with no gap over gradual_gap_days
-    unexpected_day: np.ndarray  # int32 its first look bare where the season is green, since bare
+    unexpected_day: np.ndarray  # int32 first look bare in a green season since one not bare
 
 
 def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
