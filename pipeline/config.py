@@ -168,6 +168,8 @@ class DetectionConfig(_Model):
     cloud_edge_pixels: int = Field(0, ge=0, le=50)
     cloud_flat_bsi_max: float = Field(0.1, ge=-1, le=1)
     cloud_flat_green_fall: float = Field(0.4, ge=0, le=2)
+    bare_shift_bsi: float = Field(0.05, ge=0, le=2)
+    bare_shift_red: float = Field(0.15, ge=0, le=10)
     persistence_min: float = Field(0.7, ge=0, le=1)
     outside_permit_buffer_m: float = Field(100.0, ge=0)
     violation_precedence: tuple[str, ...] = (

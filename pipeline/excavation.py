@@ -28,7 +28,7 @@ one, and why it does not:
   (``bare_prone_run_days``). A pit dug into a field stays bare past it. So is a
   change that begins together on much of the tile's clear ground (a harvest across
   the plain where cloud hid last year's), unlike a dig, save a patch of its own on
-  ground never bare, woods or grass (``held_by_the_plain``).
+  ground never bare, woods or grass (``excavation_plain.held_by_the_plain``).
 
 Fresh bare is any soil colour: grey and white rock and pale soil by NDVI alone, red
 soil and loess (NDVI 0.15-0.22) on the soil line (high BSI), where sparse green cover
@@ -56,7 +56,6 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
 
 from pipeline.config import DetectionConfig
 
@@ -64,10 +63,6 @@ N_SEASON_BINS = 36  # ten-day bins of the year
 NEW_YEAR_GAP_DAYS = 180  # a bin visited again after this long is a new year's visit
 # Bare spells ending this close are one fallow spell (``Lines.spell_merge_days``).
 SPELL_MERGE_DAYS = 45
-# A crop ripens before its harvest: NDVI falls by this from one look to the next (woods and
-# grass by a few hundredths); ground no field is this share of a patch let go from the plain.
-RIPENING_FALL = np.float32(0.1)
-PATCH_SHARE = 0.5
 
 # Names of the per-pixel rasters the fold hands to flag building.
 CHANGE_LAYERS = (
@@ -135,6 +130,11 @@ class FoldState:
     last_day: np.ndarray  # int32 day number of the candidate's latest supporting look
     watched_day: np.ndarray  # int32 start of its latest stretch with no gap over gradual_gap_days
     unexpected_day: np.ndarray  # int32 first look bare in a green season since one not bare
+    shift_t: np.ndarray  # int32 first look of a pending shift of bare ground's colour, -1 none
+    shift_day: np.ndarray  # int32 its day number
+    shift_n: np.ndarray  # int8 looks shifted so far, signed as their BSI moved
+    shift_bsi: np.ndarray  # float32 BSI of the looks before it (NaN: no shift pending or held)
+    shift_red: np.ndarray  # float32 red of those looks
 
 
 def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
@@ -184,6 +184,11 @@ def new_state(shape: tuple[int, int], prior_observations: int) -> FoldState:
         last_day=np.zeros(shape, np.int32),
         watched_day=np.zeros(shape, np.int32),
         unexpected_day=np.zeros(shape, np.int32),
+        shift_t=minus1.copy(),
+        shift_day=np.zeros(shape, np.int32),
+        shift_n=np.zeros(shape, np.int8),
+        shift_bsi=np.full(shape, np.nan, np.float32),
+        shift_red=np.full(shape, np.nan, np.float32),
     )
 
 
@@ -225,6 +230,8 @@ class Lines(NamedTuple):
     cloud_flat_green_fall: np.float32
     cloud_flat_bsi_max: np.float32
     regional_canopy_ndvi_min: np.float32
+    bare_shift_bsi: np.float32
+    bare_shift_red: np.float32
     season_bare_max_fraction: float
     persistence_min: float
     prior_observations: int
@@ -258,6 +265,8 @@ def look_lines(cfg: DetectionConfig) -> Lines:
         cloud_flat_green_fall=f32(cfg.cloud_flat_green_fall),
         cloud_flat_bsi_max=f32(cfg.cloud_flat_bsi_max),
         regional_canopy_ndvi_min=f32(cfg.regional_canopy_ndvi_min),
+        bare_shift_bsi=f32(cfg.bare_shift_bsi),
+        bare_shift_red=f32(cfg.bare_shift_red),
         season_bare_max_fraction=float(cfg.season_bare_max_fraction),
         persistence_min=float(cfg.persistence_min),
         prior_observations=int(cfg.prior_observations),
@@ -275,42 +284,6 @@ def season_bin(day: int) -> int:
     return min(int(doy * N_SEASON_BINS / 366), N_SEASON_BINS - 1)
 
 
-def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
-    """Clear pixels within ``pixels`` of a masked one (cloud, shadow, no data) this date."""
-    masked = ~clear
-    if pixels <= 0 or not masked.any():
-        return np.zeros_like(clear)
-    return clear & ndimage.maximum_filter(masked, size=2 * pixels + 1, mode="nearest")
-
-
-def held_by_the_plain(
-    s: FoldState, flags: np.ndarray, day: int, cfg: DetectionConfig
-) -> np.ndarray:
-    """The runs beginning on a date of change across the plain that are held as a field's
-    (``prone``), from ``judge_looks``' ``flags``: all of them but a patch of ground no
-    field. Ground seen at this time of year before, with no bare spell within
-    ``bare_memory_days`` and not falling as a ripening crop does over its last two looks
-    (``RIPENING_FALL``), is woods or grass: a field is ploughed bare at least once a
-    year. Part of a field can still pass for it (cloud hid its spells, its harvests
-    read as stubble), so it is let go only where such ground is most of the patch of
-    pixels changing together (``BEGAN``; ``PATCH_SHARE``, eight-connected) under
-    ``regional_change_min_pixels``: a dig is a patch of its own, the land around it
-    unchanged, where a field is harvested whole, with the rest of its ground."""
-    from pipeline.excavation_kernel import BEGAN, HAS_HISTORY
-
-    began = flags[BEGAN]
-    last_two = s.recent_ndvi[:2]  # one look kept (``prior_observations: 1``): no fall seen
-    with np.errstate(invalid="ignore"):
-        ripening = last_two[-1] - last_two[0] >= RIPENING_FALL
-    no_field = began & flags[HAS_HISTORY] & (day - s.spell_end[0] > cfg.bare_memory_days)
-    no_field &= ~ripening
-    patch, n = ndimage.label(began, structure=np.ones((3, 3), bool))
-    size = np.bincount(patch.ravel(), minlength=n + 1)
-    share = np.bincount(patch.ravel(), no_field.ravel(), minlength=n + 1) / np.maximum(size, 1)
-    alone = (share >= PATCH_SHARE) & (size < cfg.regional_change_min_pixels)
-    return began & ~(no_field & alone[patch])
-
-
 def fold_step(
     state: FoldState,
     t: int,
@@ -325,6 +298,7 @@ def fold_step(
     place: the compiled per-pixel kernels of ``excavation_kernel``, and between them the
     two tests over the whole tile (regional change, clear pixels beside masked cloud)."""
     from pipeline.excavation_kernel import CLEAR, advance, judge_looks
+    from pipeline.excavation_plain import held_by_the_plain, near_masked
 
     s, lines = state, look_lines(cfg)
     arrays = state_arrays(s)

@@ -19,13 +19,14 @@ import numpy as np
 
 from pipeline.excavation_looks import (
     abrupt_change,
+    bare_shift,
     fresh_bare,
     jit,
     median_of_looks,
     missed_cloud,
-    near_a_spell_season,
-    yearly_spells,
+    prone_run,
 )
+from pipeline.excavation_shift import SHIFT_LOOKS, SUPPORT_SHARE, watch_shift
 
 YEAR_DAYS = 366  # "within the year before"
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
@@ -52,7 +53,7 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
     h, w = ndvi.shape
     k = ln.prior_observations
     # The state's arrays as locals, and no per-pixel helper takes the tuple: a call that
-    # passes it counts a reference to each of its 42 arrays (a 400 px date took 120 ms so).
+    # passes it counts a reference to each of its 47 arrays (a 400 px date took 120 ms so).
     recent_n, recent_bare, run_start = state.recent_n, state.recent_bare, state.run_start
     recent_ndvi, recent_bsi, recent_red = state.recent_ndvi, state.recent_bsi, state.recent_red
     cur_clear, cur_bare = state.cur_clear, state.cur_bare
@@ -140,7 +141,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
     """Advance each pixel's state by the date ``t`` (``day`` days since 1970, in season bin
     ``b_now``, the bin's first look this year if ``new_year``), from ``judge_looks``'
     ``flags`` and ``prior``. ``held``: runs beginning as a change across much of the
-    tile (``excavation.held_by_the_plain``); ``near``: clear pixels beside masked cloud."""
+    tile (``excavation_plain.held_by_the_plain``); ``near``: clear pixels beside masked cloud."""
     h, w = ndvi.shape
     k = ln.prior_observations
     gap_max = ln.gradual_gap_days
@@ -150,6 +151,8 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
     n_since, n_bare, n_looks = s.n_since, s.n_bare, s.n_looks
     last_day, watched_day, last_clear_day = s.last_day, s.watched_day, s.last_clear_day
     unexpected_day = s.unexpected_day
+    shift_t, shift_day, shift_n = s.shift_t, s.shift_day, s.shift_n
+    shift_bsi, shift_red = s.shift_bsi, s.shift_red
     doubtful_look, prior_ndvi = s.doubtful_look, s.prior_ndvi
     run_start, run_len, run_second, run_ok = s.run_start, s.run_len, s.run_second, s.run_ok
     run_prone, run_start_day, run_prior_ndvi = s.run_prone, s.run_start_day, s.run_prior_ndvi
@@ -183,10 +186,16 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
             # nothing has confirmed after ``UNCONFIRMED_LOOKS`` clear looks is dropped; if
             # the ground stays bare past the season, it starts again from the run's first
             # look.
+            # A shift of bare ground's colour (``excavation_shift``) is supported by looks
+            # shifted still: all its looks are bare, and the season expects bare.
             if onset[i, j] >= 0:
-                explained = expected and day - onset_day[i, j] < OWN_HISTORY_DAYS
+                shifted = np.isfinite(shift_bsi[i, j])
+                explained = expected and day - onset_day[i, j] < OWN_HISTORY_DAYS and not shifted
                 evidence = clear and not (fresh and explained)
                 support = evidence and fresh
+                if support and shifted:
+                    moved = bare_shift(bs, rd, shift_bsi[i, j], shift_red[i, j], ln, SUPPORT_SHARE)
+                    support = moved * shift_n[i, j] > 0
                 n_looks[i, j] += clear
                 n_since[i, j] += evidence
                 n_bare[i, j] += support
@@ -228,6 +237,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 ):
                     onset[i, j] = confirm[i, j] = last[i, j] = -1
                     n_since[i, j] = n_bare[i, j] = 0
+                    shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
 
             # A look under cloud changes no run and no kept look: what a candidate may
             # lose (above) and the new year's move of the season bins (below) are all
@@ -286,10 +296,10 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     from_green = look_prior - nd >= ln.cloud_flat_green_fall
                     run_doubt[i, j] = near[i, j] or (bs < ln.cloud_flat_bsi_max and not from_green)
                     run_start_day[i, j] = day
-                    canopy = True  # the last two looks full canopy (``_prone``)
+                    canopy = True  # the last two looks full canopy (``prone_run``)
                     for slot in range(min(2, k)):
                         canopy = canopy and recent_ndvi[slot, i, j] >= ln.regional_canopy_ndvi_min
-                    run_prone[i, j] = _prone(
+                    run_prone[i, j] = prone_run(
                         spell_end[0, i, j],
                         spell_end[1, i, j],
                         day,
@@ -332,6 +342,23 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     late_[i, j], last_day[i, j] = run_late[i, j], day
                     watched_day[i, j] = run_start_day[i, j]
                     unexpected_day[i, j] = day if has_hist else NOT_WATCHED
+                    shift_t[i, j] = -1
+                    shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
+
+                # Bare ground all year whose colour shifted on ``SHIFT_LOOKS`` looks running:
+                # dug again (``excavation_shift``). Its candidate keeps the colour before.
+                if onset[i, j] < 0 and watch_shift(
+                    i, j, t, day, fresh, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
+                    recent_bsi, recent_red, cur_clear, cur_bare, last_clear, last_bare,
+                    older_clear, older_bare, shift_t, shift_day, shift_n, shift_bsi, shift_red,
+                    prior_ndvi,
+                ):  # fmt: skip
+                    onset[i, j], confirm[i, j], last[i, j] = shift_t[i, j], t, t
+                    n_since[i, j] = n_bare[i, j] = n_looks[i, j] = SHIFT_LOOKS
+                    has_history[i, j], gap_days[i, j], doubtful_look[i, j] = True, 0, False
+                    onset_day[i, j], prone[i, j], late_[i, j] = shift_day[i, j], False, False
+                    last_day[i, j] = watched_day[i, j] = day
+                    unexpected_day[i, j], shift_t[i, j] = NOT_WATCHED, -1
 
                 # Remember this look: the recent looks (clear pixels only, the newest first)
                 # and the season bins (the bin's first look of a year moves the years on).
@@ -356,30 +383,3 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 cur_clear[b, i, j] = cur_bare[b, i, j] = 0
             cur_clear[b, i, j] = min(np.int32(cur_clear[b, i, j]) + clear, 255)
             cur_bare[b, i, j] = min(np.int32(cur_bare[b, i, j]) + (fresh or low), 255)
-
-
-@jit
-def _prone(latest, before, day, field_soil, regional_change, full_canopy, ln):
-    """Whether a run beginning now is ``prone``: its candidate makes a flag only once it
-    has stayed bare for ``bare_prone_run_days`` (``span_days``), longer than any fallow
-    spell between a harvest and the next crop, so a harvest whose date moved from last
-    year's is not taken for a dig. A pit in a field stays bare past it.
-
-    Prone is ground with two bare spells (that ended on days ``latest`` and ``before``)
-    ended within ``bare_memory_days`` before this run (a field, bare after each harvest;
-    a restoration's substrate is one spell), at about the time of year one of them ended
-    (``bare_prone_season_days``), or whose two spells ended at one time of year in
-    different years (a field whose other harvest cloud hid); soil-coloured bare ground
-    (red soil, loess: fresh only on the soil line) where no seasonal history tells a
-    field from a dig yet (``field_soil``: the imagery's first year); and ground that
-    begins a change together with much of its tile, held with it (``regional_change``,
-    ``excavation.held_by_the_plain``), unless its last two looks were full canopy, the
-    latest one revisit before (``full_canopy``): crops are harvested ripe, below full
-    canopy, so that is woods dug on the day the plain is harvested.
-    """
-    days = ln.bare_prone_season_days
-    if day - before <= ln.bare_memory_days and (
-        near_a_spell_season(latest, before, day, days) or yearly_spells(latest, before, days)
-    ):
-        return True
-    return field_soil or (regional_change and not full_canopy)

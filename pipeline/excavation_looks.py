@@ -6,8 +6,9 @@ well): whether a look shows fresh bare soil or rock (``fresh_bare``, any soil co
 or cloud the SCL missed (``missed_cloud``), the median of the few looks kept
 (``median_of_looks``), whether a look is an abrupt change from them
 (``abrupt_change``), whether two bare spells ended at one time of year
-(``near_a_spell_season``, ``yearly_spells``). Thresholds come as
-``excavation.Lines``.
+(``near_a_spell_season``, ``yearly_spells``) and so whether a run is a field's
+(``prone_run``), and how bare ground's colour shifted (``bare_shift``). Thresholds
+come as ``excavation.Lines``.
 """
 
 from __future__ import annotations
@@ -108,3 +109,44 @@ def yearly_spells(latest, before, days):
     apart = latest - before
     phase = apart % 365.25
     return apart >= 365.25 - days and min(phase, 365.25 - phase) <= days
+
+
+@inline
+def bare_shift(bsi, red, bsi_before, red_before, ln, share):
+    """How a look of bare ground moved from the bare ground before it: +1 (BSI rose) or
+    -1 (fell) when its BSI moved by ``share`` of ``bare_shift_bsi`` and its red by
+    ``share`` of ``bare_shift_red`` of its level, both; 0 when not (NaN compares False).
+    Fresh soil or rock dug from under a weathered or waste surface differs from it in
+    shape and brightness at once; wet soil is darker with little change of shape."""
+    moved, lines = bsi - bsi_before, np.float32(share)
+    brighter = abs(red - red_before) >= lines * ln.bare_shift_red * red_before
+    if brighter and abs(moved) >= lines * ln.bare_shift_bsi:
+        return 1 if moved > 0 else -1
+    return 0
+
+
+@jit
+def prone_run(latest, before, day, field_soil, regional_change, full_canopy, ln):
+    """Whether a run beginning now is ``prone``: its candidate makes a flag only once it
+    has stayed bare for ``bare_prone_run_days`` (``span_days``), longer than any fallow
+    spell between a harvest and the next crop, so a harvest whose date moved from last
+    year's is not taken for a dig. A pit in a field stays bare past it.
+
+    Prone is ground with two bare spells (that ended on days ``latest`` and ``before``)
+    ended within ``bare_memory_days`` before this run (a field, bare after each harvest;
+    a restoration's substrate is one spell), at about the time of year one of them ended
+    (``bare_prone_season_days``), or whose two spells ended at one time of year in
+    different years (a field whose other harvest cloud hid); soil-coloured bare ground
+    (red soil, loess: fresh only on the soil line) where no seasonal history tells a
+    field from a dig yet (``field_soil``: the imagery's first year); and ground that
+    begins a change together with much of its tile, held with it (``regional_change``,
+    ``excavation_plain.held_by_the_plain``), unless its last two looks were full canopy, the
+    latest one revisit before (``full_canopy``): crops are harvested ripe, below full
+    canopy, so that is woods dug on the day the plain is harvested.
+    """
+    days = ln.bare_prone_season_days
+    if day - before <= ln.bare_memory_days and (
+        near_a_spell_season(latest, before, day, days) or yearly_spells(latest, before, days)
+    ):
+        return True
+    return field_soil or (regional_change and not full_canopy)

@@ -111,7 +111,7 @@ def decode_state(data: bytes) -> FoldState:
 def decode_fields(data: bytes, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays ``names`` (``FoldState`` fields; None: all) of a state ``encode_state``
     wrote, each writable. Only their members are read: the change layers need 13 of
-    the 42 fields and none of the float looks that are most of the bytes (a city
+    the 47 fields and none of the float looks that are most of the bytes (a city
     tile's 512 x 512 px state: 85-150 ms for all of it)."""
     wanted = None if names is None else set(names)
     values: dict[str, np.ndarray] = {}

@@ -21,7 +21,7 @@ truth file. The standard family is generated with its hard cases (``hard_cases=T
   per dig material: digs, found, recall and median latency.
 
     .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--family both] [--json out.json]
-        [--climate 0.15] [--model models/NAME | --model rules]
+        [--climate 0.15] [--model models/NAME | --model rules] [--out runs/evaluate]
 
 ``--climate`` adds drought and wet years (pipeline.scenes' yearly vegetation vigour);
 ``--model`` picks the recovery model (default: the shipped one). Per family, the site
@@ -315,7 +315,7 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
     """Generate (or reuse) one scenario, run the pipeline on it and score the outputs."""
     t0 = time.perf_counter()
     paths = _scenario(family, seed, args.climate)
-    out = ROOT / "runs" / "evaluate" / f"{family}-seed{seed}"
+    out = args.out / f"{family}-seed{seed}"
     if (out / "ledger.sqlite").exists():
         (out / "ledger.sqlite").unlink()
     cfg = load_config(None, {**paths.run_overrides(), "recovery.model": args.model})
@@ -398,6 +398,10 @@ def main() -> int:
         help="scene family to evaluate on (default: both)",
     )
     parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "runs" / "evaluate",
+        help="where each scenario's run goes (its workspace: FAMILY-seedSEED)",
+    )  # fmt: skip
     parser.add_argument("--climate", type=float, default=0.0, help="drought/wet-year spread")
     parser.add_argument("--model", help="recovery.model: a model folder or 'rules'")
     parser.add_argument("--verbose", action="store_true")

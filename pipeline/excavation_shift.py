@@ -1,0 +1,81 @@
+"""Bare ground dug again: the excavation fold's watch on a shift of its colour.
+
+Ground bare all year (a waste-rock pile, an old pit's floor, a closed site's weathered
+ground) dug again stays bare: no run of fresh-bare looks begins there, so the fold's
+test for a change from ground not bare never sees it. What changes is its colour:
+soil or rock dug from under a weathered or waste surface differs from it in spectral
+shape and brightness at once (``excavation_looks.bare_shift``).
+
+``watch_shift`` follows such a pixel while it has no candidate (``advance`` calls it
+on each clear look). A fresh-bare look shifted against the median of the
+``prior_observations`` looks before it, all bare, on ground mostly bare in at least
+``BARE_YEAR_BINS`` season bins and in ``BARE_YEAR_SHARE`` of the bins seen in all
+years (no field or grass: they are green every year), opens a watch
+with those medians; ``SHIFT_LOOKS`` clear looks running, shifted the same way against
+them, make a candidate dated from the first. A look not bare, or not shifted, closes
+the watch. Wet soil darkens with little change of shape, and a haze lasts a look or
+two. The candidate keeps the medians: its later looks support it while they are
+shifted still, the same way by half the lines at least (``SUPPORT_SHARE``: one
+pixel's looks are noisier than the watch's three), not merely bare (``advance``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.excavation_looks import bare_shift, inline, median_of_looks
+
+SHIFT_LOOKS = 3  # clear looks in a row, shifted one way, that make a shift a candidate
+BARE_YEAR_BINS = 24  # season bins (of 36) seen mostly bare: two thirds of the year
+BARE_YEAR_SHARE = 0.9  # and this share of the bins seen
+SUPPORT_SHARE = 0.5  # of the shift's lines, a later look's shift that supports its candidate
+
+
+@inline
+def bare_all_year(i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare):
+    """Whether pixel ``(i, j)`` was mostly bare in ``BARE_YEAR_BINS`` season bins and
+    ``BARE_YEAR_SHARE`` of those seen, all years' visits together (cloud hides a
+    season of a year or two)."""
+    seen = bare = 0
+    for b in range(cur_clear.shape[0]):
+        clear = np.int32(cur_clear[b, i, j]) + last_clear[b, i, j] + older_clear[b, i, j]
+        n_bare = np.int32(cur_bare[b, i, j]) + last_bare[b, i, j] + older_bare[b, i, j]
+        seen += clear > 0
+        bare += clear > 0 and 2 * n_bare > clear
+    return bare >= BARE_YEAR_BINS and bare >= BARE_YEAR_SHARE * seen
+
+
+@inline
+def watch_shift(
+    i, j, t, day, fresh, bsi, red, ln, recent_n, recent_bare, recent_ndvi, recent_bsi,
+    recent_red, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare, shift_t,
+    shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
+):  # fmt: skip
+    """Follow pixel ``(i, j)``'s clear look on date ``t`` (``day``); True when it makes
+    the watched shift a candidate (the caller starts it). Opening a watch also keeps
+    the NDVI before it in ``prior_ndvi`` (unused while the pixel has no candidate)."""
+    k = ln.prior_observations
+    if shift_t[i, j] >= 0:
+        moved = bare_shift(bsi, red, shift_bsi[i, j], shift_red[i, j], ln, 1.0) if fresh else 0
+        if moved != 0 and moved * shift_n[i, j] > 0:
+            shift_n[i, j] += moved
+            return abs(shift_n[i, j]) >= SHIFT_LOOKS
+        shift_t[i, j] = -1
+        shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
+        return False
+    if not fresh or recent_n[i, j] < k:
+        return False
+    for slot in range(k):
+        if not recent_bare[slot, i, j]:
+            return False
+    bsi_before = median_of_looks(recent_bsi, 0, k, i, j)
+    red_before = median_of_looks(recent_red, 0, k, i, j)
+    moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
+    if moved == 0 or not bare_all_year(
+        i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare
+    ):
+        return False
+    shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, moved
+    shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
+    prior_ndvi[i, j] = median_of_looks(recent_ndvi, 0, k, i, j)
+    return SHIFT_LOOKS <= 1
