@@ -8,7 +8,9 @@ shape and brightness at once (``excavation_looks.bare_shift``).
 
 ``watch_shift`` follows such a pixel while it has no candidate (``advance`` calls it
 on each clear look). A fresh-bare look shifted against the median of the
-``prior_observations`` looks before it, all bare, on ground mostly bare in at least
+``prior_observations`` looks before it, all bare and of one colour (none shifted
+against their median by half the lines: a haze or a damp spell is no "before"), on
+ground mostly bare in at least
 ``BARE_YEAR_BINS`` season bins and in ``BARE_YEAR_SHARE`` of the bins seen in all
 years (no field or grass: they are green every year), opens a watch
 with those medians; ``SHIFT_LOOKS`` clear looks running, shifted the same way against
@@ -65,11 +67,14 @@ def watch_shift(
         return False
     if not fresh or recent_n[i, j] < k:
         return False
-    for slot in range(k):
-        if not recent_bare[slot, i, j]:
-            return False
     bsi_before = median_of_looks(recent_bsi, 0, k, i, j)
     red_before = median_of_looks(recent_red, 0, k, i, j)
+    for slot in range(k):
+        # Each look before bare and of one colour with the others (no haze among them).
+        if not recent_bare[slot, i, j] or bare_shift(
+            recent_bsi[slot, i, j], recent_red[slot, i, j], bsi_before, red_before, ln, 0.5
+        ):
+            return False
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
     if moved == 0 or not bare_all_year(
         i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare

@@ -1,0 +1,91 @@
+"""The fold on bare ground dug again: a waste pile or an old pit floor whose colour shifts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.config import DetectionConfig
+from pipeline.excavation import (
+    CHANGE_LAYERS,
+    change_layers,
+    fold_step,
+    new_state,
+    persistent_change,
+)
+
+L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
+START = np.datetime64("2021-03-01")
+N = 120  # 10-day revisit: 2021-03-01 .. 2024-06-13
+DAYS = START + np.arange(N) * 10
+# ndvi, bsi, red
+WASTE = (0.057, 0.10, 0.25)  # a waste-rock pile on a closed site: bright, flat, bare all year
+DUG = (0.087, 0.165, 0.17)  # soil dug out of it: darker, SWIR-heavier
+HAZE = (0.04, 0.03, 0.30)  # thin haze the SCL missed over the pile: brighter, flatter
+VEG = (0.75, -0.30, 0.04)
+FIELD_SOIL = (0.19, 0.22, 0.13)  # a field ploughed after its harvest
+DAMP_SOIL = (0.20, 0.30, 0.10)  # the same field's soil damp, harrowed: darker, SWIR-heavier
+DIG = 70  # 2023-01-26
+
+
+def _fold(series: list[np.ndarray], cfg: DetectionConfig | None = None) -> np.ndarray:
+    """Change layers (layer, pixel) after folding each pixel's (N, 3) series, all clear."""
+    cfg = cfg or DetectionConfig()
+    stack = np.stack(series, axis=1)
+    shape = (1, stack.shape[1])
+    state = new_state(shape, cfg.prior_observations)
+    for t in range(stack.shape[0]):
+        nd, bs, rd = (stack[t, :, i].reshape(shape).astype(np.float32) for i in range(3))
+        day = int(DAYS[t].astype(np.int64))
+        state = fold_step(state, t, day, np.ones(shape, bool), nd, bs, rd, cfg)
+    return change_layers(state)[:, 0, :]
+
+
+def _flagged(layers: np.ndarray) -> list[bool]:
+    return [bool(v) for v in persistent_change(layers[:, np.newaxis, :], DetectionConfig())[0]]
+
+
+def _series(look: tuple[float, float, float]) -> np.ndarray:
+    return np.tile(np.array(look), (N, 1))
+
+
+def test_fold__waste_pile_dug_again_is_flagged_from_the_first_look_of_its_new_colour():
+    dug = _series(WASTE)
+    dug[DIG:] = DUG
+    # Dug in the imagery's first months: no year of bare ground behind it yet.
+    early = _series(WASTE)
+    early[20:] = DUG
+    layers = _fold([dug, _series(WASTE), early])
+    assert [int(v) for v in layers[L["onset"]]] == [DIG, -1, -1]
+    assert int(layers[L["confirm"], 0]) == DIG + 2  # three looks running
+    assert layers[L["prone"], 0] == 0 and layers[L["has_history"], 0] == 1
+    assert abs(float(layers[L["prior_ndvi"], 0]) - WASTE[0]) < 1e-6
+    assert _flagged(layers) == [True, False, False]
+    # With prior_observations 1 the colour before is the one look before.
+    assert int(_fold([dug], DetectionConfig(prior_observations=1))[L["onset"], 0]) == DIG
+
+
+def test_fold__waste_pile_under_haze_for_two_looks_or_damp_for_a_month_is_not_a_dig():
+    hazy = _series(WASTE)
+    hazy[DIG : DIG + 2] = HAZE  # two looks running, then the pile as it was
+    damp = _series(WASTE)
+    damp[DIG : DIG + 3] = DUG  # three looks of a new colour, then back for good
+    layers = _fold([hazy, damp])
+    assert int(layers[L["onset"], 0]) == -1
+    # Three looks make a candidate; looks back at the old colour do not support it.
+    assert int(layers[L["onset"], 1]) == -1
+    assert _flagged(layers) == [False, False]
+
+
+def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
+    # A field, green each summer, ploughed bare each autumn; in 2022 its soil darkens
+    # for three looks mid-spell: ground green every year is no bare ground dug again.
+    field = _series(VEG)
+    autumn = (np.datetime64("2021-10-01") <= DAYS) & (np.datetime64("2021-12-01") > DAYS)
+    for year in (2022, 2023):
+        autumn |= (np.datetime64(f"{year}-10-01") <= DAYS) & (np.datetime64(f"{year}-12-01") > DAYS)
+    field[autumn] = FIELD_SOIL
+    spell = np.flatnonzero(autumn & (np.datetime64("2022-10-01") <= DAYS))[:6]
+    field[spell[3:]] = DAMP_SOIL
+    layers = _fold([field])
+    assert int(layers[L["onset"], 0]) == -1
+    assert _flagged(layers) == [False]
