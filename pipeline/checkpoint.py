@@ -179,6 +179,8 @@ def plan_units(
             excavation,
             "pipeline.excavation_looks",
             "pipeline.excavation_kernel",
+            "pipeline.excavation_plain",
+            "pipeline.excavation_shift",
             excavation_tiles,
         ),
         cube,

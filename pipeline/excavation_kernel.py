@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.excavation_looks import (
     abrupt_change,
     bare_shift,
+    drop_stale_caches,
     fresh_bare,
     jit,
     median_of_looks,
@@ -383,3 +384,6 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 cur_clear[b, i, j] = cur_bare[b, i, j] = 0
             cur_clear[b, i, j] = min(np.int32(cur_clear[b, i, j]) + clear, 255)
             cur_bare[b, i, j] = min(np.int32(cur_bare[b, i, j]) + (fresh or low), 255)
+
+
+drop_stale_caches(judge_looks, advance)

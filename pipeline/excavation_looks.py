@@ -13,6 +13,9 @@ come as ``excavation.Lines``.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -150,3 +153,33 @@ def prone_run(latest, before, day, field_soil, regional_change, full_canopy, ln)
     ):
         return True
     return field_soil or (regional_change and not full_canopy)
+
+
+# The modules whose compiled helpers the kernels of ``excavation_kernel`` take in.
+HELPER_MODULES = ("excavation_looks.py", "excavation_shift.py")
+
+
+def drop_stale_caches(*kernels: object) -> None:
+    """Numba keys a kernel's cached machine code on its own source file alone, and the
+    code takes in the helpers it calls: a helper changed in another module
+    (``HELPER_MODULES``) would go unseen and the old one run. A hash of those modules
+    is kept beside each kernel's cache; when it differs, the cache is dropped and the
+    kernel compiled again (about 7 s). Where the cache cannot be written, nothing is."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join((here / m).read_bytes() for m in HELPER_MODULES)).hexdigest()
+    for kernel in kernels:
+        cache = getattr(kernel, "_cache", None)
+        folder = getattr(cache, "cache_path", None)
+        if cache is None or folder is None:
+            continue
+        stamp = Path(folder) / f"{kernel.__module__}.{kernel.__name__}.helpers"
+        try:
+            if stamp.read_text() == digest:
+                continue
+        except OSError:
+            pass
+        try:
+            cache.flush()
+            stamp.write_text(digest)
+        except OSError:
+            continue

@@ -1,6 +1,9 @@
-"""The fold on bare ground dug again: a waste pile or an old pit floor whose colour shifts."""
+"""The fold on bare ground dug again (a waste pile or an old pit floor whose colour
+shifts), and the compiled kernels' cache kept in step with the helpers they take in."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +15,8 @@ from pipeline.excavation import (
     new_state,
     persistent_change,
 )
+from pipeline.excavation_kernel import advance, judge_looks
+from pipeline.excavation_looks import drop_stale_caches
 
 L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
 START = np.datetime64("2021-03-01")
@@ -89,3 +94,37 @@ def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
     layers = _fold([field])
     assert int(layers[L["onset"], 0]) == -1
     assert _flagged(layers) == [False]
+
+
+class _Cache:
+    def __init__(self, folder) -> None:
+        self.cache_path, self.flushed = str(folder), 0
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+
+class _Kernel:
+    __module__, __name__ = "pipeline.fake_kernel", "advance"
+
+    def __init__(self, folder) -> None:
+        self._cache = _Cache(folder)
+
+
+def test_kernel_cache__dropped_when_a_helper_module_it_takes_in_changes(tmp_path):
+    # Numba keys a kernel's cache on its own file alone; the helpers are in others.
+    kernel = _Kernel(tmp_path)
+    stamp = tmp_path / "pipeline.fake_kernel.advance.helpers"
+    drop_stale_caches(kernel)
+    assert kernel._cache.flushed == 1
+    digest = stamp.read_text()
+    assert len(digest) == 64
+    drop_stale_caches(kernel)  # helpers unchanged: the cache is kept
+    assert kernel._cache.flushed == 1
+    stamp.write_text("a helper as it was before")
+    drop_stale_caches(kernel)
+    assert (kernel._cache.flushed, stamp.read_text()) == (2, digest)
+    # The fold's own kernels carry the stamp of the helpers they were compiled with.
+    for real in (judge_looks, advance):
+        folder = Path(real._cache.cache_path)
+        assert (folder / f"{real.__module__}.{real.__name__}.helpers").read_text() == digest
