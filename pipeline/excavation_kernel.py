@@ -349,7 +349,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 # Bare ground all year whose colour shifted on ``SHIFT_LOOKS`` looks running:
                 # dug again (``excavation_shift``). Its candidate keeps the colour before.
                 if onset[i, j] < 0 and watch_shift(
-                    i, j, t, day, fresh, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
+                    i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
                     recent_bsi, recent_red, cur_clear, cur_bare, last_clear, last_bare,
                     older_clear, older_bare, shift_t, shift_day, shift_n, shift_bsi, shift_red,
                     prior_ndvi,

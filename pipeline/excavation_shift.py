@@ -49,7 +49,7 @@ def bare_all_year(i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear,
 
 @inline
 def watch_shift(
-    i, j, t, day, fresh, bsi, red, ln, recent_n, recent_bare, recent_ndvi, recent_bsi,
+    i, j, t, day, fresh, ndvi, bsi, red, ln, recent_n, recent_bare, recent_ndvi, recent_bsi,
     recent_red, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare, shift_t,
     shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
 ):  # fmt: skip
@@ -67,20 +67,24 @@ def watch_shift(
         return False
     if not fresh or recent_n[i, j] < k:
         return False
+    ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
     bsi_before = median_of_looks(recent_bsi, 0, k, i, j)
     red_before = median_of_looks(recent_red, 0, k, i, j)
+    # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not.
+    rock = ndvi <= ln.fresh_ndvi_max < ndvi_before <= ln.season_low_ndvi_max
     for slot in range(k):
         # Each look before bare and of one colour with the others (no haze among them).
-        if not recent_bare[slot, i, j] or bare_shift(
+        if not (recent_bare[slot, i, j] or rock) or bare_shift(
             recent_bsi[slot, i, j], recent_red[slot, i, j], bsi_before, red_before, ln, 0.5
         ):
             return False
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
-    if moved == 0 or not bare_all_year(
-        i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare
+    if moved == 0 or not (
+        rock
+        or bare_all_year(i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare)
     ):
         return False
     shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, moved
     shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
-    prior_ndvi[i, j] = median_of_looks(recent_ndvi, 0, k, i, j)
+    prior_ndvi[i, j] = ndvi_before
     return SHIFT_LOOKS <= 1
