@@ -96,6 +96,39 @@ def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
     assert _flagged(layers) == [False]
 
 
+DORMANT = (0.245, 0.155, 0.165)  # loess grass in winter: on the soil line, fresh bare
+DORMANT_DRY = (0.235, 0.14, 0.168)  # the same just off it (BSI under soil_bsi_min)
+LIMESTONE = (0.028, 0.055, 0.31)  # white rock dug out of it: flat, bright
+THIN_HAZE = (0.06, 0.045, 0.275)  # haze the SCL missed: brighter and flatter
+
+
+def _grass() -> np.ndarray:
+    """(N, 3): grass green from May to September, dormant on and off the soil line."""
+    doys = (DAYS - DAYS.astype("datetime64[Y]")).astype(int)
+    out = np.tile(np.array(DORMANT), (N, 1))
+    out[1::2] = DORMANT_DRY
+    out[(doys >= 130) & (doys < 270)] = (0.55, -0.05, 0.07)
+    return out
+
+
+def test_fold__rock_dug_into_dormant_grass_that_reads_bare_in_winter_is_flagged():
+    # The season's history says bare in winter (the grass on the soil line), so the
+    # look is what the season expects and the ground was bare before: no change for the
+    # fold's first test. Its colour is: white rock, where grass or soil was.
+    february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
+    dug = _grass()
+    dug[february:] = LIMESTONE
+    hazy = _grass()
+    hazy[february : february + 2] = THIN_HAZE  # two looks running, then grass again
+    layers = _fold([dug, hazy, _grass()])
+    assert [int(v) for v in layers[L["onset"]]] == [february, -1, -1]
+    assert int(layers[L["confirm"], 0]) == february + 2
+    assert _flagged(layers) == [True, False, False]
+    # With the rule off (no shift is large enough), the dig is missed as before.
+    off = DetectionConfig(bare_shift_bsi=2.0)
+    assert int(_fold([dug], off)[L["onset"], 0]) == -1
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
