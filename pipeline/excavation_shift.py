@@ -4,21 +4,29 @@ Ground bare all year (a waste-rock pile, an old pit's floor, a closed site's wea
 ground) dug again stays bare: no run of fresh-bare looks begins there, so the fold's
 test for a change from ground not bare never sees it. What changes is its colour:
 soil or rock dug from under a weathered or waste surface differs from it in spectral
-shape and brightness at once (``excavation_looks.bare_shift``).
+shape and brightness at once (``excavation_looks.bare_shift``). So does rock dug
+where the ground reads bare only in some seasons, on the soil line: grass dormant in
+winter, soil. There the season's history is bare, which explains a change, and the
+ground before was bare, which is no change.
 
-``watch_shift`` follows such a pixel while it has no candidate (``advance`` calls it
-on each clear look). A fresh-bare look shifted against the median of the
-``prior_observations`` looks before it, all bare and of one colour (none shifted
-against their median by half the lines: a haze or a damp spell is no "before"), on
-ground mostly bare in at least
-``BARE_YEAR_BINS`` season bins and in ``BARE_YEAR_SHARE`` of the bins seen in all
-years (no field or grass: they are green every year), opens a watch
-with those medians; ``SHIFT_LOOKS`` clear looks running, shifted the same way against
-them, make a candidate dated from the first. A look not bare, or not shifted, closes
-the watch. Wet soil darkens with little change of shape, and a haze lasts a look or
-two. The candidate keeps the medians: its later looks support it while they are
-shifted still, the same way by half the lines at least (``SUPPORT_SHARE``: one
-pixel's looks are noisier than the watch's three), not merely bare (``advance``).
+``watch_shift`` follows a pixel while it has no candidate (``advance`` calls it on
+each clear look). A watch opens on a fresh-bare look shifted against the median of
+the ``prior_observations`` looks before it, when those looks are of one colour (none
+shifted against their median by half the lines: a haze or a damp spell is no
+"before") and either
+- all bare, on ground mostly bare in at least ``BARE_YEAR_BINS`` season bins and in
+  ``BARE_YEAR_SHARE`` of the bins seen in all years (no field or grass: they are
+  green every year); or
+- soil-coloured (median NDVI over ``fresh_ndvi_max``, up to ``season_low_ndvi_max``),
+  bare or not, and the look is rock (NDVI at most ``fresh_ndvi_max``): no field
+  ploughed, no grass drying, turns from soil to rock.
+``SHIFT_LOOKS`` clear looks running, shifted the same way against those medians, make
+a candidate dated from the first. A look not bare, or not shifted, closes the watch.
+Wet soil darkens with little change of shape, and a haze lasts a look or two. The
+candidate keeps the medians: its later looks support it while they are shifted
+still, the same way by half the lines at least (``SUPPORT_SHARE``: one pixel's looks
+are noisier than the watch's three), not merely bare, whatever the season expects
+(``advance``).
 """
 
 from __future__ import annotations
