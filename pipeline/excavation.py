@@ -19,7 +19,10 @@ one, and why it does not:
   (NDVI falls by ``abrupt_ndvi_drop`` or BSI rises by ``abrupt_bsi_rise`` against
   the median of the previous ``prior_observations`` clear looks).
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
-  the previous looks to be mostly not fresh-bare.
+  the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
+  a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
+  shift of its colour held over three looks (``excavation_shift``), which damp soil
+  and haze are not.
 - **A harvest whose date moved** beyond the season window is on ground that had
   other bare spells lately at that time of year (two within ``bare_memory_days``,
   one ending within ``bare_prone_season_days`` of the date), or at one time of year

@@ -346,8 +346,9 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     shift_t[i, j] = -1
                     shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
 
-                # Bare ground all year whose colour shifted on ``SHIFT_LOOKS`` looks running:
-                # dug again (``excavation_shift``). Its candidate keeps the colour before.
+                # Bare ground whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare
+                # all year dug again, rock dug into soil-coloured ground; ``excavation_shift``).
+                # Its candidate keeps the colour before.
                 if onset[i, j] < 0 and watch_shift(
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
                     recent_bsi, recent_red, cur_clear, cur_bare, last_clear, last_bare,
