@@ -17,9 +17,11 @@ shifted against their median by half the lines: a haze or a damp spell is no
 - all bare, on ground mostly bare in at least ``BARE_YEAR_BINS`` season bins and in
   ``BARE_YEAR_SHARE`` of the bins seen in all years (no field or grass: they are
   green every year); or
-- soil-coloured (median NDVI over ``fresh_ndvi_max``, up to ``season_low_ndvi_max``),
+- soil-coloured (median NDVI over ``fresh_ndvi_max``, up to ``season_low_ndvi_max``,
+  and BSI at least ``season_low_bsi_min``: low cover, as the season bins count it),
   bare or not, and the look is rock (NDVI at most ``fresh_ndvi_max``): no field
-  ploughed, no grass drying, turns from soil to rock.
+  ploughed, no grass drying, turns from soil to rock. Thin green cover (BSI near 0, a
+  crop on a restoration's waste) harvested down to a bright substrate is not soil.
 ``SHIFT_LOOKS`` clear looks running, shifted the same way against those medians, make
 a candidate dated from the first. A look not bare, or not shifted, closes the watch.
 Wet soil darkens with little change of shape, and a haze lasts a look or two. The
@@ -78,8 +80,11 @@ def watch_shift(
     ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
     bsi_before = median_of_looks(recent_bsi, 0, k, i, j)
     red_before = median_of_looks(recent_red, 0, k, i, j)
-    # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not.
+    # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not,
+    # low cover as the season bins count it; thin green cover (a crop on a restoration's
+    # waste, BSI near 0) harvested down to its substrate is no soil turned to rock.
     rock = ndvi <= ln.fresh_ndvi_max < ndvi_before <= ln.season_low_ndvi_max
+    rock = rock and bsi_before >= ln.season_low_bsi_min
     for slot in range(k):
         # Each look before bare and of one colour with the others (no haze among them).
         if not (recent_bare[slot, i, j] or rock) or bare_shift(

@@ -124,6 +124,12 @@ def test_fold__rock_dug_into_dormant_grass_that_reads_bare_in_winter_is_flagged(
     assert [int(v) for v in layers[L["onset"]]] == [february, -1, -1]
     assert int(layers[L["confirm"], 0]) == february + 2
     assert _flagged(layers) == [True, False, False]
+    # A restoration's thin crop on bright waste (BSI near 0, no soil), harvested in May
+    # each year and bare for six weeks: its substrate is no rock dug out of soil.
+    crop = np.tile(np.array((0.26, 0.03, 0.17)), (N, 1))
+    doys = (DAYS - DAYS.astype("datetime64[Y]")).astype(int)
+    crop[(doys >= 130) & (doys < 172)] = (0.06, 0.09, 0.22)
+    assert _flagged(_fold([crop])) == [False]
     # With the rule off (no shift is large enough), the dig is missed as before.
     off = DetectionConfig(bare_shift_bsi=2.0)
     assert int(_fold([dug], off)[L["onset"], 0]) == -1
