@@ -18,11 +18,8 @@ from pipeline.excavation import (
 )
 from pipeline.excavation_looks import median_of_looks
 from pipeline.excavation_tiles import assemble_layers, detect_excavation_tasks
+from tests.unit.fold_series import DAYS, L, N, fold
 
-L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
-START = np.datetime64("2021-03-01")
-N = 120  # 10-day revisit, ~3.3 years
-DAYS = START + np.arange(N) * 10
 VEG = (0.75, -0.30, 0.04)  # ndvi, bsi, red of green vegetation
 FRESH = (0.08, 0.18, 0.22)  # fresh bare rock/soil
 DARK_BURN = (0.10, 0.06, 0.05)
@@ -63,17 +60,7 @@ def _series(kind: str) -> np.ndarray:
 
 
 def _fold(kinds: list[str], clear: np.ndarray | None = None, cfg: DetectionConfig | None = None):
-    cfg = cfg or DetectionConfig()
-    series = np.stack([_series(k) for k in kinds], axis=1)  # (N, P, 3)
-    shape = (1, len(kinds))
-    state = new_state(shape, cfg.prior_observations)
-    clear = np.ones((N, len(kinds)), bool) if clear is None else clear
-    for t in range(N):
-        nd, bs, rd = (series[t, :, i].reshape(shape).astype(np.float32) for i in range(3))
-        state = fold_step(
-            state, t, int(DAYS[t].astype(np.int64)), clear[t].reshape(shape), nd, bs, rd, cfg
-        )
-    return change_layers(state)[:, 0, :]
+    return fold([_series(k) for k in kinds], clear, cfg)
 
 
 def test_fold__dig_found_at_first_clear_look_and_confirmed_by_the_next():

@@ -8,20 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation import (
-    CHANGE_LAYERS,
-    change_layers,
-    fold_step,
-    new_state,
-    persistent_change,
-)
 from pipeline.excavation_kernel import advance, judge_looks
 from pipeline.excavation_looks import drop_stale_caches
+from tests.unit.fold_series import DAYS, DOYS, L, N, flagged, fold
 
-L = {n: i for i, n in enumerate(CHANGE_LAYERS)}
-START = np.datetime64("2021-03-01")
-N = 120  # 10-day revisit: 2021-03-01 .. 2024-06-13
-DAYS = START + np.arange(N) * 10
 # ndvi, bsi, red
 WASTE = (0.057, 0.10, 0.25)  # a waste-rock pile on a closed site: bright, flat, bare all year
 DUG = (0.087, 0.165, 0.17)  # soil dug out of it: darker, SWIR-heavier
@@ -30,23 +20,6 @@ VEG = (0.75, -0.30, 0.04)
 FIELD_SOIL = (0.19, 0.22, 0.13)  # a field ploughed after its harvest
 DAMP_SOIL = (0.20, 0.30, 0.10)  # the same field's soil damp, harrowed: darker, SWIR-heavier
 DIG = 70  # 2023-01-26
-
-
-def _fold(series: list[np.ndarray], cfg: DetectionConfig | None = None) -> np.ndarray:
-    """Change layers (layer, pixel) after folding each pixel's (N, 3) series, all clear."""
-    cfg = cfg or DetectionConfig()
-    stack = np.stack(series, axis=1)
-    shape = (1, stack.shape[1])
-    state = new_state(shape, cfg.prior_observations)
-    for t in range(stack.shape[0]):
-        nd, bs, rd = (stack[t, :, i].reshape(shape).astype(np.float32) for i in range(3))
-        day = int(DAYS[t].astype(np.int64))
-        state = fold_step(state, t, day, np.ones(shape, bool), nd, bs, rd, cfg)
-    return change_layers(state)[:, 0, :]
-
-
-def _flagged(layers: np.ndarray) -> list[bool]:
-    return [bool(v) for v in persistent_change(layers[:, np.newaxis, :], DetectionConfig())[0]]
 
 
 def _series(look: tuple[float, float, float]) -> np.ndarray:
@@ -59,14 +32,14 @@ def test_fold__waste_pile_dug_again_is_flagged_from_the_first_look_of_its_new_co
     # Dug in the imagery's first months: no year of bare ground behind it yet.
     early = _series(WASTE)
     early[20:] = DUG
-    layers = _fold([dug, _series(WASTE), early])
+    layers = fold([dug, _series(WASTE), early])
     assert [int(v) for v in layers[L["onset"]]] == [DIG, -1, -1]
     assert int(layers[L["confirm"], 0]) == DIG + 2  # three looks running
     assert layers[L["prone"], 0] == 0 and layers[L["has_history"], 0] == 1
     assert abs(float(layers[L["prior_ndvi"], 0]) - WASTE[0]) < 1e-6
-    assert _flagged(layers) == [True, False, False]
+    assert list(flagged(layers)) == [True, False, False]
     # With prior_observations 1 the colour before is the one look before.
-    assert int(_fold([dug], DetectionConfig(prior_observations=1))[L["onset"], 0]) == DIG
+    assert int(fold([dug], cfg=DetectionConfig(prior_observations=1))[L["onset"], 0]) == DIG
 
 
 def test_fold__waste_pile_under_haze_for_two_looks_or_damp_for_a_month_is_not_a_dig():
@@ -74,11 +47,11 @@ def test_fold__waste_pile_under_haze_for_two_looks_or_damp_for_a_month_is_not_a_
     hazy[DIG : DIG + 2] = HAZE  # two looks running, then the pile as it was
     damp = _series(WASTE)
     damp[DIG : DIG + 3] = DUG  # three looks of a new colour, then back for good
-    layers = _fold([hazy, damp])
+    layers = fold([hazy, damp])
     assert int(layers[L["onset"], 0]) == -1
     # Three looks make a candidate; looks back at the old colour do not support it.
     assert int(layers[L["onset"], 1]) == -1
-    assert _flagged(layers) == [False, False]
+    assert list(flagged(layers)) == [False, False]
 
 
 def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
@@ -91,9 +64,9 @@ def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
     field[autumn] = FIELD_SOIL
     spell = np.flatnonzero(autumn & (np.datetime64("2022-10-01") <= DAYS))[:6]
     field[spell[3:]] = DAMP_SOIL
-    layers = _fold([field])
+    layers = fold([field])
     assert int(layers[L["onset"], 0]) == -1
-    assert _flagged(layers) == [False]
+    assert list(flagged(layers)) == [False]
 
 
 DORMANT = (0.245, 0.155, 0.165)  # loess grass in winter: on the soil line, fresh bare
@@ -104,10 +77,9 @@ THIN_HAZE = (0.06, 0.045, 0.275)  # haze the SCL missed: brighter and flatter
 
 def _grass() -> np.ndarray:
     """(N, 3): grass green from May to September, dormant on and off the soil line."""
-    doys = (DAYS - DAYS.astype("datetime64[Y]")).astype(int)
     out = np.tile(np.array(DORMANT), (N, 1))
     out[1::2] = DORMANT_DRY
-    out[(doys >= 130) & (doys < 270)] = (0.55, -0.05, 0.07)
+    out[(DOYS >= 130) & (DOYS < 270)] = (0.55, -0.05, 0.07)
     return out
 
 
@@ -120,19 +92,18 @@ def test_fold__rock_dug_into_dormant_grass_that_reads_bare_in_winter_is_flagged(
     dug[february:] = LIMESTONE
     hazy = _grass()
     hazy[february : february + 2] = THIN_HAZE  # two looks running, then grass again
-    layers = _fold([dug, hazy, _grass()])
+    layers = fold([dug, hazy, _grass()])
     assert [int(v) for v in layers[L["onset"]]] == [february, -1, -1]
     assert int(layers[L["confirm"], 0]) == february + 2
-    assert _flagged(layers) == [True, False, False]
+    assert list(flagged(layers)) == [True, False, False]
     # A restoration's thin crop on bright waste (BSI near 0, no soil), harvested in May
     # each year and bare for six weeks: its substrate is no rock dug out of soil.
     crop = np.tile(np.array((0.26, 0.03, 0.17)), (N, 1))
-    doys = (DAYS - DAYS.astype("datetime64[Y]")).astype(int)
-    crop[(doys >= 130) & (doys < 172)] = (0.06, 0.09, 0.22)
-    assert _flagged(_fold([crop])) == [False]
+    crop[(DOYS >= 130) & (DOYS < 172)] = (0.06, 0.09, 0.22)
+    assert list(flagged(fold([crop]))) == [False]
     # With the rule off (no shift is large enough), the dig is missed as before.
     off = DetectionConfig(bare_shift_bsi=2.0)
-    assert int(_fold([dug], off)[L["onset"], 0]) == -1
+    assert int(fold([dug], cfg=off)[L["onset"], 0]) == -1
 
 
 class _Cache:
