@@ -77,9 +77,13 @@ def watch_shift(
         return False
     if not fresh or recent_n[i, j] < k:
         return False
-    ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
+    # Most looks are no shift: that test first, on the two medians it needs.
     bsi_before = median_of_looks(recent_bsi, 0, k, i, j)
     red_before = median_of_looks(recent_red, 0, k, i, j)
+    moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
+    if moved == 0:
+        return False
+    ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
     # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not,
     # low cover as the season bins count it; thin green cover (a crop on a restoration's
     # waste, BSI near 0) harvested down to its substrate is no soil turned to rock.
@@ -91,8 +95,7 @@ def watch_shift(
             recent_bsi[slot, i, j], recent_red[slot, i, j], bsi_before, red_before, ln, 0.5
         ):
             return False
-    moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
-    if moved == 0 or not (
+    if not (
         rock
         or bare_all_year(i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare)
     ):
