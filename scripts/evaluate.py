@@ -22,9 +22,12 @@ truth file. The standard family is generated with its hard cases (``hard_cases=T
 
     .venv/bin/python scripts/evaluate.py --seeds 101 202 303 [--family both] [--json out.json]
         [--climate 0.15] [--model models/NAME | --model rules] [--out runs/evaluate]
+        [--config tuned.yaml]
 
 ``--climate`` adds drought and wet years (pipeline.scenes' yearly vegetation vigour);
-``--model`` picks the recovery model (default: the shipped one). Per family, the site
+``--model`` picks the recovery model (default: the shipped one); ``--config`` a YAML
+merged over the defaults for every run, as ``minewatch run --config`` does (to score a
+setting side by side with the defaults, each with its own ``--out``). Per family, the site
 classes of all seeds are summed into one confusion matrix and the digs of all seeds into
 the case and material tables. ``--json``: one entry per scenario, each with the figures
 above plus ``family``, ``by_case`` and ``by_material``; a standard scenario's key is its
@@ -318,7 +321,7 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
     out = args.out / f"{family}-seed{seed}"
     if (out / "ledger.sqlite").exists():
         (out / "ledger.sqlite").unlink()
-    cfg = load_config(None, {**paths.run_overrides(), "recovery.model": args.model})
+    cfg = load_config(args.config, {**paths.run_overrides(), "recovery.model": args.model})
     run_pipeline(cfg, out)
     seen = clear_looks_of_digs(paths, json.loads(paths.truth.read_text()))
     permits = gpd.read_file(paths.permits) if paths.permits.is_file() else None
@@ -404,6 +407,10 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--climate", type=float, default=0.0, help="drought/wet-year spread")
     parser.add_argument("--model", help="recovery.model: a model folder or 'rules'")
+    parser.add_argument(
+        "--config", type=Path,
+        help="a YAML config merged over the defaults for every run (as minewatch run's)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
