@@ -217,6 +217,8 @@ class Lines(NamedTuple):
     fresh_ndvi_max: np.float32
     soil_ndvi_max: np.float32
     soil_bsi_min: np.float32
+    soil_slant_ndvi: np.float32
+    soil_bsi_slope: np.float32
     fresh_red_min: np.float32
     fresh_bsi_min: np.float32
     missed_cloud_red_min: np.float32
@@ -252,6 +254,8 @@ def look_lines(cfg: DetectionConfig) -> Lines:
         fresh_ndvi_max=f32(cfg.fresh_ndvi_max),
         soil_ndvi_max=f32(cfg.soil_ndvi_max),
         soil_bsi_min=f32(cfg.soil_bsi_min),
+        soil_slant_ndvi=f32(cfg.soil_slant_ndvi),
+        soil_bsi_slope=f32(cfg.soil_bsi_slope),
         fresh_red_min=f32(cfg.fresh_red_min),
         fresh_bsi_min=f32(cfg.fresh_bsi_min),
         missed_cloud_red_min=f32(cfg.missed_cloud_red_min),

@@ -27,7 +27,7 @@ from pipeline.excavation_looks import (
     missed_cloud,
     prone_run,
 )
-from pipeline.excavation_shift import SHIFT_LOOKS, SUPPORT_SHARE, watch_shift
+from pipeline.excavation_shift import SHIFT_LOOKS, SUPPORT_SHARE, from_low_cover, watch_shift
 
 YEAR_DAYS = 366  # "within the year before"
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
@@ -157,19 +157,11 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
     doubtful_look, prior_ndvi = s.doubtful_look, s.prior_ndvi
     run_start, run_len, run_second, run_ok = s.run_start, s.run_len, s.run_second, s.run_ok
     run_prone, run_start_day, run_prior_ndvi = s.run_prone, s.run_start_day, s.run_prior_ndvi
-    run_gap, run_doubt, run_unexpected, run_late = (
-        s.run_gap,
-        s.run_doubt,
-        s.run_unexpected,
-        s.run_late,
-    )
+    run_gap, run_doubt = s.run_gap, s.run_doubt
+    run_unexpected, run_late = s.run_unexpected, s.run_late
     spell_end, green_day, recent_n = s.spell_end, s.green_day, s.recent_n
-    recent_ndvi, recent_bsi, recent_red, recent_bare = (
-        s.recent_ndvi,
-        s.recent_bsi,
-        s.recent_red,
-        s.recent_bare,
-    )
+    recent_ndvi, recent_bsi = s.recent_ndvi, s.recent_bsi
+    recent_red, recent_bare = s.recent_red, s.recent_bare
     has_history, gap_days, prone, late_ = s.has_history, s.gap_days, s.prone, s.late
     cur_clear, cur_bare, last_clear, last_bare = s.cur_clear, s.cur_bare, s.last_clear, s.last_bare
     older_clear, older_bare = s.older_clear, s.older_bare
@@ -346,18 +338,31 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     shift_t[i, j] = -1
                     shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
 
-                # Bare ground whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare
-                # all year dug again, rock dug into soil-coloured ground; ``excavation_shift``).
-                # Its candidate keeps the colour before.
-                if onset[i, j] < 0 and watch_shift(
+                # A change from low cover the season's history explains no more than the
+                # cover (on ground not prone: no field), on its first look; and bare ground
+                # whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare all year
+                # dug again, rock dug into soil-coloured ground). Both candidates keep the
+                # colour before (``excavation_shift``).
+                looks, quiet = 0, new_run and run_ok[i, j] and expected and not run_prone[i, j]
+                if onset[i, j] < 0 and quiet:
+                    looks = from_low_cover(
+                        i, j, t, day, bs, rd, ln, recent_n, recent_ndvi, recent_bsi, recent_red,
+                        shift_t, shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
+                        run_prior_ndvi,
+                    )  # fmt: skip
+                if onset[i, j] < 0 and looks == 0 and watch_shift(
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
                     recent_bsi, recent_red, cur_clear, cur_bare, last_clear, last_bare,
                     older_clear, older_bare, shift_t, shift_day, shift_n, shift_bsi, shift_red,
                     prior_ndvi,
                 ):  # fmt: skip
-                    onset[i, j], confirm[i, j], last[i, j] = shift_t[i, j], t, t
-                    n_since[i, j] = n_bare[i, j] = n_looks[i, j] = SHIFT_LOOKS
-                    has_history[i, j], gap_days[i, j], doubtful_look[i, j] = True, 0, False
+                    looks = SHIFT_LOOKS
+                if looks > 0:
+                    one = looks == 1  # confirmed by the next look, as a run's candidate is
+                    onset[i, j], last[i, j], confirm[i, j] = shift_t[i, j], t, -1 if one else t
+                    n_since[i, j] = n_bare[i, j] = n_looks[i, j] = looks
+                    has_history[i, j], gap_days[i, j] = True, run_gap[i, j] if one else 0
+                    doubtful_look[i, j] = one and run_doubt[i, j]
                     onset_day[i, j], prone[i, j], late_[i, j] = shift_day[i, j], False, False
                     last_day[i, j] = watched_day[i, j] = day
                     unexpected_day[i, j], shift_t[i, j] = NOT_WATCHED, -1

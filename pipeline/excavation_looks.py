@@ -43,14 +43,15 @@ def fresh_bare(ndvi, bsi, red, ln):
     """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).
 
     Unvegetated is either NDVI at most ``fresh_ndvi_max`` (grey and white rock) or, on
-    the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least
-    ``soil_bsi_min``: red soil and loess reflect more in NIR than rock does (NDVI
-    0.15-0.22) but keep a soil's SWIR-heavy shape, which sparse green cover and dead
-    grass at the same NDVI do not.
+    the soil line, NDVI at most ``soil_ndvi_max`` with BSI at least ``soil_bsi_min``
+    (plus ``soil_bsi_slope`` per unit of NDVI above ``soil_slant_ndvi``): red soil and
+    loess reflect more in NIR than rock does (NDVI 0.15-0.22) but keep a soil's
+    SWIR-heavy shape, which sparse green cover and dead grass at the same NDVI do not.
+    Above the soil's own NDVI, the more NIR a look keeps, the more of it is cover:
+    dormant grass on loess is nearly as SWIR-heavy as the soil, at a higher NDVI.
     """
-    unvegetated = (ndvi <= ln.fresh_ndvi_max) | (
-        (ndvi <= ln.soil_ndvi_max) & (bsi >= ln.soil_bsi_min)
-    )
+    line = ln.soil_bsi_min + ln.soil_bsi_slope * np.maximum(ndvi - ln.soil_slant_ndvi, 0)
+    unvegetated = (ndvi <= ln.fresh_ndvi_max) | ((ndvi <= ln.soil_ndvi_max) & (bsi >= line))
     return (red >= ln.fresh_red_min) & (bsi >= ln.fresh_bsi_min) & unvegetated
 
 

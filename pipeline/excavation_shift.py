@@ -29,6 +29,12 @@ candidate keeps the medians: its later looks support it while they are shifted
 still, the same way by half the lines at least (``SUPPORT_SHARE``: one pixel's looks
 are noisier than the watch's three), not merely bare, whatever the season expects
 (``advance``).
+
+``from_low_cover`` makes such a candidate on a single look: a change, where the
+season's history is bare, from the low cover the history holds (grass dormant in
+winter) to ground shifted from it. The history explains a change to bare ground from
+green ground (a harvest), not from itself. ``advance`` asks it only on ground with no
+bare spell at this time of year (not ``prone``: a field ploughed from its stubble).
 """
 
 from __future__ import annotations
@@ -104,3 +110,36 @@ def watch_shift(
     shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
     prior_ndvi[i, j] = ndvi_before
     return SHIFT_LOOKS <= 1
+
+
+@inline
+def from_low_cover(
+    i, j, t, day, bsi, red, ln, recent_n, recent_ndvi, recent_bsi, recent_red, shift_t,
+    shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
+):  # fmt: skip
+    """1 when a run's first look on date ``t`` (``day``), a change where the season's
+    history is bare, moved from low cover; 0 when not. Low cover is the median of the
+    looks before, as the season bins count it (``season_low_ndvi_max``,
+    ``season_low_bsi_min``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
+    (``bare_shift``). On 1 it keeps that colour and the look's direction as a shift's
+    candidate does (``shift_*``), dated from this look; on 0 it changes nothing.
+
+    The season's bare history explains a change to bare ground (a harvest) when the
+    ground was green before it. Where the ground before was the low cover the history
+    holds (grass dormant in winter), the history is that cover, and a change from it to
+    soil or rock is the ground's own."""
+    n = recent_n[i, j]
+    if n == 0:
+        return 0
+    ndvi_before = median_of_looks(recent_ndvi, 0, n, i, j)
+    bsi_before = median_of_looks(recent_bsi, 0, n, i, j)
+    if not (ndvi_before <= ln.season_low_ndvi_max and bsi_before >= ln.season_low_bsi_min):
+        return 0
+    red_before = median_of_looks(recent_red, 0, n, i, j)
+    moved = bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)
+    if moved == 0:
+        return 0
+    shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, moved
+    shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
+    prior_ndvi[i, j] = run_prior_ndvi[i, j]
+    return 1

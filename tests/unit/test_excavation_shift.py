@@ -10,7 +10,7 @@ import numpy as np
 from pipeline.config import DetectionConfig
 from pipeline.excavation_kernel import advance, judge_looks
 from pipeline.excavation_looks import drop_stale_caches
-from tests.unit.fold_series import DAYS, DOYS, L, N, flagged, fold
+from tests.unit.fold_series import DAYS, DOYS, YEARS, L, N, flagged, fold
 
 # ndvi, bsi, red
 WASTE = (0.057, 0.10, 0.25)  # a waste-rock pile on a closed site: bright, flat, bare all year
@@ -69,8 +69,9 @@ def test_fold__field_soil_changing_colour_in_its_bare_spell_is_no_shift():
     assert list(flagged(layers)) == [False]
 
 
-DORMANT = (0.245, 0.155, 0.165)  # loess grass in winter: on the soil line, fresh bare
+DORMANT = (0.245, 0.155, 0.165)  # loess grass in winter: on a flat soil line, fresh bare
 DORMANT_DRY = (0.235, 0.14, 0.168)  # the same just off it (BSI under soil_bsi_min)
+FLAT = DetectionConfig(soil_bsi_slope=0.0)  # a soil line that takes the dormant grass
 LIMESTONE = (0.028, 0.055, 0.31)  # white rock dug out of it: flat, bright
 THIN_HAZE = (0.06, 0.045, 0.275)  # haze the SCL missed: brighter and flatter
 
@@ -84,15 +85,16 @@ def _grass() -> np.ndarray:
 
 
 def test_fold__rock_dug_into_dormant_grass_that_reads_bare_in_winter_is_flagged():
-    # The season's history says bare in winter (the grass on the soil line), so the
-    # look is what the season expects and the ground was bare before: no change for the
-    # fold's first test. Its colour is: white rock, where grass or soil was.
+    # On a flat soil line the dormant grass is fresh bare: the season's history says
+    # bare in winter, so the look is what the season expects and the ground was bare
+    # before: no change for the fold's first test. Its colour is: white rock, where
+    # grass or soil was.
     february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
     dug = _grass()
     dug[february:] = LIMESTONE
     hazy = _grass()
     hazy[february : february + 2] = THIN_HAZE  # two looks running, then grass again
-    layers = fold([dug, hazy, _grass()])
+    layers = fold([dug, hazy, _grass()], cfg=FLAT)
     assert [int(v) for v in layers[L["onset"]]] == [february, -1, -1]
     assert int(layers[L["confirm"], 0]) == february + 2
     assert list(flagged(layers)) == [True, False, False]
@@ -100,10 +102,42 @@ def test_fold__rock_dug_into_dormant_grass_that_reads_bare_in_winter_is_flagged(
     # each year and bare for six weeks: its substrate is no rock dug out of soil.
     crop = np.tile(np.array((0.26, 0.03, 0.17)), (N, 1))
     crop[(DOYS >= 130) & (DOYS < 172)] = (0.06, 0.09, 0.22)
+    assert list(flagged(fold([crop], cfg=FLAT))) == [False]
     assert list(flagged(fold([crop]))) == [False]
     # With the rule off (no shift is large enough), the dig is missed as before.
-    off = DetectionConfig(bare_shift_bsi=2.0)
+    off = DetectionConfig(bare_shift_bsi=2.0, soil_bsi_slope=0.0)
     assert int(fold([dug], cfg=off)[L["onset"], 0]) == -1
+
+
+def test_fold__a_change_from_dormant_grass_the_season_calls_bare_is_the_grounds_own():
+    # On the slanted soil line the dormant grass is low cover, not fresh bare: the
+    # season's history (bare in winter, as the bins count low cover) would explain the
+    # rock, but the ground before was that cover, so the change is the ground's own:
+    # flagged from its first look, confirmed by the next, before the grass would green.
+    february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
+    dug, hazy, soil = _grass(), _grass(), _grass()
+    dug[february:] = LIMESTONE
+    hazy[february : february + 2] = THIN_HAZE
+    soil[february:] = (0.19, 0.21, 0.21)  # red soil: NDVI -0.05, BSI +0.06, red +0.045
+    layers = fold([dug, hazy, soil, _grass()])
+    assert [int(v) for v in layers[L["onset"]]] == [february, -1, february, -1]
+    assert [int(v) for v in layers[L["confirm"]]] == [february + 1, -1, february + 1, -1]
+    assert list(flagged(layers)) == [True, False, True, False]
+    # With the flat soil line the grass is fresh bare itself: the red soil, a change of
+    # colour within bare ground and no rock, is missed.
+    assert list(flagged(fold([soil], cfg=FLAT))) == [False]
+    # A field ploughed from its stubble each winter, bright soil for a month, has bare
+    # spells at this time of year: prone, its change is still the season's. Seen on its
+    # third look ploughed, as the imagery ends, it is no flag; it is one with the
+    # spells' season off (bare_prone_season_days 0).
+    field = _grass()
+    winter = (DOYS >= 15) & (DOYS < 45)
+    field[winter] = (0.17, 0.24, 0.21)
+    end = int(np.flatnonzero(winter & (YEARS == 2024))[2]) + 1
+    assert list(flagged(fold([field[:end]]))) == [False]
+    unheld = fold([field[:end]], cfg=DetectionConfig(bare_prone_season_days=0))
+    assert (int(unheld[L["onset"], 0]), int(unheld[L["confirm"], 0])) == (end - 3, end - 2)
+    assert list(flagged(unheld)) == [True]
 
 
 class _Cache:

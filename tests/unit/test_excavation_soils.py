@@ -53,6 +53,23 @@ def test_fresh_bare__soil_line_takes_red_soil_and_loess_not_sparse_green(look, f
     assert bool(fresh_bare(nd, bs, rd, look_lines(DetectionConfig()))[0, 0]) is fresh
 
 
+@pytest.mark.parametrize(
+    ("look", "slanted", "flat"),
+    [
+        ((0.245, 0.155, 0.165), False, True),  # loess grass dormant in winter
+        ((0.225, 0.165, 0.17), False, True),  # the same, drier
+        ((0.225, 0.18, 0.17), True, True),  # soil at that NDVI: SWIR-heavier
+        ((0.2, 0.152, 0.2), True, True),  # red soil at the knee: the flat line
+    ],
+)
+def test_fresh_bare__soil_line_slants_above_the_soils_ndvi(look, slanted, flat):
+    # BSI at least soil_bsi_min (0.15) plus soil_bsi_slope (1.0) per unit of NDVI over
+    # soil_slant_ndvi (0.2): the line is 0.195 at NDVI 0.245 and 0.175 at 0.225.
+    nd, bs, rd = (np.array([[v]], np.float32) for v in look)
+    for cfg, fresh in ((DetectionConfig(), slanted), (DetectionConfig(soil_bsi_slope=0), flat)):
+        assert bool(fresh_bare(nd, bs, rd, look_lines(cfg))[0, 0]) is fresh
+
+
 def test_fold__red_soil_dig_in_october_and_loess_dig_in_early_summer_are_flagged():
     october = _first((YEARS == 2022) & (DOYS >= 274))
     june = _first((YEARS == 2023) & (DOYS >= 152))
