@@ -8,7 +8,9 @@ one, and why it does not:
 - **Harvest on double-cropped farmland** is bare twice a year at the same season.
   Each pixel keeps a seasonal history (36 ten-day bins of how often it was fresh
   bare at that time of year in *earlier* years); bare when last year's same season
-  (+/- ``season_window_days``) was mostly bare is expected, not a change. Where a
+  (+/- ``season_window_days``) was mostly bare is expected, not a change: the
+  history explains a change from green ground to bare, not one from the low cover it
+  counts as bare itself (dormant grass dug in winter, ``excavation_shift``). Where a
   pixel has no history yet (the catalog's first year) a change is still reported,
   with capped confidence, rather than hidden; a harvest then fails persistence as
   the next crop greens up and the candidate is dropped.
