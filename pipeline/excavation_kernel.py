@@ -23,6 +23,7 @@ from pipeline.excavation_looks import (
     drop_stale_caches,
     fresh_bare,
     jit,
+    low_cover,
     median_of_looks,
     missed_cloud,
     prone_run,
@@ -73,7 +74,7 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
             )
             fresh = clear and fresh_bare(nd, bs, rd, ln)
             # Low cover (stubble, thin winter cover): the season bins count it too.
-            low = clear and nd <= ln.season_low_ndvi_max and bs >= ln.season_low_bsi_min
+            low = clear and low_cover(nd, bs, ln)
             # Seasonal expectation from earlier years, +/- the window around this date:
             # the same time last year decides; where last year had no clear look in the
             # window, the years before it do (a site restored last year must not make
@@ -343,12 +344,11 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 # whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare all year
                 # dug again, rock dug into soil-coloured ground). Both candidates keep the
                 # colour before (``excavation_shift``).
-                looks, quiet = 0, new_run and run_ok[i, j] and expected and not run_prone[i, j]
-                if onset[i, j] < 0 and quiet:
+                looks, began_expected = 0, new_run and run_ok[i, j] and expected
+                if onset[i, j] < 0 and began_expected and not run_prone[i, j]:
                     looks = from_low_cover(
-                        i, j, t, day, bs, rd, ln, recent_n, recent_ndvi, recent_bsi, recent_red,
-                        shift_t, shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
-                        run_prior_ndvi,
+                        i, j, t, day, bs, rd, ln, recent_n, recent_bsi, recent_red, shift_t,
+                        shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
                     )  # fmt: skip
                 if onset[i, j] < 0 and looks == 0 and watch_shift(
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,

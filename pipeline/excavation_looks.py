@@ -38,6 +38,14 @@ def missed_cloud(ndvi, bsi, red, ln):
     return (red >= ln.missed_cloud_red_min) & (ndvi <= ln.fresh_ndvi_max) & (bsi < ln.fresh_bsi_min)
 
 
+@inline
+def low_cover(ndvi, bsi, ln):
+    """Soil-dominated low cover (NaN compares False): NDVI at most ``season_low_ndvi_max``
+    with BSI at least ``season_low_bsi_min`` (stubble, a harvest's ragged edges, grass
+    dormant in winter). The season bins count it as bare, as they count fresh bare."""
+    return ndvi <= ln.season_low_ndvi_max and bsi >= ln.season_low_bsi_min
+
+
 @jit
 def fresh_bare(ndvi, bsi, red, ln):
     """Fresh bare soil or rock: bright, bare and unvegetated (NaN compares False).

@@ -5,9 +5,9 @@ ground) dug again stays bare: no run of fresh-bare looks begins there, so the fo
 test for a change from ground not bare never sees it. What changes is its colour:
 soil or rock dug from under a weathered or waste surface differs from it in spectral
 shape and brightness at once (``excavation_looks.bare_shift``). So does rock dug
-where the ground reads bare only in some seasons, on the soil line: grass dormant in
-winter, soil. There the season's history is bare, which explains a change, and the
-ground before was bare, which is no change.
+into soil-coloured ground, bare on the soil line or low cover (grass dormant in
+winter, soil): there the season's history is bare, which explains a change, and the
+ground before may read bare, which is no change.
 
 ``watch_shift`` follows a pixel while it has no candidate (``advance`` calls it on
 each clear look). A watch opens on a fresh-bare look shifted against the median of
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.excavation_looks import bare_shift, inline, median_of_looks
+from pipeline.excavation_looks import bare_shift, inline, low_cover, median_of_looks
 
 SHIFT_LOOKS = 3  # clear looks in a row, shifted one way, that make a shift a candidate
 BARE_YEAR_BINS = 24  # season bins (of 36) seen mostly bare: two thirds of the year
@@ -93,8 +93,7 @@ def watch_shift(
     # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not,
     # low cover as the season bins count it; thin green cover (a crop on a restoration's
     # waste, BSI near 0) harvested down to its substrate is no soil turned to rock.
-    rock = ndvi <= ln.fresh_ndvi_max < ndvi_before <= ln.season_low_ndvi_max
-    rock = rock and bsi_before >= ln.season_low_bsi_min
+    rock = ndvi <= ln.fresh_ndvi_max < ndvi_before and low_cover(ndvi_before, bsi_before, ln)
     for slot in range(k):
         # Each look before bare and of one colour with the others (no haze among them).
         if not (recent_bare[slot, i, j] or rock) or bare_shift(
@@ -114,26 +113,24 @@ def watch_shift(
 
 @inline
 def from_low_cover(
-    i, j, t, day, bsi, red, ln, recent_n, recent_ndvi, recent_bsi, recent_red, shift_t,
-    shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
+    i, j, t, day, bsi, red, ln, recent_n, recent_bsi, recent_red, shift_t, shift_day,
+    shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
 ):  # fmt: skip
     """1 when a run's first look on date ``t`` (``day``), a change where the season's
     history is bare, moved from low cover; 0 when not. Low cover is the median of the
-    looks before, as the season bins count it (``season_low_ndvi_max``,
-    ``season_low_bsi_min``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
-    (``bare_shift``). On 1 it keeps that colour and the look's direction as a shift's
-    candidate does (``shift_*``), dated from this look; on 0 it changes nothing.
+    looks before, as the season bins count it (``excavation_looks.low_cover``; its NDVI
+    is the run's ``run_prior_ndvi``, taken by ``judge_looks``); moved is shifted from it
+    by ``SUPPORT_SHARE`` of the lines (``bare_shift``). On 1 it keeps that colour and the
+    look's direction as a shift's candidate does (``shift_*``), dated from this look; on
+    0 it changes nothing.
 
     The season's bare history explains a change to bare ground (a harvest) when the
     ground was green before it. Where the ground before was the low cover the history
     holds (grass dormant in winter), the history is that cover, and a change from it to
     soil or rock is the ground's own."""
     n = recent_n[i, j]
-    if n == 0:
-        return 0
-    ndvi_before = median_of_looks(recent_ndvi, 0, n, i, j)
-    bsi_before = median_of_looks(recent_bsi, 0, n, i, j)
-    if not (ndvi_before <= ln.season_low_ndvi_max and bsi_before >= ln.season_low_bsi_min):
+    bsi_before = median_of_looks(recent_bsi, 0, n, i, j)  # NaN with no look: not low
+    if not low_cover(run_prior_ndvi[i, j], bsi_before, ln):
         return 0
     red_before = median_of_looks(recent_red, 0, n, i, j)
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)
