@@ -148,6 +148,8 @@ class DetectionConfig(_Model):
     soil_bsi_min: float = Field(0.15, ge=-1, le=1)
     soil_slant_ndvi: float = Field(0.2, ge=-1, le=1)
     soil_bsi_slope: float = Field(1.0, ge=0, le=10)
+    soil_rise_ndvi: float = Field(0.16, ge=-1, le=1)
+    soil_rise_red_min: float = Field(0.2, ge=0, le=2)
     prior_ndvi_min: float = Field(0.3, ge=-1, le=1)
     prior_observations: int = Field(3, ge=1, le=20)
     abrupt_ndvi_drop: float = Field(0.2, ge=0, le=2)

@@ -221,6 +221,8 @@ class Lines(NamedTuple):
     soil_bsi_min: np.float32
     soil_slant_ndvi: np.float32
     soil_bsi_slope: np.float32
+    soil_rise_unit: np.float32  # soil_rise_ndvi above fresh_ndvi_max, at least 1e-6
+    soil_rise_red_min: np.float32
     fresh_red_min: np.float32
     fresh_bsi_min: np.float32
     missed_cloud_red_min: np.float32
@@ -258,6 +260,8 @@ def look_lines(cfg: DetectionConfig) -> Lines:
         soil_bsi_min=f32(cfg.soil_bsi_min),
         soil_slant_ndvi=f32(cfg.soil_slant_ndvi),
         soil_bsi_slope=f32(cfg.soil_bsi_slope),
+        soil_rise_unit=f32(max(cfg.soil_rise_ndvi - cfg.fresh_ndvi_max, 1e-6)),
+        soil_rise_red_min=f32(cfg.soil_rise_red_min),
         fresh_red_min=f32(cfg.fresh_red_min),
         fresh_bsi_min=f32(cfg.fresh_bsi_min),
         missed_cloud_red_min=f32(cfg.missed_cloud_red_min),

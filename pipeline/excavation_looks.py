@@ -57,8 +57,15 @@ def fresh_bare(ndvi, bsi, red, ln):
     SWIR-heavy shape, which sparse green cover and dead grass at the same NDVI do not.
     Above the soil's own NDVI, the more NIR a look keeps, the more of it is cover:
     dormant grass on loess is nearly as SWIR-heavy as the soil, at a higher NDVI.
+    Below it, on bright looks (red at least ``soil_rise_red_min``), the line falls to
+    ``fresh_bsi_min`` at ``fresh_ndvi_max`` from ``soil_bsi_min`` at ``soil_rise_ndvi``:
+    a pit's edge pixel sees the soil in its 10 m red and NIR and the green ground beside
+    it in its 20 m SWIR, which pulls BSI down; weathered ground and fallow fields at that
+    NDVI are duller.
     """
-    line = ln.soil_bsi_min + ln.soil_bsi_slope * np.maximum(ndvi - ln.soil_slant_ndvi, 0)
+    rise = np.where(red >= ln.soil_rise_red_min, (ndvi - ln.fresh_ndvi_max) / ln.soil_rise_unit, 1)
+    floor = np.minimum(ln.fresh_bsi_min + (ln.soil_bsi_min - ln.fresh_bsi_min) * rise, ln.soil_bsi_min)
+    line = floor + ln.soil_bsi_slope * np.maximum(ndvi - ln.soil_slant_ndvi, 0)
     unvegetated = (ndvi <= ln.fresh_ndvi_max) | ((ndvi <= ln.soil_ndvi_max) & (bsi >= line))
     return (red >= ln.fresh_red_min) & (bsi >= ln.fresh_bsi_min) & unvegetated
 

@@ -286,6 +286,49 @@ def test_fold__dig_into_a_field_at_harvest_is_flagged_once_it_stays_bare_past_th
     assert flagged(layers)[0]
 
 
+# A loess pit's edge pixel: its 10 m red and NIR see the loess, its 20 m SWIR cell half the
+# green crop beside it, so BSI falls under the soil line's flat part (0.15).
+LOESS_EDGE = (0.135, 0.12, 0.23)
+RISE_OFF = DetectionConfig(soil_rise_ndvi=0.12)  # the flat line down to the rock line
+
+
+@pytest.mark.parametrize(
+    ("look", "risen", "step"),
+    [
+        (LOESS_EDGE, True, False),
+        ((0.15, 0.12, 0.21), True, False),  # the line is 0.1175 at NDVI 0.15
+        ((0.15, 0.10, 0.21), False, False),  # sparse weeds on weathered ground
+        ((0.13, 0.0, 0.25), False, False),  # haze over green: flat
+        ((0.14, 0.14, 0.16), False, False),  # weathered ground, a fallow field: dull
+        ((0.17, 0.14, 0.20), False, False),  # past soil_rise_ndvi: the flat line
+        ((0.11, 0.03, 0.24), True, True),  # rock: any BSI from fresh_bsi_min
+    ],
+)
+def test_fresh_bare__soil_line_rises_from_the_rock_line(look, risen, step):
+    # On bright looks (red at least 0.2), from BSI fresh_bsi_min (0.02) at fresh_ndvi_max
+    # (0.12) to soil_bsi_min (0.15) at soil_rise_ndvi (0.16); soil_rise_ndvi at
+    # fresh_ndvi_max is the flat line down to the rock line.
+    nd, bs, rd = (np.array([[v]], np.float32) for v in look)
+    assert bool(fresh_bare(nd, bs, rd, look_lines(DetectionConfig()))[0, 0]) is risen
+    assert bool(fresh_bare(nd, bs, rd, look_lines(RISE_OFF))[0, 0]) is step
+
+
+def test_fold__loess_pit_edge_under_the_flat_soil_line_is_flagged_on_the_rising_line():
+    # Loess dug into a field at its June harvest, never cropped again; at the pit's edge
+    # every other look reads under the flat line (LOESS_EDGE), so on it alone its bare
+    # runs break each time and the season's harvest explains each new one.
+    loess = (0.14, 0.17, 0.23)
+    field = _field({2021: 155, 2022: 155, 2023: 155})
+    harvest = _first((YEARS == 2023) & (DOYS >= 155))
+    field[harvest:] = loess
+    field[harvest + 1 :: 2] = LOESS_EDGE
+    layers = fold([field])
+    assert int(layers[L["onset"], 0]) == harvest
+    assert flagged(layers)[0]
+    step = fold([field], cfg=RISE_OFF)
+    assert not persistent_change(step[:, np.newaxis, :], RISE_OFF)[0, 0]
+
+
 def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_not():
     # 40 x 40 px: green for two YEARS, no harvest ever seen (cloud hid them); on the
     # last look a whole plain of it turns to bare soil at once, or one 12-px dig does.
