@@ -63,8 +63,10 @@ def fresh_bare(ndvi, bsi, red, ln):
     it in its 20 m SWIR, which pulls BSI down; weathered ground and fallow fields at that
     NDVI are duller.
     """
-    rise = np.where(red >= ln.soil_rise_red_min, (ndvi - ln.fresh_ndvi_max) / ln.soil_rise_unit, 1)
-    floor = np.minimum(ln.fresh_bsi_min + (ln.soil_bsi_min - ln.fresh_bsi_min) * rise, ln.soil_bsi_min)
+    # Dull looks (a rise of 1 or more) keep the flat line.
+    rise = np.maximum((ndvi - ln.fresh_ndvi_max) / ln.soil_rise_unit, red < ln.soil_rise_red_min)
+    risen = ln.fresh_bsi_min + (ln.soil_bsi_min - ln.fresh_bsi_min) * rise
+    floor = np.minimum(risen, ln.soil_bsi_min)
     line = floor + ln.soil_bsi_slope * np.maximum(ndvi - ln.soil_slant_ndvi, 0)
     unvegetated = (ndvi <= ln.fresh_ndvi_max) | ((ndvi <= ln.soil_ndvi_max) & (bsi >= line))
     return (red >= ln.fresh_red_min) & (bsi >= ln.fresh_bsi_min) & unvegetated
