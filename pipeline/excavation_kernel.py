@@ -339,7 +339,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     shift_t[i, j] = -1
                     shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
 
-                # A change from low cover the season's history explains no more than the
+                # A change from low cover, or to rock, where the season's history is that
                 # cover (on ground not prone: no field), on its first look; and bare ground
                 # whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare all year
                 # dug again, rock dug into soil-coloured ground). Both candidates keep the
@@ -347,7 +347,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 looks, began_expected = 0, new_run and run_ok[i, j] and expected
                 if onset[i, j] < 0 and began_expected and not run_prone[i, j]:
                     looks = from_low_cover(
-                        i, j, t, day, bs, rd, ln, recent_n, recent_bsi, recent_red, shift_t,
+                        i, j, t, day, nd, bs, rd, ln, recent_n, recent_bsi, recent_red, shift_t,
                         shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
                     )  # fmt: skip
                 if onset[i, j] < 0 and looks == 0 and watch_shift(

@@ -32,9 +32,10 @@ are noisier than the watch's three), not merely bare, whatever the season expect
 
 ``from_low_cover`` makes such a candidate on a single look: a change, where the
 season's history is bare, from the low cover the history holds (grass dormant in
-winter) to ground shifted from it. The history explains a change to bare ground from
-green ground (a harvest), not from itself. ``advance`` asks it only on ground with no
-bare spell at this time of year (not ``prone``: a field ploughed from its stubble).
+winter) to ground shifted from it, or to rock, which low cover never is. The history
+explains a change to bare ground from green ground (a harvest), not from itself.
+``advance`` asks it only on ground with no bare spell at this time of year (not
+``prone``: a field ploughed from its stubble).
 """
 
 from __future__ import annotations
@@ -113,24 +114,29 @@ def watch_shift(
 
 @inline
 def from_low_cover(
-    i, j, t, day, bsi, red, ln, recent_n, recent_bsi, recent_red, shift_t, shift_day,
+    i, j, t, day, ndvi, bsi, red, ln, recent_n, recent_bsi, recent_red, shift_t, shift_day,
     shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
 ):  # fmt: skip
     """1 when a run's first look on date ``t`` (``day``), a change where the season's
-    history is bare, moved from low cover; 0 when not. Low cover is the median of the
-    looks before, as the season bins count it (``excavation_looks.low_cover``; its NDVI
-    is the run's ``run_prior_ndvi``, taken by ``judge_looks``); moved is shifted from it
-    by ``SUPPORT_SHARE`` of the lines (``bare_shift``). On 1 it keeps that colour and the
-    look's direction as a shift's candidate does (``shift_*``), dated from this look; on
+    history is bare, moved from low cover or to rock; 0 when not. Low cover is the
+    median of the looks before, as the season bins count it
+    (``excavation_looks.low_cover``; its NDVI is the run's ``run_prior_ndvi``, taken by
+    ``judge_looks``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
+    (``bare_shift``). On 1 it keeps that colour and the look's direction as a shift's
+    candidate does (``shift_*``), dated from this look; on
     0 it changes nothing.
 
     The season's bare history explains a change to bare ground (a harvest) when the
     ground was green before it. Where the ground before was the low cover the history
     holds (grass dormant in winter), the history is that cover, and a change from it to
-    soil or rock is the ground's own."""
+    soil or rock is the ground's own. Low cover is never rock either: a change to rock
+    (NDVI at most ``fresh_ndvi_max``) from ground that was not rock is taken too, from
+    cover a little greener than the history's (grass that stayed green into winter)."""
     n = recent_n[i, j]
     bsi_before = median_of_looks(recent_bsi, 0, n, i, j)  # NaN with no look: not low
-    if not low_cover(run_prior_ndvi[i, j], bsi_before, ln):
+    # Nor does low cover hold rock: rock from ground that was not rock is no change to it.
+    rock = ndvi <= ln.fresh_ndvi_max < run_prior_ndvi[i, j]
+    if not (rock or low_cover(run_prior_ndvi[i, j], bsi_before, ln)):
         return 0
     red_before = median_of_looks(recent_red, 0, n, i, j)
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)

@@ -140,6 +140,28 @@ def test_fold__a_change_from_dormant_grass_the_season_calls_bare_is_the_grounds_
     assert list(flagged(unheld)) == [True]
 
 
+def test_fold__rock_dug_into_grass_greener_than_its_winter_history_is_flagged():
+    # The grass of past winters was low cover, which the season bins count as bare; this
+    # winter it stayed a little greener (NDVI 0.32, over season_low_ndvi_max) until
+    # limestone was dug into it in December. The history explains a change to the cover
+    # it holds, and low cover is never rock: flagged from the first look of rock,
+    # confirmed by the next, though the imagery ends in February, before the grass
+    # would green and the season stop explaining bare ground. Haze over the same grass
+    # is not flagged.
+    december = int(DAYS.searchsorted(np.datetime64("2023-12-01")))
+    end = int(DAYS.searchsorted(np.datetime64("2024-02-15")))
+    greener = _grass()
+    this_winter = (np.datetime64("2023-10-01") <= DAYS) & (np.arange(N) < december)
+    greener[this_winter] = (0.32, 0.11, 0.15)
+    dug, hazy = greener.copy(), greener.copy()
+    dug[december:] = LIMESTONE
+    hazy[december : december + 2] = THIN_HAZE
+    layers = fold([dug[:end], hazy[:end], greener[:end]])
+    assert [int(v) for v in layers[L["onset"]]] == [december, -1, -1]
+    assert int(layers[L["confirm"], 0]) == december + 1
+    assert list(flagged(layers)) == [True, False, False]
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
