@@ -123,8 +123,7 @@ def from_low_cover(
     (``excavation_looks.low_cover``; its NDVI is the run's ``run_prior_ndvi``, taken by
     ``judge_looks``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
     (``bare_shift``). On 1 it keeps that colour and the look's direction as a shift's
-    candidate does (``shift_*``), dated from this look; on
-    0 it changes nothing.
+    candidate does (``shift_*``), dated from this look; on 0 it changes nothing.
 
     The season's bare history explains a change to bare ground (a harvest) when the
     ground was green before it. Where the ground before was the low cover the history

@@ -293,7 +293,7 @@ RISE_OFF = DetectionConfig(soil_rise_ndvi=0.12)  # the flat line down to the roc
 
 
 @pytest.mark.parametrize(
-    ("look", "risen", "step"),
+    ("look", "risen", "unrisen"),
     [
         (LOESS_EDGE, True, False),
         ((0.15, 0.12, 0.21), True, False),  # the line is 0.1175 at NDVI 0.15
@@ -304,13 +304,13 @@ RISE_OFF = DetectionConfig(soil_rise_ndvi=0.12)  # the flat line down to the roc
         ((0.11, 0.03, 0.24), True, True),  # rock: any BSI from fresh_bsi_min
     ],
 )
-def test_fresh_bare__soil_line_rises_from_the_rock_line(look, risen, step):
+def test_fresh_bare__soil_line_rises_from_the_rock_line(look, risen, unrisen):
     # On bright looks (red at least 0.2), from BSI fresh_bsi_min (0.02) at fresh_ndvi_max
     # (0.12) to soil_bsi_min (0.15) at soil_rise_ndvi (0.16); soil_rise_ndvi at
     # fresh_ndvi_max is the flat line down to the rock line.
     nd, bs, rd = (np.array([[v]], np.float32) for v in look)
     assert bool(fresh_bare(nd, bs, rd, look_lines(DetectionConfig()))[0, 0]) is risen
-    assert bool(fresh_bare(nd, bs, rd, look_lines(RISE_OFF))[0, 0]) is step
+    assert bool(fresh_bare(nd, bs, rd, look_lines(RISE_OFF))[0, 0]) is unrisen
 
 
 def test_fold__loess_pit_edge_under_the_flat_soil_line_is_flagged_on_the_rising_line():
@@ -325,8 +325,8 @@ def test_fold__loess_pit_edge_under_the_flat_soil_line_is_flagged_on_the_rising_
     layers = fold([field])
     assert int(layers[L["onset"], 0]) == harvest
     assert flagged(layers)[0]
-    step = fold([field], cfg=RISE_OFF)
-    assert not persistent_change(step[:, np.newaxis, :], RISE_OFF)[0, 0]
+    unrisen = fold([field], cfg=RISE_OFF)
+    assert not persistent_change(unrisen[:, np.newaxis, :], RISE_OFF)[0, 0]
 
 
 def test_fold__harvest_across_the_tile_on_the_last_look_is_held_a_lone_dig_is_not():
