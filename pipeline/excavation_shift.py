@@ -133,7 +133,8 @@ def from_low_cover(
     cover a little greener than the history's (grass that stayed green into winter)."""
     n = recent_n[i, j]
     bsi_before = median_of_looks(recent_bsi, 0, n, i, j)  # NaN with no look: not low
-    # Nor does low cover hold rock: rock from ground that was not rock is no change to it.
+    # Low cover is never rock: the history does not explain a change to rock from ground
+    # that was not rock.
     rock = ndvi <= ln.fresh_ndvi_max < run_prior_ndvi[i, j]
     if not (rock or low_cover(run_prior_ndvi[i, j], bsi_before, ln)):
         return 0
