@@ -19,7 +19,11 @@ one, and why it does not:
   (flat, bright spectra): they fail ``fresh_bsi_min`` and are never confirmed.
 - **Leaf-off forest and gradual die-back** are slow: the change must be abrupt
   (NDVI falls by ``abrupt_ndvi_drop`` or BSI rises by ``abrupt_bsi_rise`` against
-  the median of the previous ``prior_observations`` clear looks).
+  the median of the previous ``prior_observations`` clear looks). Soil dug from under
+  dormant cover of nearly its colour passes no band's line: from looks of low cover,
+  a look moved by the full shift lines (SWIR-heavier and brighter) within
+  ``gradual_gap_days`` is abrupt too, and marked as a change that may have been
+  gradual (``late``), which on a site under restoration the die-back test weighs.
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
   a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
@@ -126,7 +130,8 @@ class FoldState:
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
     run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare
     green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
-    run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``)
+    run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``), or
+    # began as one from low cover that no band's abrupt line caught: both may be gradual
     late: np.ndarray  # bool: the candidate's run did (``run_late``)
     spell_end: np.ndarray  # (2, h, w) int32 days of the last looks of the latest two bare spells
     onset_day: np.ndarray  # int32 the candidate's run_start_day at its start
@@ -310,7 +315,7 @@ def fold_step(
     """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970), in
     place: the compiled per-pixel kernels of ``excavation_kernel``, and between them the
     two tests over the whole tile (regional change, clear pixels beside masked cloud)."""
-    from pipeline.excavation_kernel import CLEAR, advance, judge_looks
+    from pipeline.excavation_kernel import CLEAR, SLOW, advance, judge_looks
     from pipeline.excavation_plain import held_by_the_plain, near_masked
 
     s, lines = state, look_lines(cfg)
@@ -323,10 +328,10 @@ def fold_step(
     half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
     bins = np.array([(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)])
     unvisited = day - s.bin_last_day[bins] > NEW_YEAR_GAP_DAYS
-    flags = np.empty((7, *clear.shape), bool)
+    flags = np.empty((SLOW + 1, *clear.shape), bool)
     prior = np.empty(clear.shape, np.float32)
     n_clear, n_began, n_new = judge_looks(
-        arrays, lines, clear, *look, bins, unvisited, flags, prior
+        arrays, lines, day, clear, *look, bins, unvisited, flags, prior
     )
     # Changes beginning on this date over a large share of the tile's clear pixels
     # (``regional_change_share``, at least ``regional_change_min_pixels``): a harvest

@@ -41,11 +41,11 @@ CROP_CYCLE_DAYS = 90
 CANOPY_GAP_DAYS = 11
 
 # ``judge_looks``' per-pixel outcome, read by ``advance``: flags and the prior NDVI.
-CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN = range(7)
+CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN, SLOW = range(8)
 
 
 @jit
-def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, prior):
+def judge_looks(state, ln, day, clear_in, ndvi, bsi, red, bins, unvisited, flags, prior):
     """The date's look at each pixel, against the state before it (which it leaves as it
     is): ``flags[CLEAR ... BEGAN]`` (``HAS_HISTORY`` and ``EXPECTED`` on fresh pixels;
     False elsewhere) and ``prior`` (the median NDVI of the looks before, on fresh
@@ -61,6 +61,7 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
     cur_clear, cur_bare = state.cur_clear, state.cur_bare
     last_clear, last_bare = state.last_clear, state.last_bare
     older_clear, older_bare = state.older_clear, state.older_bare
+    last_clear_day = state.last_clear_day
     n_clear = n_began = n_new = 0
     for i in range(h):
         for j in range(w):
@@ -103,19 +104,20 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
                 expected = has_hist and season_bare > ln.season_bare_max_fraction * season_clear
             # What came before: the last K clear looks (one is enough, as in the imagery's
             # first weeks; none gives NaN), on the fresh pixels alone.
-            prior_ndvi, abrupt = np.float32(np.nan), False
+            prior_ndvi, abrupt, slow = np.float32(np.nan), False, False
             n = recent_n[i, j]
             if fresh and n > 0:
                 prior_ndvi = median_of_looks(recent_ndvi, 0, n, i, j)
-                abrupt = abrupt_change(
-                    nd,
-                    bs,
-                    rd,
-                    prior_ndvi,
-                    median_of_looks(recent_bsi, 0, n, i, j),
-                    median_of_looks(recent_red, 0, n, i, j),
-                    ln,
-                )
+                bsi_before = median_of_looks(recent_bsi, 0, n, i, j)
+                red_before = median_of_looks(recent_red, 0, n, i, j)
+                abrupt = abrupt_change(nd, bs, rd, prior_ndvi, bsi_before, red_before, ln)
+                # From low cover, within a few revisits, by the full shift lines,
+                # SWIR-heavier and brighter: soil dug from under dormant cover. No band
+                # passed its own line, so it may have been gradual (a planting's end).
+                slow = not abrupt and day - last_clear_day[i, j] <= ln.gradual_gap_days
+                slow = slow and low_cover(prior_ndvi, bsi_before, ln) and rd > red_before
+                slow = slow and bare_shift(bs, rd, bsi_before, red_before, ln, 1.0) > 0
+                abrupt = abrupt or slow
             # A run begins as a change from an abrupt look on ground mostly not bare
             # before. With fewer than K looks before (the imagery's first weeks), one
             # hazy or cloud-edge look could pass for "before": the ground must then have
@@ -133,7 +135,7 @@ def judge_looks(state, ln, clear_in, ndvi, bsi, red, bins, unvisited, flags, pri
             n_began += new_run and began
             flags[CLEAR, i, j], flags[FRESH, i, j], flags[LOW_COVER, i, j] = clear, fresh, low
             flags[HAS_HISTORY, i, j], flags[EXPECTED, i, j] = has_hist, expected
-            flags[ABRUPT, i, j], flags[BEGAN, i, j] = abrupt, began
+            flags[ABRUPT, i, j], flags[BEGAN, i, j], flags[SLOW, i, j] = abrupt, began, slow
             prior[i, j] = prior_ndvi
     return n_clear, n_began, n_new
 
@@ -322,7 +324,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 )
                 if late:
                     run_ok[i, j] = run_prone[i, j] = True
-                run_late[i, j] = late or (not new_run and run_late[i, j])
+                run_late[i, j] = late or (flags[SLOW, i, j] if new_run else run_late[i, j])
 
                 # A candidate starts when a run that began as a change is not expected in this
                 # season; it is dated from the run's first look (a dig that began during
@@ -363,7 +365,8 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     n_since[i, j] = n_bare[i, j] = n_looks[i, j] = looks
                     has_history[i, j], gap_days[i, j] = True, run_gap[i, j] if one else 0
                     doubtful_look[i, j] = one and run_doubt[i, j]
-                    onset_day[i, j], prone[i, j], late_[i, j] = shift_day[i, j], False, False
+                    onset_day[i, j], prone[i, j] = shift_day[i, j], False
+                    late_[i, j] = one and run_late[i, j]
                     last_day[i, j] = watched_day[i, j] = day
                     unexpected_day[i, j], shift_t[i, j] = NOT_WATCHED, -1
 

@@ -162,6 +162,37 @@ def test_fold__rock_dug_into_grass_greener_than_its_winter_history_is_flagged():
     assert list(flagged(layers)) == [True, False, False]
 
 
+def test_fold__red_soil_dug_into_dormant_grass_seen_twice_as_the_imagery_ends_is_flagged():
+    # Red soil dug in February into grass dormant in winter (low cover, NDVI 0.24, BSI
+    # 0.14-0.155, red 0.165), seen on two looks before the imagery ends: NDVI -0.045,
+    # BSI +0.06-0.075, red +0.03. No band passes its abrupt line and together they make
+    # 1.4 of the 2.0 the combined line needs; but from low cover the look moved by the
+    # full shift lines, SWIR-heavier and brighter, as no dormant cover does in a revisit.
+    february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
+    end = february + 2
+    dug, hazy, damp, dry = _grass(), _grass(), _grass(), _grass()
+    dug[february:] = (0.195, 0.215, 0.195)
+    hazy[february:] = (0.17, 0.07, 0.22)  # haze the SCL missed: brighter, flatter
+    damp[february:] = (0.235, 0.2, 0.15)  # damp: SWIR-heavier but darker
+    # Drying grass: SWIR-heavier and brighter, by half the lines a look.
+    dry[february - 2 : february] = (0.225, 0.175, 0.178)
+    dry[february:] = (0.215, 0.2, 0.19)
+    # The same change first seen after 60 days under cloud may have come slowly.
+    clear = np.ones((end, 6), bool)
+    clear[february - 6 : february, 5] = False
+    series = [dug[:end], hazy[:end], damp[:end], dry[:end], _grass()[:end], dug[:end]]
+    layers = fold(series, clear=clear)
+    assert [int(v) for v in layers[L["onset"]]] == [february, -1, -1, -1, -1, -1]
+    assert int(layers[L["confirm"], 0]) == february + 1
+    assert list(flagged(layers)) == [True, False, False, False, False, False]
+    # No band passed its own line: the change is marked as one that may have been
+    # gradual, which on a site under restoration the die-back test weighs.
+    assert int(layers[L["late"], 0]) == 1
+    # With the shift lines off, the change is the season's, as before.
+    off = DetectionConfig(bare_shift_bsi=2.0)
+    assert int(fold([dug[:end]], cfg=off)[L["onset"], 0]) == -1
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
