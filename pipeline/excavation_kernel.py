@@ -46,12 +46,13 @@ CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN, SLOW = range(8)
 
 @jit
 def judge_looks(state, ln, day, clear_in, ndvi, bsi, red, bins, unvisited, flags, prior):
-    """The date's look at each pixel, against the state before it (which it leaves as it
-    is): ``flags[CLEAR ... BEGAN]`` (``HAS_HISTORY`` and ``EXPECTED`` on fresh pixels;
-    False elsewhere) and ``prior`` (the median NDVI of the looks before, on fresh
-    pixels; NaN elsewhere). ``bins`` are the season bins around the date,
-    ``unvisited`` whether each is not yet visited this season. Returns the clear pixels
-    and the runs beginning as a change (for the regional test), and the runs beginning."""
+    """The date's look at each pixel (``day`` days since 1970), against the state before
+    it (which it leaves as it is): ``flags[CLEAR ... SLOW]`` (``HAS_HISTORY``,
+    ``EXPECTED`` and ``SLOW`` on fresh pixels; False elsewhere) and ``prior`` (the median
+    NDVI of the looks before, on fresh pixels; NaN elsewhere). ``bins`` are the season
+    bins around the date, ``unvisited`` whether each is not yet visited this season.
+    Returns the clear pixels and the runs beginning as a change (for the regional test),
+    and the runs beginning."""
     h, w = ndvi.shape
     k = ln.prior_observations
     # The state's arrays as locals, and no per-pixel helper takes the tuple: a call that
