@@ -166,7 +166,7 @@ def test_fold__red_soil_dug_into_dormant_grass_seen_twice_as_the_imagery_ends_is
     # Red soil dug in February into grass dormant in winter (low cover, NDVI 0.24, BSI
     # 0.14-0.155, red 0.165), seen on two looks before the imagery ends: NDVI -0.045,
     # BSI +0.06-0.075, red +0.03. No band passes its abrupt line and together they make
-    # 1.4 of the 2.0 the combined line needs; but from low cover the look moved by the
+    # 1.3-1.5 of the 2.0 the combined line needs; but from low cover the look moved by the
     # full shift lines, SWIR-heavier and brighter, as no dormant cover does in a revisit.
     february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
     end = february + 2
@@ -177,7 +177,7 @@ def test_fold__red_soil_dug_into_dormant_grass_seen_twice_as_the_imagery_ends_is
     # Drying grass: SWIR-heavier and brighter, by half the lines a look.
     dry[february - 2 : february] = (0.225, 0.175, 0.178)
     dry[february:] = (0.215, 0.2, 0.19)
-    # The same change first seen after 60 days under cloud may have come slowly.
+    # The same change first seen after six looks under cloud (70 days) may have come slowly.
     clear = np.ones((end, 6), bool)
     clear[february - 6 : february, 5] = False
     series = [dug[:end], hazy[:end], damp[:end], dry[:end], _grass()[:end], dug[:end]]
