@@ -4,14 +4,15 @@ A restoration that fails loses its green over most of the site (one substrate, o
 planting, one drought); a dig takes a part of it and leaves the rest as green as before.
 The excavation fold cannot tell a die-back from a dig when the change may have been
 gradual: a ``late`` change (bare ground that went on into the green season, or a
-change from low cover that no band's abrupt line caught), or one first seen after
-more than ``gradual_gap_days`` without a clear look. Such changes on a
-site are a die-back when the site's own NDVI series lost at least
-``die_back_green_loss`` of its green over the year after they began (``green_lost``).
-A die-back seen across a shorter cloudy spell looks abrupt to the fold; on a site that
-was green and lost it, a change first seen after more than half that gap is one too,
-and so are changes over most of the site, however they were seen, and changes begun
-while the site was still green (``recent_level``): the site lost its green with them.
+change from low cover that no band's abrupt line caught, both on ground green within
+the year before), or one first seen after more than ``gradual_gap_days`` without a
+clear look. Such changes on a site are a die-back when the site's own NDVI series lost
+at least ``die_back_green_loss`` of its green over the year after they began
+(``green_lost``). A die-back seen across a shorter cloudy spell looks abrupt to the
+fold; on a site that was green and lost it, a change first seen after more than half
+that gap is one too, and so are changes over most of the site, however they were
+seen, and changes begun while the site was still green (``recent_level``): the site
+lost its green with them.
 """
 
 from __future__ import annotations

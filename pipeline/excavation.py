@@ -22,8 +22,9 @@ one, and why it does not:
   the median of the previous ``prior_observations`` clear looks). Soil dug from under
   dormant cover of nearly its colour passes no band's line: from looks of low cover,
   a look moved by the full shift lines (SWIR-heavier and brighter) within
-  ``gradual_gap_days`` is abrupt too, and marked as a change that may have been
-  gradual (``late``), which on a site under restoration the die-back test weighs.
+  ``gradual_gap_days`` is abrupt too; on ground green within the year before it is
+  marked as a change that may have been gradual (``late``), which on a site under
+  restoration the die-back test weighs.
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
   a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
@@ -131,7 +132,7 @@ class FoldState:
     run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare
     green_day: np.ndarray  # int32 day number of the latest look at least prior_ndvi_min
     run_late: np.ndarray  # bool: the run became a change late (``late_change_looks``), or
-    # began as one from low cover that no band's abrupt line caught: both may be gradual
+    # began as one from low cover no abrupt line caught, on ground green within the year
     late: np.ndarray  # bool: the candidate's run did (``run_late``)
     spell_end: np.ndarray  # (2, h, w) int32 days of the last looks of the latest two bare spells
     onset_day: np.ndarray  # int32 the candidate's run_start_day at its start

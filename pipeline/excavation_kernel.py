@@ -27,6 +27,7 @@ from pipeline.excavation_looks import (
     median_of_looks,
     missed_cloud,
     prone_run,
+    slow_change,
 )
 from pipeline.excavation_shift import SHIFT_LOOKS, SUPPORT_SHARE, from_low_cover, watch_shift
 
@@ -109,15 +110,11 @@ def judge_looks(state, ln, day, clear_in, ndvi, bsi, red, bins, unvisited, flags
             n = recent_n[i, j]
             if fresh and n > 0:
                 prior_ndvi = median_of_looks(recent_ndvi, 0, n, i, j)
-                bsi_before = median_of_looks(recent_bsi, 0, n, i, j)
-                red_before = median_of_looks(recent_red, 0, n, i, j)
-                abrupt = abrupt_change(nd, bs, rd, prior_ndvi, bsi_before, red_before, ln)
-                # From low cover, within a few revisits, by the full shift lines,
-                # SWIR-heavier and brighter: soil dug from under dormant cover. No band
-                # passed its own line, so it may have been gradual (a planting's end).
-                slow = not abrupt and day - last_clear_day[i, j] <= ln.gradual_gap_days
-                slow = slow and low_cover(prior_ndvi, bsi_before, ln) and rd > red_before
-                slow = slow and bare_shift(bs, rd, bsi_before, red_before, ln, 1.0) > 0
+                bs_b = median_of_looks(recent_bsi, 0, n, i, j)
+                rd_b = median_of_looks(recent_red, 0, n, i, j)
+                abrupt = abrupt_change(nd, bs, rd, prior_ndvi, bs_b, rd_b, ln)
+                gap = day - last_clear_day[i, j]
+                slow = not abrupt and slow_change(bs, rd, prior_ndvi, bs_b, rd_b, gap, ln)
                 abrupt = abrupt or slow
             # A run begins as a change from an abrupt look on ground mostly not bare
             # before. With fewer than K looks before (the imagery's first weeks), one
@@ -325,7 +322,10 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 )
                 if late:
                     run_ok[i, j] = run_prone[i, j] = True
-                run_late[i, j] = late or (flags[SLOW, i, j] if new_run else run_late[i, j])
+                # Such a change may have been gradual; so may a slow one (``SLOW``, a
+                # planting's end) on ground green within the year, as ``late`` tells.
+                slow = flags[SLOW, i, j] and was_green
+                run_late[i, j] = late or (slow if new_run else run_late[i, j])
 
                 # A candidate starts when a run that began as a change is not expected in this
                 # season; it is dated from the run's first look (a dig that began during

@@ -7,8 +7,8 @@ or cloud the SCL missed (``missed_cloud``), the median of the few looks kept
 (``median_of_looks``), whether a look is an abrupt change from them
 (``abrupt_change``), whether two bare spells ended at one time of year
 (``near_a_spell_season``, ``yearly_spells``) and so whether a run is a field's
-(``prone_run``), and how bare ground's colour shifted (``bare_shift``). Thresholds
-come as ``excavation.Lines``.
+(``prone_run``), how bare ground's colour shifted (``bare_shift``) and whether a look
+moved so from low cover (``slow_change``). Thresholds come as ``excavation.Lines``.
 """
 
 from __future__ import annotations
@@ -144,6 +144,19 @@ def bare_shift(bsi, red, bsi_before, red_before, ln, share):
     if brighter and abs(moved) >= lines * ln.bare_shift_bsi:
         return 1 if moved > 0 else -1
     return 0
+
+
+@jit
+def slow_change(bsi, red, ndvi_before, bsi_before, red_before, gap, ln):
+    """Whether a look is a change from low cover (``low_cover``: the median looks
+    before) though no band passed its abrupt line: ``gap`` days after the clear look
+    before, at most ``gradual_gap_days``, it moved by the full shift lines
+    (``bare_shift``), SWIR-heavier and brighter. Soil dug from under dormant cover; no
+    dormant cover moves so far in a few revisits, a planting dying back does at its end
+    (so such a change may have been gradual)."""
+    if gap > ln.gradual_gap_days or not low_cover(ndvi_before, bsi_before, ln):
+        return False
+    return red > red_before and bare_shift(bsi, red, bsi_before, red_before, ln, 1.0) > 0
 
 
 @jit

@@ -90,12 +90,12 @@ def build_flags(
     a flag's ground was green before, ``greened_site``). A change there that began
     after the restoration did and may have been gradual (a late one: bare ground that
     went on from a harvest into the green season, or a change from low cover that no
-    band's abrupt line caught, ``excavation``'s ``late``; or one first seen after more
-    than ``gradual_gap_days`` without a clear look), on a site that lost its green over
-    the year after (``die_back.died_back``), is a planting that died back, which the
-    recovery classes report, not a dig: it makes no flag unless its abrupt pixels alone
-    make the mapping unit (then the whole component is a dig that grew:
-    ``restored_land``).
+    band's abrupt line caught, on ground green within the year before: ``excavation``'s
+    ``late``; or one first seen after more than ``gradual_gap_days`` without a clear
+    look), on a site that lost its green over the year after (``die_back.died_back``),
+    is a planting that died back, which the recovery classes report, not a dig: it
+    makes no flag unless its abrupt pixels alone make the mapping unit (then the whole
+    component is a dig that grew: ``restored_land``).
     """
     onset = layers[_L["onset"]]
     n_since, n_bare = layers[_L["n_since"]], layers[_L["n_bare"]]

@@ -193,6 +193,30 @@ def test_fold__red_soil_dug_into_dormant_grass_seen_twice_as_the_imagery_ends_is
     assert int(fold([dug[:end]], cfg=off)[L["onset"], 0]) == -1
 
 
+def test_fold__soil_dug_into_cover_never_green_is_flagged_but_not_as_a_planting_that_died():
+    # The same red-soil dig into ground never green within the year before: sparse weeds
+    # on weathered ground, low cover all year (NDVI 0.24) or up to 0.28 in summer, under
+    # prior_ndvi_min (0.3). It is flagged as on the dormant grass; but a planting that
+    # died back, or land green before (``late``), it cannot be.
+    february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
+    end = february + 2
+    weeds = np.tile(np.array(DORMANT), (N, 1))
+    weeds[1::2] = DORMANT_DRY
+    sparse = weeds.copy()
+    sparse[(DOYS >= 130) & (DOYS < 270)] = (0.28, 0.12, 0.12)
+    series = [_grass(), weeds, sparse]
+    for ground in series:
+        ground[february:] = (0.195, 0.215, 0.195)
+    series += [weeds.copy(), sparse.copy()]  # the same ground undug
+    series[3][february:], series[4][february:] = DORMANT, DORMANT
+    layers = fold([s[:end] for s in series])
+    assert [int(v) for v in layers[L["onset"]]] == [february] * 3 + [-1, -1]
+    assert [int(v) for v in layers[L["confirm"]]] == [february + 1] * 3 + [-1, -1]
+    assert list(flagged(layers)) == [True, True, True, False, False]
+    # Only the grass, green last summer, may have been a planting's gradual end.
+    assert [int(v) for v in layers[L["late"]]] == [1, 0, 0, 0, 0]
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
