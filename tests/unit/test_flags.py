@@ -136,6 +136,19 @@ def test_build_flags__die_back_seen_abruptly_is_no_dig_where_the_site_lost_its_g
     _dig(begun_green, slice(30, 34), slice(30, 34), 25)
     flags = build_flags(begun_green, GRID, DATES, DetectionConfig(), restoring_sites=sites)
     assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[25], 1600)]
+    # A farmland restoration harvested on date 20 and never sown again: its last looks
+    # before were the earlier harvest's stubble, the crop and the crop ripe (0.16, 0.6,
+    # 0.29; median under prior_ndvi_min). It was green just before the change all the
+    # same, and lost its green with it: a die-back. A dig into it three looks after the
+    # harvest left it bare (0.16, 0.15, 0.15 before) is a dig.
+    field = dying.copy()
+    field[17:20] = (0.16, 0.6, 0.29)
+    unsown = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], field), sites[1]]
+    late_dig = _layers()
+    _dig(late_dig, slice(5, 9), slice(5, 24), 20)
+    _dig(late_dig, slice(30, 34), slice(30, 34), 23)
+    flags = build_flags(late_dig, GRID, DATES, DetectionConfig(), restoring_sites=unsown)
+    assert [(f.first_detected, f.area_m2) for f in flags] == [(DATES[23], 1600)]
     # A site that never greened (0.25 before) loses nothing a die-back could: a flag.
     weedy = [_restoring(_pix_box(5, 40, 5, 40), DATES[10], np.where(dying > 0.5, 0.25, 0.15))]
     flags = build_flags(layers, GRID, DATES, DetectionConfig(), restoring_sites=weedy)
