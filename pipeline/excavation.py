@@ -29,7 +29,9 @@ one, and why it does not:
   the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
   a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
   shift of its colour held over three looks (``excavation_shift``), which damp soil
-  and haze are not.
+  and haze are not; so does soil dug from under dormant cover of nearly its colour,
+  each look moved from the cover toward soil, as dormant cover does not move in a
+  few revisits and does not stay so into spring.
 - **A harvest whose date moved** beyond the season window is on ground that had
   other bare spells lately at that time of year (two within ``bare_memory_days``,
   one ending within ``bare_prone_season_days`` of the date), or at one time of year

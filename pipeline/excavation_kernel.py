@@ -19,7 +19,6 @@ import numpy as np
 
 from pipeline.excavation_looks import (
     abrupt_change,
-    bare_shift,
     drop_stale_caches,
     fresh_bare,
     jit,
@@ -29,7 +28,7 @@ from pipeline.excavation_looks import (
     prone_run,
     slow_change,
 )
-from pipeline.excavation_shift import SHIFT_LOOKS, SUPPORT_SHARE, from_low_cover, watch_shift
+from pipeline.excavation_shift import SHIFT_LOOKS, from_low_cover, shifted_still, watch_shift
 
 YEAR_DAYS = 366  # "within the year before"
 UNCONFIRMED_LOOKS = 3  # clear looks after which an unconfirmed candidate is dropped
@@ -152,14 +151,12 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
     onset, confirm, last, onset_day = s.onset, s.confirm, s.last, s.onset_day
     n_since, n_bare, n_looks = s.n_since, s.n_bare, s.n_looks
     last_day, watched_day, last_clear_day = s.last_day, s.watched_day, s.last_clear_day
-    unexpected_day = s.unexpected_day
-    shift_t, shift_day, shift_n = s.shift_t, s.shift_day, s.shift_n
-    shift_bsi, shift_red = s.shift_bsi, s.shift_red
-    doubtful_look, prior_ndvi = s.doubtful_look, s.prior_ndvi
+    unexpected_day, run_late = s.unexpected_day, s.run_late
+    shift_t, shift_day, shift_n, shift_bsi = s.shift_t, s.shift_day, s.shift_n, s.shift_bsi
+    shift_red, doubtful_look, prior_ndvi = s.shift_red, s.doubtful_look, s.prior_ndvi
     run_start, run_len, run_second, run_ok = s.run_start, s.run_len, s.run_second, s.run_ok
     run_prone, run_start_day, run_prior_ndvi = s.run_prone, s.run_start_day, s.run_prior_ndvi
-    run_gap, run_doubt = s.run_gap, s.run_doubt
-    run_unexpected, run_late = s.run_unexpected, s.run_late
+    run_gap, run_doubt, run_unexpected = s.run_gap, s.run_doubt, s.run_unexpected
     spell_end, green_day, recent_n = s.spell_end, s.green_day, s.recent_n
     recent_ndvi, recent_bsi = s.recent_ndvi, s.recent_bsi
     recent_red, recent_bare = s.recent_red, s.recent_bare
@@ -188,8 +185,9 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                 evidence = clear and not (fresh and explained)
                 support = evidence and fresh
                 if support and shifted:
-                    moved = bare_shift(bs, rd, shift_bsi[i, j], shift_red[i, j], ln, SUPPORT_SHARE)
-                    support = moved * shift_n[i, j] > 0
+                    support = shifted_still(
+                        i, j, nd, bs, rd, ln, shift_n, prior_ndvi, shift_bsi, shift_red
+                    )
                 n_looks[i, j] += clear
                 n_since[i, j] += evidence
                 n_bare[i, j] += support
@@ -357,7 +355,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,
                     recent_bsi, recent_red, cur_clear, cur_bare, last_clear, last_bare,
                     older_clear, older_bare, shift_t, shift_day, shift_n, shift_bsi, shift_red,
-                    prior_ndvi,
+                    prior_ndvi, run_prone[i, j], day - last_clear_day[i, j],
                 ):  # fmt: skip
                     looks = SHIFT_LOOKS
                 if looks > 0:
@@ -367,7 +365,9 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     has_history[i, j], gap_days[i, j] = True, run_gap[i, j] if one else 0
                     doubtful_look[i, j] = one and run_doubt[i, j]
                     onset_day[i, j], prone[i, j] = shift_day[i, j], False
-                    late_[i, j] = one and run_late[i, j]
+                    # A shift on ground green within the year may be a planting's gradual end.
+                    green = shift_day[i, j] - green_day[i, j] <= YEAR_DAYS
+                    late_[i, j] = run_late[i, j] if one else green
                     last_day[i, j] = watched_day[i, j] = day
                     unexpected_day[i, j], shift_t[i, j] = NOT_WATCHED, -1
 

@@ -30,6 +30,17 @@ still, the same way by half the lines at least (``SUPPORT_SHARE``: one pixel's l
 are noisier than the watch's three), not merely bare, whatever the season expects
 (``advance``).
 
+Soil dug from under cover of nearly its colour (loess under grass dormant in winter)
+is no shift of bare ground and may pass no line on one look. A watch opens on it too
+(``toward_soil``): on ground not ``prone`` (no field: a field ploughed from its stubble
+moves so each year), a fresh-bare look moved from the low cover before it toward soil,
+NDVI down and BSI and red up, together ``COVER_SHARE`` of the abrupt combined line
+(``toward_soil``); the looks after it move so too. The cover before is of one colour
+(no look of it moved from their median by ``SUPPORT_SHARE`` of that either way: no
+planting browning off or greening up), at most a third of its looks bare, the latest
+within ``gradual_gap_days`` (cover seen months before may have gone its own way since).
+Dormant cover drifts a little per look and greens in spring; a pit stays soil.
+
 ``from_low_cover`` makes such a candidate on a single look: a change, where the
 season's history is bare, from the low cover the history holds (grass dormant in
 winter) to ground shifted from it, or to rock, which low cover never is. The history
@@ -48,6 +59,39 @@ SHIFT_LOOKS = 3  # clear looks in a row, shifted one way, that make a shift a ca
 BARE_YEAR_BINS = 24  # season bins (of 36) seen mostly bare: two thirds of the year
 BARE_YEAR_SHARE = 0.9  # and this share of the bins seen
 SUPPORT_SHARE = 0.5  # of the shift's lines, a later look's shift that supports its candidate
+COVER_SHARE = 0.5  # of abrupt_combined_min, a look's move from cover toward soil (``toward_soil``)
+
+
+@inline
+def soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln):
+    """How far a look moved from the one before toward bare soil, as a share of the
+    abrupt combined line: its NDVI fall, BSI rise and red rise, each as a share of its
+    own abrupt line, added as ``excavation_looks.abrupt_change`` adds them (negative
+    toward cover)."""
+    drop, rise, brighten = ndvi_before - ndvi, bsi - bsi_before, red - red_before
+    combined = drop / ln.ndvi_drop_unit + rise / ln.bsi_rise_unit + brighten / ln.red_rise_unit
+    return combined / ln.abrupt_combined_min
+
+
+@inline
+def toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share):
+    """Whether a look moved from the cover before it toward bare soil: NDVI fell and BSI
+    and red rose, all three, together ``share`` of the abrupt combined line."""
+    if not (ndvi < ndvi_before and bsi > bsi_before and red > red_before):
+        return False
+    return soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln) >= share
+
+
+@inline
+def shifted_still(i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red):
+    """Whether pixel ``(i, j)``'s later look supports its shift's candidate (which keeps
+    the colour before it): shifted the same way by ``SUPPORT_SHARE`` of the shift lines,
+    or moved toward soil by that share of the watch's line (``toward_soil``)."""
+    n, bsi_before, red_before = shift_n[i, j], shift_bsi[i, j], shift_red[i, j]
+    if bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE) * n > 0:
+        return True
+    share, ndvi_before = SUPPORT_SHARE * COVER_SHARE, prior_ndvi[i, j]
+    return n > 0 and toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share)
 
 
 @inline
@@ -68,14 +112,19 @@ def bare_all_year(i, j, cur_clear, cur_bare, last_clear, last_bare, older_clear,
 def watch_shift(
     i, j, t, day, fresh, ndvi, bsi, red, ln, recent_n, recent_bare, recent_ndvi, recent_bsi,
     recent_red, cur_clear, cur_bare, last_clear, last_bare, older_clear, older_bare, shift_t,
-    shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
+    shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, prone, gap,
 ):  # fmt: skip
-    """Follow pixel ``(i, j)``'s clear look on date ``t`` (``day``); True when it makes
-    the watched shift a candidate (the caller starts it). Opening a watch also keeps
+    """Follow pixel ``(i, j)``'s clear look on date ``t`` (``day``, ``gap`` days after the
+    clear look before; ``prone``: its run's, ``excavation_looks.prone_run``); True when it
+    makes the watched shift a candidate (the caller starts it). Opening a watch also keeps
     the NDVI before it in ``prior_ndvi`` (unused while the pixel has no candidate)."""
     k = ln.prior_observations
     if shift_t[i, j] >= 0:
         moved = bare_shift(bsi, red, shift_bsi[i, j], shift_red[i, j], ln, 1.0) if fresh else 0
+        if fresh and moved == 0 and shift_n[i, j] > 0:
+            # Soil from under cover (``soil_from_cover``) moves toward soil still.
+            nd, bs, rd = prior_ndvi[i, j], shift_bsi[i, j], shift_red[i, j]
+            moved = 1 if toward_soil(ndvi, bsi, red, nd, bs, rd, ln, COVER_SHARE) else 0
         if moved != 0 and moved * shift_n[i, j] > 0:
             shift_n[i, j] += moved
             return abs(shift_n[i, j]) >= SHIFT_LOOKS
@@ -89,7 +138,12 @@ def watch_shift(
     red_before = median_of_looks(recent_red, 0, k, i, j)
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
     if moved == 0:
-        return False
+        if prone or gap > ln.gradual_gap_days:
+            return False
+        return soil_from_cover(
+            i, j, t, day, ndvi, bsi, red, bsi_before, red_before, ln, recent_bare, recent_ndvi,
+            recent_bsi, recent_red, shift_t, shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
+        )  # fmt: skip
     ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
     # Rock from soil-coloured ground (dormant grass, soil): bare on the soil line or not,
     # low cover as the season bins count it; thin green cover (a crop on a restoration's
@@ -107,6 +161,39 @@ def watch_shift(
     ):
         return False
     shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, moved
+    shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
+    prior_ndvi[i, j] = ndvi_before
+    return SHIFT_LOOKS <= 1
+
+
+@inline
+def soil_from_cover(
+    i, j, t, day, ndvi, bsi, red, bsi_before, red_before, ln, recent_bare, recent_ndvi,
+    recent_bsi, recent_red, shift_t, shift_day, shift_n, shift_bsi, shift_red, prior_ndvi,
+):  # fmt: skip
+    """``watch_shift``'s watch on soil from under cover: opens it on pixel ``(i, j)``'s
+    fresh look on date ``t`` (``day``) when its looks before (medians ``bsi_before``,
+    ``red_before``) were low cover of one colour, at most a third of them bare, and it
+    moved from them toward soil (``toward_soil``). True when that makes a candidate."""
+    k = ln.prior_observations
+    n_bare = 0
+    for slot in range(k):
+        n_bare += recent_bare[slot, i, j]
+    if n_bare * 3 > k:
+        return False
+    ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
+    if not low_cover(ndvi_before, bsi_before, ln):
+        return False
+    if not toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, COVER_SHARE):
+        return False
+    # Of one colour: no look moved from their median by ``SUPPORT_SHARE`` of the watch's
+    # line either way (no cover browning off or greening up).
+    for slot in range(k):
+        nd, bs, rd = recent_ndvi[slot, i, j], recent_bsi[slot, i, j], recent_red[slot, i, j]
+        away = soil_ward(nd, bs, rd, ndvi_before, bsi_before, red_before, ln)
+        if abs(away) >= SUPPORT_SHARE * COVER_SHARE:
+            return False
+    shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, 1
     shift_bsi[i, j], shift_red[i, j] = bsi_before, red_before
     prior_ndvi[i, j] = ndvi_before
     return SHIFT_LOOKS <= 1

@@ -217,6 +217,60 @@ def test_fold__soil_dug_into_cover_never_green_is_flagged_but_not_as_a_planting_
     assert [int(v) for v in layers[L["late"]]] == [1, 0, 0, 0, 0]
 
 
+def test_fold__loess_dug_into_dormant_grass_of_nearly_its_colour_is_flagged_on_its_third_look():
+    # Loess dug in February into grass dormant in winter (low cover, not fresh bare):
+    # NDVI -0.09, BSI +0.04, red +0.03 against the looks before. No band passes its
+    # abrupt line, together they make 1.5 of the 2.0 the combined line needs, and BSI
+    # moved less than the shift line: no test of one look sees it. Seen on three looks
+    # and more, each moved so from the grass, it is flagged from its first look.
+    february = int(DAYS.searchsorted(np.datetime64("2024-02-01")))
+    end = february + 4
+    loess = (0.15, 0.19, 0.195)
+    dug = _grass()
+    dug[february:] = loess
+    weeds = np.tile(np.array(DORMANT), (N, 1))  # low cover all year, never green
+    weeds[1::2] = DORMANT_DRY
+    weeds[february:] = loess
+    # Grass drying to the soil's colour over six looks: half the watch's line a look.
+    drying = _grass()
+    for n, look in enumerate(np.linspace((0.235, 0.16, 0.17), (0.17, 0.2, 0.2), 6)):
+        drying[february + n - 2 :] = look
+    # A dry spell of three looks, then the grass as before.
+    spell = _grass()
+    spell[february : february + 3] = loess
+    # A field ploughed from its stubble to the same soil each winter for a month.
+    field = _grass()
+    winter = (DOYS >= 20) & (DOYS < 60)
+    field[winter] = loess
+    plough = int(np.flatnonzero(winter & (YEARS == 2024))[0])
+    # A sparse planting browning off to its loess substrate over three looks.
+    browning = np.tile(np.array((0.29, 0.1, 0.15)), (N, 1))
+    browning[february - 2] = (0.25, 0.125, 0.16)
+    browning[february - 1] = (0.23, 0.135, 0.165)
+    browning[february:] = (0.15, 0.17, 0.18)
+    # The dig first seen after 50 days without a clear look: the cover may have gone
+    # its own way in between.
+    clear = np.ones((end, 6), bool)
+    clear[february - 5 : february, 5] = False
+    series = [dug, weeds, drying, _grass(), browning, dug]
+    layers = fold([s[:end] for s in series], clear=clear)
+    assert [int(v) for v in layers[L["onset"]]] == [february, february, -1, -1, -1, -1]
+    assert [int(v) for v in layers[L["confirm"]]] == [february + 2] * 2 + [-1] * 4
+    assert list(flagged(layers)) == [True, True, False, False, False, False]
+    # Only the grass, green last summer, may have been a planting's gradual end.
+    assert [int(v) for v in layers[L["late"]]] == [1, 0, 0, 0, 0, 0]
+    # Later looks keep the dig; the grass back on two looks drops the spell's candidate.
+    layers = fold([dug[: february + 5], spell[: february + 5]])
+    assert [int(v) for v in layers[L["onset"]]] == [february, -1]
+    # Seen on two looks as the imagery ends, the dig is not flagged yet.
+    assert list(flagged(fold([dug[: february + 2]]))) == [False]
+    # The field is held by its bare spells at this time of year (``prone``); with the
+    # spells' season off (bare_prone_season_days 0) its ploughing is taken for a dig.
+    assert list(flagged(fold([field[: plough + 4]]))) == [False]
+    unheld = fold([field[: plough + 4]], cfg=DetectionConfig(bare_prone_season_days=0))
+    assert list(flagged(unheld)) == [True]
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
