@@ -13,7 +13,8 @@ truth file. The standard family is generated with its hard cases (``hard_cases=T
   old pit when no look shows the ground before it), precision of enforcement flags
   (flags other than ``within_permit`` that overlap a true dig), violation correct
   (the flag overlapping a detected dig most carries the true violation; a dig within a
-  pixel of the edge of ``outside_permit_buffer_m`` around a permit may read
+  pixel of the edge of ``outside_permit_buffer_m`` around a permit (a licensed site's
+  boundary where it has no permit, as the detection measures it) may read
   ``outside_permit`` or ``unregistered``, counted in ``violation_at_buffer_edge``), latency
   (first_detected minus the dig's start, days), area error (|flag - truth| / truth);
 - sites: accuracy of recovery_class, per-class recall, confusion matrix;
@@ -160,8 +161,21 @@ to a pixel."""
 NEAR_QUARRY = {"outside_permit", "unregistered"}
 
 
-def at_buffer_edge(dig_geom, permits: gpd.GeoDataFrame | None, buffer_m: float) -> bool:
-    """Whether a dig lies within ``EDGE_M`` of the edge of the permits' buffer."""
+def buffer_outlines(sites: gpd.GeoDataFrame, permits: gpd.GeoDataFrame | None) -> gpd.GeoSeries:
+    """What ``outside_permit_buffer_m`` is measured from, as the detection measures it
+    (``pipeline.flags``): the permits, and a licensed site's boundary where it has no
+    permit on record. In the sites' CRS."""
+    licensed = sites[sites["category"] == "licensed"]
+    if permits is None or not len(permits):
+        return licensed.geometry
+    without = licensed[~licensed["site_id"].isin(set(permits["site_id"]))]
+    outlines = [permits.to_crs(sites.crs).geometry, without.geometry]
+    return gpd.GeoSeries(pd.concat(outlines, ignore_index=True), crs=sites.crs)
+
+
+def at_buffer_edge(dig_geom, permits: gpd.GeoSeries | None, buffer_m: float) -> bool:
+    """Whether a dig lies within ``EDGE_M`` of the edge of the permits' buffer
+    (``permits``: ``buffer_outlines``)."""
     if permits is None or not len(permits):
         return False
     return abs(float(permits.distance(dig_geom).min()) - buffer_m) <= EDGE_M
@@ -172,12 +186,13 @@ def score(
     status_path: Path,
     truth_path: Path,
     seen: dict[str, tuple[int, int]] | None = None,
-    permits: gpd.GeoDataFrame | None = None,
+    permits: gpd.GeoSeries | None = None,
     buffer_m: float = 100.0,
 ) -> dict:
-    """The figures of one run against its truth (module docstring). ``permits`` (in any
-    CRS) and ``buffer_m``: a dig at the edge of the permits' buffer counts as read right
-    as either ``outside_permit`` or ``unregistered`` (``at_buffer_edge``)."""
+    """The figures of one run against its truth (module docstring). ``permits``
+    (``buffer_outlines``, in any CRS) and ``buffer_m``: a dig at the edge of the permits'
+    buffer counts as read right as either ``outside_permit`` or ``unregistered``
+    (``at_buffer_edge``)."""
     truth = json.loads(truth_path.read_text())
     seen = seen or {}
     flags = json.loads(flags_path.read_text())["features"]
@@ -325,6 +340,7 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
     run_pipeline(cfg, out)
     seen = clear_looks_of_digs(paths, json.loads(paths.truth.read_text()))
     permits = gpd.read_file(paths.permits) if paths.permits.is_file() else None
+    permits = buffer_outlines(gpd.read_file(paths.sites), permits)
     res = score(
         out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth, seen,
         permits, cfg.detection.outside_permit_buffer_m,
