@@ -32,14 +32,16 @@ are noisier than the watch's three), not merely bare, whatever the season expect
 
 Soil dug from under cover of nearly its colour (loess under grass dormant in winter)
 is no shift of bare ground and may pass no line on one look. A watch opens on it too
-(``toward_soil``): on ground not ``prone`` (no field: a field ploughed from its stubble
+(``soil_from_cover``): on ground not ``prone`` (no field: a field ploughed from its stubble
 moves so each year), a fresh-bare look moved from the low cover before it toward soil,
 NDVI down and BSI and red up, together ``COVER_SHARE`` of the abrupt combined line
 (``toward_soil``); the looks after it move so too. The cover before is of one colour
 (no look of it moved from their median by ``SUPPORT_SHARE`` of that either way: no
 planting browning off or greening up), at most a third of its looks bare, the latest
 within ``gradual_gap_days`` (cover seen months before may have gone its own way since).
-Dormant cover drifts a little per look and greens in spring; a pit stays soil.
+Dormant cover drifts a little per look and greens in spring; a pit stays soil. Any
+watch or candidate whose looks moved BSI up (a shift's own, or from low cover) takes
+a look moved so toward soil as shifted still (``shifted_still``).
 
 ``from_low_cover`` makes such a candidate on a single look: a change, where the
 season's history is bare, from the low cover the history holds (grass dormant in
