@@ -25,6 +25,7 @@ from pipeline.excavation_looks import (
     low_cover,
     median_of_looks,
     missed_cloud,
+    mostly_not_bare,
     prone_run,
     slow_change,
 )
@@ -121,11 +122,8 @@ def judge_looks(state, ln, day, clear_in, ndvi, bsi, red, bins, unvisited, flags
             # been green. With no look before, neither holds.
             began = False
             if abrupt:
-                n_bare = 0
-                for slot in range(k):
-                    n_bare += recent_bare[slot, i, j]
                 judged = n >= k or prior_ndvi >= ln.prior_ndvi_min
-                began = judged and n_bare * 3 <= k
+                began = judged and mostly_not_bare(recent_bare, k, i, j)
             new_run = fresh and run_start[i, j] < 0
             n_clear += clear
             n_new += new_run

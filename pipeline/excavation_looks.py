@@ -4,11 +4,12 @@ The per-look tests the compiled fold (``excavation_kernel``) applies, compiled w
 numba too; each works on one pixel's values (the first two elementwise on arrays as
 well): whether a look shows fresh bare soil or rock (``fresh_bare``, any soil colour)
 or cloud the SCL missed (``missed_cloud``), the median of the few looks kept
-(``median_of_looks``), whether a look is an abrupt change from them
-(``abrupt_change``), whether two bare spells ended at one time of year
-(``near_a_spell_season``, ``yearly_spells``) and so whether a run is a field's
-(``prone_run``), how bare ground's colour shifted (``bare_shift``) and whether a look
-moved so from low cover (``slow_change``). Thresholds come as ``excavation.Lines``.
+(``median_of_looks``) and whether they were mostly not bare (``mostly_not_bare``),
+whether a look is an abrupt change from them (``abrupt_change``), whether two bare
+spells ended at one time of year (``near_a_spell_season``, ``yearly_spells``) and so
+whether a run is a field's (``prone_run``), how bare ground's colour shifted
+(``bare_shift``) and whether a look moved so from low cover (``slow_change``).
+Thresholds come as ``excavation.Lines``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ def median_of_looks(looks, first, n, i, j):
         if below <= n // 2 < below + equal:
             hi = v
     return np.float32((lo + hi) / np.float32(2))
+
+
+@inline
+def mostly_not_bare(recent_bare, k, i, j):
+    """Whether at most a third of pixel ``(i, j)``'s ``k`` stored looks (``recent_bare``,
+    (K, h, w); slots not yet filled are False) were fresh bare: ground not bare before."""
+    n_bare = 0
+    for slot in range(k):
+        n_bare += recent_bare[slot, i, j]
+    return n_bare * 3 <= k
 
 
 @inline

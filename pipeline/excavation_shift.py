@@ -55,7 +55,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.excavation_looks import bare_shift, inline, low_cover, median_of_looks
+from pipeline.excavation_looks import (
+    bare_shift,
+    inline,
+    low_cover,
+    median_of_looks,
+    mostly_not_bare,
+)
 
 SHIFT_LOOKS = 3  # clear looks in a row, shifted one way, that make a shift a candidate
 BARE_YEAR_BINS = 24  # season bins (of 36) seen mostly bare: two thirds of the year
@@ -85,15 +91,26 @@ def toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share):
 
 
 @inline
-def shifted_still(i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red):
-    """Whether pixel ``(i, j)``'s later look supports its shift's candidate (which keeps
-    the colour before it): shifted the same way by ``SUPPORT_SHARE`` of the shift lines,
-    or moved toward soil by that share of the watch's line (``toward_soil``)."""
+def moved_as_before(i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red, share):
+    """Whether pixel ``(i, j)``'s look moved as its watch's or candidate's looks did, from
+    the colour before them it keeps: shifted the same way by ``share`` of the shift
+    lines, or, where they moved BSI up, toward soil by ``share`` of the watch's line
+    (``toward_soil``)."""
     n, bsi_before, red_before = shift_n[i, j], shift_bsi[i, j], shift_red[i, j]
-    if bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE) * n > 0:
+    if bare_shift(bsi, red, bsi_before, red_before, ln, share) * n > 0:
         return True
-    share, ndvi_before = SUPPORT_SHARE * COVER_SHARE, prior_ndvi[i, j]
-    return n > 0 and toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share)
+    line, ndvi_before = share * COVER_SHARE, prior_ndvi[i, j]
+    return n > 0 and toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, line)
+
+
+@inline
+def shifted_still(i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red):
+    """Whether pixel ``(i, j)``'s later look supports its shift's candidate: moved as its
+    looks did by ``SUPPORT_SHARE`` of the lines (``moved_as_before``; a watch goes on
+    by the full lines)."""
+    return moved_as_before(
+        i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red, SUPPORT_SHARE
+    )
 
 
 @inline
@@ -122,13 +139,10 @@ def watch_shift(
     the NDVI before it in ``prior_ndvi`` (unused while the pixel has no candidate)."""
     k = ln.prior_observations
     if shift_t[i, j] >= 0:
-        moved = bare_shift(bsi, red, shift_bsi[i, j], shift_red[i, j], ln, 1.0) if fresh else 0
-        if fresh and moved == 0 and shift_n[i, j] > 0:
-            # Soil from under cover (``soil_from_cover``) moves toward soil still.
-            nd, bs, rd = prior_ndvi[i, j], shift_bsi[i, j], shift_red[i, j]
-            moved = 1 if toward_soil(ndvi, bsi, red, nd, bs, rd, ln, COVER_SHARE) else 0
-        if moved != 0 and moved * shift_n[i, j] > 0:
-            shift_n[i, j] += moved
+        if fresh and moved_as_before(
+            i, j, ndvi, bsi, red, ln, shift_n, prior_ndvi, shift_bsi, shift_red, 1.0
+        ):
+            shift_n[i, j] += 1 if shift_n[i, j] > 0 else -1
             return abs(shift_n[i, j]) >= SHIFT_LOOKS
         shift_t[i, j] = -1
         shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
@@ -178,10 +192,7 @@ def soil_from_cover(
     ``red_before``) were low cover of one colour, at most a third of them bare, and it
     moved from them toward soil (``toward_soil``). True when that makes a candidate."""
     k = ln.prior_observations
-    n_bare = 0
-    for slot in range(k):
-        n_bare += recent_bare[slot, i, j]
-    if n_bare * 3 > k:
+    if not mostly_not_bare(recent_bare, k, i, j):
         return False
     ndvi_before = median_of_looks(recent_ndvi, 0, k, i, j)
     if not low_cover(ndvi_before, bsi_before, ln):

@@ -340,10 +340,10 @@ def evaluate_scenario(family: str, seed: int, args: argparse.Namespace) -> dict:
     run_pipeline(cfg, out)
     seen = clear_looks_of_digs(paths, json.loads(paths.truth.read_text()))
     permits = gpd.read_file(paths.permits) if paths.permits.is_file() else None
-    permits = buffer_outlines(gpd.read_file(paths.sites), permits)
+    outlines = buffer_outlines(gpd.read_file(paths.sites), permits)
     res = score(
         out / schema.FLAGS_FILE, out / schema.SITE_STATUS_FILE, paths.truth, seen,
-        permits, cfg.detection.outside_permit_buffer_m,
+        outlines, cfg.detection.outside_permit_buffer_m,
     )  # fmt: skip
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["family"] = family
