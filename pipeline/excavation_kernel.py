@@ -356,11 +356,13 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     prior_ndvi, run_prone[i, j], day - last_clear_day[i, j],
                 ):  # fmt: skip
                     looks = SHIFT_LOOKS
+                if shift_t[i, j] == t:  # a watch opened on this look: its candidate's gap
+                    gap_days[i, j] = day - last_clear_day[i, j]
                 if looks > 0:
                     one = looks == 1  # confirmed by the next look, as a run's candidate is
                     onset[i, j], last[i, j], confirm[i, j] = shift_t[i, j], t, -1 if one else t
                     n_since[i, j] = n_bare[i, j] = n_looks[i, j] = looks
-                    has_history[i, j], gap_days[i, j] = True, run_gap[i, j] if one else 0
+                    has_history[i, j] = True
                     doubtful_look[i, j] = one and run_doubt[i, j]
                     onset_day[i, j], prone[i, j] = shift_day[i, j], False
                     # A shift on ground green within the year may be a planting's gradual end.

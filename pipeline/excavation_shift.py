@@ -84,8 +84,15 @@ def soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln):
 @inline
 def toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share):
     """Whether a look moved from the cover before it toward bare soil: NDVI fell and BSI
-    and red rose, all three, together ``share`` of the abrupt combined line."""
-    if not (ndvi < ndvi_before and bsi > bsi_before and red > red_before):
+    and red rose, all three, together ``share`` of the abrupt combined line. Or toward
+    rock (NDVI at most ``fresh_ndvi_max``): NDVI fell and red rose, the two together
+    ``share`` of the line; grey rock is less SWIR-heavy than the soil under the cover it
+    is dug from, so its BSI may move either way and is left out."""
+    if not (ndvi < ndvi_before and red > red_before):
+        return False
+    if ndvi <= ln.fresh_ndvi_max:
+        bsi_before = bsi
+    elif not bsi > bsi_before:
         return False
     return soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln) >= share
 
@@ -154,7 +161,8 @@ def watch_shift(
     red_before = median_of_looks(recent_red, 0, k, i, j)
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
     if moved == 0:
-        if prone or gap > ln.gradual_gap_days:
+        # Cover seen months before may have gone its own way to soil, not to rock.
+        if prone or (gap > ln.gradual_gap_days and ndvi > ln.fresh_ndvi_max):
             return False
         return soil_from_cover(
             i, j, t, day, ndvi, bsi, red, bsi_before, red_before, ln, recent_bare, recent_ndvi,

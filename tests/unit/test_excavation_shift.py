@@ -271,6 +271,53 @@ def test_fold__loess_dug_into_dormant_grass_of_nearly_its_colour_is_flagged_on_i
     assert list(flagged(unheld)) == [True]
 
 
+GREY_ROCK = (0.08, 0.12, 0.19)  # grey rock: NDVI -0.165, BSI -0.035, red +0.025 on the grass
+
+
+def test_fold__grey_rock_dug_into_dormant_cover_is_flagged_on_its_third_look():
+    # Grey rock dug in November into grass dormant since October (low cover, which the
+    # season bins count as bare, so the season explains bare ground): NDVI falls 0.165,
+    # red rises 0.025, and the rock is a little less SWIR-heavy than the loess under the
+    # grass. No band passes its abrupt line, the three together make 1.2 of the 2.0
+    # the combined line needs, and BSI moved against the shift line's direction: no test
+    # of one look sees it. Rock on three looks running, each moved so from the cover, is
+    # flagged from its first look.
+    november = int(DAYS.searchsorted(np.datetime64("2023-11-01")))
+    end = november + 5
+    dug = _grass()
+    dug[november:] = GREY_ROCK
+    # Cover never green (a restoration's sparse weeds), dug after 100 days of cloud:
+    # flagged too, with the gap kept (the die-back test and the confidence weigh it).
+    weeds = np.tile(np.array(DORMANT), (N, 1))
+    weeds[1::2] = DORMANT_DRY
+    weeds[november:] = GREY_ROCK
+    clear = np.ones((end, 5), bool)
+    clear[november - 10 : november, 1] = False
+    # Grass burnt in November: dark (red 0.06), no fresh bare ground.
+    burnt = _grass()
+    burnt[november:] = (0.08, 0.10, 0.06)
+    # Grass browning to dead grass (NDVI 0.17), no rock: not moved far enough as soil.
+    dead = _grass()
+    dead[november:] = (0.17, 0.16, 0.175)
+    # Grey rock for two looks (haze, a cloud's shadow edge), then the grass again.
+    spell = _grass()
+    spell[november : november + 2] = GREY_ROCK
+    layers = fold([s[:end] for s in (dug, weeds, burnt, dead, spell)], clear=clear)
+    assert [int(v) for v in layers[L["onset"]]] == [november, november, -1, -1, -1]
+    assert [int(v) for v in layers[L["confirm"]]] == [november + 2] * 2 + [-1] * 3
+    assert list(flagged(layers)) == [True, True, False, False, False]
+    assert [int(v) for v in layers[L["gap_days"]][:2]] == [10, 110]
+    # Only the grass, green last summer, may have been a planting's gradual end.
+    assert [int(v) for v in layers[L["late"]][:2]] == [1, 0]
+    # Seen on two looks as the imagery ends, the dig is not flagged yet.
+    assert list(flagged(fold([dug[: november + 2]]))) == [False]
+    # Ground whose weeds die back to rock each winter has bare spells at this time of
+    # year (``prone``): not flagged.
+    flicker = np.tile(np.array(DORMANT), (N, 1))
+    flicker[(DOYS >= 305) | (DOYS < 60)] = GREY_ROCK
+    assert list(flagged(fold([flicker[:end]]))) == [False]
+
+
 class _Cache:
     def __init__(self, folder) -> None:
         self.cache_path, self.flushed = str(folder), 0
