@@ -348,6 +348,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     looks = from_low_cover(
                         i, j, t, day, nd, bs, rd, ln, recent_n, recent_bsi, recent_red, shift_t,
                         shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
+                        day - spell_end[0, i, j] > ln.bare_memory_days,
                     )  # fmt: skip
                 if onset[i, j] < 0 and looks == 0 and watch_shift(
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,

@@ -39,9 +39,15 @@ NDVI down and BSI and red up, together ``COVER_SHARE`` of the abrupt combined li
 (no look of it moved from their median by ``SUPPORT_SHARE`` of that either way: no
 planting browning off or greening up), at most a third of its looks bare, the latest
 within ``gradual_gap_days`` (cover seen months before may have gone its own way since).
-Dormant cover drifts a little per look and greens in spring; a pit stays soil. Any
-watch or candidate whose looks moved BSI up (a shift's own, or from low cover) takes
-a look moved so toward soil as shifted still (``shifted_still``).
+Dormant cover drifts a little per look and greens in spring; a pit stays soil. Grey
+rock dug from under such cover is no more SWIR-heavy than the cover, nor flat like
+haze (``to_rock``): it moved so when NDVI fell and red rose, the two together
+``COVER_SHARE`` of the line. Cover does not turn to such rock on its own (a planting
+dying back bares its soil, SWIR-heavier), so that watch opens after any gap; the
+candidate keeps the gap before its first look (``gap_days``, as a run's candidate
+does), which the die-back test and the flag's confidence weigh. Any watch or
+candidate whose looks moved BSI up (a shift's own, or from low cover) takes a look
+moved so toward soil or rock as shifted still (``shifted_still``).
 
 ``from_low_cover`` makes such a candidate on a single look: a change, where the
 season's history is bare, from the low cover the history holds (grass dormant in
@@ -85,16 +91,24 @@ def soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln):
 def toward_soil(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln, share):
     """Whether a look moved from the cover before it toward bare soil: NDVI fell and BSI
     and red rose, all three, together ``share`` of the abrupt combined line. Or toward
-    rock (NDVI at most ``fresh_ndvi_max``): NDVI fell and red rose, the two together
-    ``share`` of the line; grey rock is less SWIR-heavy than the soil under the cover it
-    is dug from, so its BSI may move either way and is left out."""
+    rock (``to_rock``): NDVI fell and red rose, the two together ``share`` of the line."""
     if not (ndvi < ndvi_before and red > red_before):
         return False
-    if ndvi <= ln.fresh_ndvi_max:
+    if to_rock(ndvi, bsi, bsi_before, ln):
         bsi_before = bsi
     elif not bsi > bsi_before:
         return False
     return soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln) >= share
+
+
+@inline
+def to_rock(ndvi, bsi, bsi_before, ln):
+    """Whether a look is grey rock dug from under cover on soil: rock (NDVI at most
+    ``fresh_ndvi_max``), no more SWIR-heavy than the cover before it, and not flat
+    (BSI at least ``cloud_flat_bsi_max``). The soil itself, its cover gone (a sparse
+    planting dying back to its loess), reads SWIR-heavier; haze the SCL missed reads
+    flat, and bright, as white rock does (which ``bare_shift`` takes)."""
+    return ndvi <= ln.fresh_ndvi_max and ln.cloud_flat_bsi_max <= bsi <= bsi_before
 
 
 @inline
@@ -162,7 +176,7 @@ def watch_shift(
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, 1.0)
     if moved == 0:
         # Cover seen months before may have gone its own way to soil, not to rock.
-        if prone or (gap > ln.gradual_gap_days and ndvi > ln.fresh_ndvi_max):
+        if prone or (gap > ln.gradual_gap_days and not to_rock(ndvi, bsi, bsi_before, ln)):
             return False
         return soil_from_cover(
             i, j, t, day, ndvi, bsi, red, bsi_before, red_before, ln, recent_bare, recent_ndvi,
@@ -223,10 +237,11 @@ def soil_from_cover(
 @inline
 def from_low_cover(
     i, j, t, day, ndvi, bsi, red, ln, recent_n, recent_bsi, recent_red, shift_t, shift_day,
-    shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
+    shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi, no_spell,
 ):  # fmt: skip
     """1 when a run's first look on date ``t`` (``day``), a change where the season's
-    history is bare, moved from low cover or to rock; 0 when not. Low cover is the
+    history is bare, moved from low cover or to rock, or from any ground with no bare
+    spell in memory (``no_spell``); 0 when not. Low cover is the
     median of the looks before, as the season bins count it
     (``excavation_looks.low_cover``; its NDVI is the run's ``run_prior_ndvi``, taken by
     ``judge_looks``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
@@ -238,13 +253,16 @@ def from_low_cover(
     holds (grass dormant in winter), the history is that cover, and a change from it to
     soil or rock is the ground's own. Low cover is never rock either: a change to rock
     (NDVI at most ``fresh_ndvi_max``) from ground that was not rock is taken too, from
-    cover a little greener than the history's (grass that stayed green into winter)."""
+    cover a little greener than the history's (grass that stayed green into winter).
+    And a harvest leaves a bare spell: ground with none in ``bare_memory_days``
+    (``no_spell``) has a bare history of low cover alone (grass dormant each winter),
+    which explains no change to fresh soil from the green ground before it either."""
     n = recent_n[i, j]
     bsi_before = median_of_looks(recent_bsi, 0, n, i, j)  # NaN with no look: not low
     # Low cover is never rock: the history does not explain a change to rock from ground
     # that was not rock.
     rock = ndvi <= ln.fresh_ndvi_max < run_prior_ndvi[i, j]
-    if not (rock or low_cover(run_prior_ndvi[i, j], bsi_before, ln)):
+    if not (rock or no_spell or low_cover(run_prior_ndvi[i, j], bsi_before, ln)):
         return 0
     red_before = median_of_looks(recent_red, 0, n, i, j)
     moved = bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)

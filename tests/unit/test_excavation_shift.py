@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import DetectionConfig
+from pipeline.excavation import look_lines
 from pipeline.excavation_kernel import advance, judge_looks
 from pipeline.excavation_looks import drop_stale_caches
+from pipeline.excavation_shift import to_rock
 from tests.unit.fold_series import DAYS, DOYS, YEARS, L, N, flagged, fold
 
 # ndvi, bsi, red
@@ -291,8 +293,6 @@ def test_fold__grey_rock_dug_into_dormant_cover_is_flagged_on_its_third_look():
     weeds = np.tile(np.array(DORMANT), (N, 1))
     weeds[1::2] = DORMANT_DRY
     weeds[november:] = GREY_ROCK
-    clear = np.ones((end, 5), bool)
-    clear[november - 10 : november, 1] = False
     # Grass burnt in November: dark (red 0.06), no fresh bare ground.
     burnt = _grass()
     burnt[november:] = (0.08, 0.10, 0.06)
@@ -302,7 +302,10 @@ def test_fold__grey_rock_dug_into_dormant_cover_is_flagged_on_its_third_look():
     # Grey rock for two looks (haze, a cloud's shadow edge), then the grass again.
     spell = _grass()
     spell[november : november + 2] = GREY_ROCK
-    layers = fold([s[:end] for s in (dug, weeds, burnt, dead, spell)], clear=clear)
+    series = (dug, weeds, burnt, dead, spell)
+    clear = np.ones((end, len(series)), bool)
+    clear[november - 10 : november, 1] = False
+    layers = fold([s[:end] for s in series], clear=clear)
     assert [int(v) for v in layers[L["onset"]]] == [november, november, -1, -1, -1]
     assert [int(v) for v in layers[L["confirm"]]] == [november + 2] * 2 + [-1] * 3
     assert list(flagged(layers)) == [True, True, False, False, False]
@@ -311,11 +314,50 @@ def test_fold__grey_rock_dug_into_dormant_cover_is_flagged_on_its_third_look():
     assert [int(v) for v in layers[L["late"]][:2]] == [1, 0]
     # Seen on two looks as the imagery ends, the dig is not flagged yet.
     assert list(flagged(fold([dug[: november + 2]]))) == [False]
+    # Rock no more SWIR-heavy than the cover, and not flat: haze the SCL missed (bright
+    # and flat) is no rock, nor is the loess under a sparse planting that died back.
+    lines = look_lines(DetectionConfig())
+    before = np.float32(DORMANT[1])
+    looks = [GREY_ROCK, THIN_HAZE, (0.067, 0.04, 0.287), (0.115, 0.17, 0.184)]
+    rock = [to_rock(np.float32(nd), np.float32(bs), before, lines) for nd, bs, _ in looks]
+    assert rock == [True, False, False, False]
     # Ground whose weeds die back to rock each winter has bare spells at this time of
     # year (``prone``): not flagged.
     flicker = np.tile(np.array(DORMANT), (N, 1))
     flicker[(DOYS >= 305) | (DOYS < 60)] = GREY_ROCK
     assert list(flagged(fold([flicker[:end]]))) == [False]
+
+
+def test_fold__soil_dug_into_grass_whose_bare_history_is_its_dormant_cover_is_flagged():
+    # Grass still green into November (NDVI 0.37) each year, dormant from mid-November;
+    # the season window around November 20 held that low cover in past years, which
+    # the bins count as bare. Red soil dug on November 20: an abrupt change (BSI +0.13)
+    # the history would explain as a harvest. But a harvest leaves a bare spell, and
+    # this ground has none in memory: the bare history is its dormant cover, and the
+    # change is the ground's own. Flagged from the first look, confirmed by the next.
+    def grass() -> np.ndarray:
+        out = np.tile(np.array(DORMANT_DRY), (N, 1))
+        out[(DOYS >= 130) & (DOYS < 270)] = (0.55, -0.05, 0.07)
+        out[(DOYS >= 270) & (DOYS < 325)] = (0.37, 0.09, 0.13)
+        return out
+
+    dig = int(DAYS.searchsorted(np.datetime64("2023-11-21")))
+    end = dig + 4
+    dug = grass()
+    dug[dig:] = (0.19, 0.22, 0.18)
+    # A field ploughed once after a June harvest, a year and a half before, its October
+    # harvests left as stubble (low cover), ploughed this November: one bare spell in
+    # memory, at another time of year (no field ``prone`` here), tells it from grass.
+    field = grass()
+    field[(YEARS == 2022) & (DOYS >= 160) & (DOYS < 180)] = (0.19, 0.22, 0.18)
+    field[dig:] = (0.19, 0.22, 0.18)
+    layers = fold([dug[:end], field[:end], grass()[:end]])
+    assert [int(v) for v in layers[L["onset"]]] == [dig, -1, -1]
+    assert [int(v) for v in layers[L["confirm"]]] == [dig + 1, -1, -1]
+    assert list(flagged(layers)) == [True, False, False]
+    # With a memory of a year the spell is forgotten, and the field taken for grass.
+    short = fold([field[:end]], cfg=DetectionConfig(bare_memory_days=365))
+    assert list(flagged(short)) == [True]
 
 
 class _Cache:
