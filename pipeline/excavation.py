@@ -10,7 +10,9 @@ one, and why it does not:
   bare at that time of year in *earlier* years); bare when last year's same season
   (+/- ``season_window_days``) was mostly bare is expected, not a change: the
   history explains a change from green ground to bare, not one from the low cover it
-  counts as bare itself (dormant grass dug in winter, ``excavation_shift``). Where a
+  counts as bare itself (dormant grass dug in winter, ``excavation_shift``), nor one
+  on ground with no bare spell in memory: a harvest leaves one, so the bare history
+  of such ground is its dormant cover. Where a
   pixel has no history yet (the catalog's first year) a change is still reported,
   with capped confidence, rather than hidden; a harvest then fails persistence as
   the next crop greens up and the candidate is dropped.
@@ -29,9 +31,9 @@ one, and why it does not:
   the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
   a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
   shift of its colour held over three looks (``excavation_shift``), which damp soil
-  and haze are not; so does soil dug from under dormant cover of nearly its colour,
-  each look moved from the cover toward soil, as dormant cover does not move in a
-  few revisits and does not stay so into spring.
+  and haze are not; so does soil, or grey rock, dug from under dormant cover of
+  nearly its colour, each look moved from the cover toward soil or rock, as dormant
+  cover does not move in a few revisits and does not stay so into spring.
 - **A harvest whose date moved** beyond the season window is on ground that had
   other bare spells lately at that time of year (two within ``bare_memory_days``,
   one ending within ``bare_prone_season_days`` of the date), or at one time of year
