@@ -130,7 +130,7 @@ class FoldState:
     run_gap: np.ndarray  # int32 days between the run's first look and the clear look before it
     run_doubt: np.ndarray  # bool: the run's first look may be cloud (``doubtful_looks``)
     doubtful_look: np.ndarray  # bool: the candidate's first look was (``run_doubt``)
-    gap_days: np.ndarray  # int32 that gap for the candidate: long gaps hide gradual changes
+    gap_days: np.ndarray  # int32 that gap for a candidate or watch: long gaps hide gradual change
     run_start_day: np.ndarray  # int32 run's first look (a field's: first after a long gap)
     run_prone: np.ndarray  # bool: the run began on ground bare in other runs lately (fields)
     run_unexpected: np.ndarray  # uint16 its looks where the season's history is not bare

@@ -338,10 +338,10 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     shift_t[i, j] = -1
                     shift_bsi[i, j] = shift_red[i, j] = np.float32(np.nan)
 
-                # A change from low cover, or to rock, where the season's history is that
-                # cover (on ground not prone: no field), on its first look; and bare ground
-                # whose colour shifted on ``SHIFT_LOOKS`` looks running (ground bare all year
-                # dug again, rock dug into soil-coloured ground). Both candidates keep the
+                # A change from low cover or to rock where the season's history is that cover,
+                # or on ground with no bare spell in memory (not prone), on its first look; and
+                # ground whose colour shifted on ``SHIFT_LOOKS`` looks running (bare ground dug
+                # again; rock or soil dug from under dormant cover). Both candidates keep the
                 # colour before (``excavation_shift``).
                 looks, began_expected = 0, new_run and run_ok[i, j] and expected
                 if onset[i, j] < 0 and began_expected and not run_prone[i, j]:

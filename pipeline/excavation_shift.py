@@ -241,12 +241,12 @@ def from_low_cover(
 ):  # fmt: skip
     """1 when a run's first look on date ``t`` (``day``), a change where the season's
     history is bare, moved from low cover or to rock, or from any ground with no bare
-    spell in memory (``no_spell``); 0 when not. Low cover is the
-    median of the looks before, as the season bins count it
-    (``excavation_looks.low_cover``; its NDVI is the run's ``run_prior_ndvi``, taken by
-    ``judge_looks``); moved is shifted from it by ``SUPPORT_SHARE`` of the lines
-    (``bare_shift``). On 1 it keeps that colour and the look's direction as a shift's
-    candidate does (``shift_*``), dated from this look; on 0 it changes nothing.
+    spell in memory (``no_spell``); 0 when not. Low cover is the median of the looks
+    before, as the season bins count it (``excavation_looks.low_cover``; its NDVI is
+    the run's ``run_prior_ndvi``, taken by ``judge_looks``); moved is shifted from the
+    looks before by ``SUPPORT_SHARE`` of the lines (``bare_shift``). On 1 it keeps
+    that colour and the look's direction as a shift's candidate does (``shift_*``),
+    dated from this look; on 0 it changes nothing.
 
     The season's bare history explains a change to bare ground (a harvest) when the
     ground was green before it. Where the ground before was the low cover the history
