@@ -116,13 +116,20 @@ def abrupt_change(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln):
     under cover of nearly its colour (red soil under dry grass) moves every band at once,
     none past its line."""
     drop, rise, brighten = ndvi_before - ndvi, bsi - bsi_before, red - red_before
-    combined = drop / ln.ndvi_drop_unit + rise / ln.bsi_rise_unit + brighten / ln.red_rise_unit
     return (
         (drop >= ln.abrupt_ndvi_drop)
         or (rise >= ln.abrupt_bsi_rise)
         or (brighten >= ln.abrupt_red_rise)
-        or (combined >= ln.abrupt_combined_min)
+        or (combined_change(drop, rise, brighten, ln) >= ln.abrupt_combined_min)
     )
+
+
+@inline
+def combined_change(drop, rise, brighten, ln):
+    """A look's NDVI fall, BSI rise and red rise from the looks before, each as a share
+    of its own abrupt line, added (``abrupt_change``'s combined line; negative toward
+    cover)."""
+    return drop / ln.ndvi_drop_unit + rise / ln.bsi_rise_unit + brighten / ln.red_rise_unit
 
 
 @inline

@@ -63,6 +63,7 @@ import numpy as np
 
 from pipeline.excavation_looks import (
     bare_shift,
+    combined_change,
     inline,
     low_cover,
     median_of_looks,
@@ -79,12 +80,10 @@ COVER_SHARE = 0.5  # of abrupt_combined_min, a look's move from cover toward soi
 @inline
 def soil_ward(ndvi, bsi, red, ndvi_before, bsi_before, red_before, ln):
     """How far a look moved from the one before toward bare soil, as a share of the
-    abrupt combined line: its NDVI fall, BSI rise and red rise, each as a share of its
-    own abrupt line, added as ``excavation_looks.abrupt_change`` adds them (negative
-    toward cover)."""
+    abrupt combined line (``excavation_looks.combined_change``; negative toward
+    cover)."""
     drop, rise, brighten = ndvi_before - ndvi, bsi - bsi_before, red - red_before
-    combined = drop / ln.ndvi_drop_unit + rise / ln.bsi_rise_unit + brighten / ln.red_rise_unit
-    return combined / ln.abrupt_combined_min
+    return combined_change(drop, rise, brighten, ln) / ln.abrupt_combined_min
 
 
 @inline
