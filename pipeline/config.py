@@ -156,6 +156,7 @@ class DetectionConfig(_Model):
     abrupt_bsi_rise: float = Field(0.15, ge=0, le=2)
     abrupt_red_rise: float = Field(0.04, ge=0, le=1)
     abrupt_combined_min: float = Field(2.0, ge=0, le=3)
+    stand_out_combined_min: float = Field(1.0, ge=0, le=4)
     season_window_days: int = Field(20, ge=5, le=120)
     season_bare_max_fraction: float = Field(0.2, ge=0, le=1)
     season_low_ndvi_max: float = Field(0.3, ge=-1, le=1)

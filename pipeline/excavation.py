@@ -24,9 +24,10 @@ one, and why it does not:
   the median of the previous ``prior_observations`` clear looks). Soil dug from under
   dormant cover of nearly its colour passes no band's line: from looks of low cover,
   a look moved by the full shift lines (SWIR-heavier and brighter) within
-  ``gradual_gap_days`` is abrupt too; on ground green within the year before it is
-  marked as a change that may have been gradual (``late``), which on a site under
-  restoration the die-back test weighs.
+  ``gradual_gap_days`` is abrupt too, as is a patch that moved toward soil together
+  while the land around it stayed (``excavation_plain.stands_out``); on ground green
+  within the year before either is marked as a change that may have been gradual
+  (``late``), which on a site under restoration the die-back test weighs.
 - **Existing pits, limestone and red soil** are bare in every look: a change needs
   the previous looks to be mostly not fresh-bare. Such ground dug again (a waste pile,
   a pit's floor) or rock dug into soil-coloured ground (dormant grass) shows as a
@@ -319,9 +320,9 @@ def fold_step(
 ) -> FoldState:
     """Advance one tile's state by one date (``t`` its index, ``day`` days since 1970), in
     place: the compiled per-pixel kernels of ``excavation_kernel``, and between them the
-    two tests over the whole tile (regional change, clear pixels beside masked cloud)."""
-    from pipeline.excavation_kernel import CLEAR, SLOW, advance, judge_looks
-    from pipeline.excavation_plain import held_by_the_plain, near_masked
+    three tests over the whole tile (``excavation_plain``)."""
+    from pipeline.excavation_kernel import CLEAR, STOOD_OUT, advance, judge_looks
+    from pipeline.excavation_plain import held_by_the_plain, near_masked, stands_out
 
     s, lines = state, look_lines(cfg)
     arrays = state_arrays(s)
@@ -333,7 +334,7 @@ def fold_step(
     half = max(1, round(cfg.season_window_days * N_SEASON_BINS / 365))
     bins = np.array([(b_now + d) % N_SEASON_BINS for d in range(-half, half + 1)])
     unvisited = day - s.bin_last_day[bins] > NEW_YEAR_GAP_DAYS
-    flags = np.empty((SLOW + 1, *clear.shape), bool)
+    flags = np.empty((STOOD_OUT + 1, *clear.shape), bool)
     prior = np.empty(clear.shape, np.float32)
     n_clear, n_began, n_new = judge_looks(
         arrays, lines, day, clear, *look, bins, unvisited, flags, prior
@@ -345,6 +346,8 @@ def fold_step(
         cfg.regional_change_share * n_clear
     )
     held = held_by_the_plain(s, flags, day, cfg) if regional else np.zeros_like(clear)
+    # Patches moved toward soil against the land around them: changes too.
+    stands_out(s, flags, day, *look, cfg)
     near = near_masked(flags[CLEAR], cfg.cloud_edge_pixels if n_new else 0)
     new_year = bool(day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS)
     advance(arrays, lines, t, day, b_now, new_year, held, flags, prior, near, *look)

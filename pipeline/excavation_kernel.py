@@ -41,8 +41,8 @@ CROP_CYCLE_DAYS = 90
 # The latest look before counts for the full-canopy test this close: one revisit, +1 day.
 CANOPY_GAP_DAYS = 11
 
-# ``judge_looks``' per-pixel outcome, read by ``advance``: flags and the prior NDVI.
-CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN, SLOW = range(8)
+# ``judge_looks``' per-pixel outcome, read by ``advance`` (``STOOD_OUT``: ``stands_out``'s).
+CLEAR, FRESH, LOW_COVER, HAS_HISTORY, EXPECTED, ABRUPT, BEGAN, SLOW, STOOD_OUT = range(9)
 
 
 @jit
@@ -348,7 +348,7 @@ def advance(state, ln, t, day, b_now, new_year, held, flags, prior, near, ndvi, 
                     looks = from_low_cover(
                         i, j, t, day, nd, bs, rd, ln, recent_n, recent_bsi, recent_red, shift_t,
                         shift_day, shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi,
-                        day - spell_end[0, i, j] > ln.bare_memory_days,
+                        day - spell_end[0, i, j] > ln.bare_memory_days, flags[STOOD_OUT, i, j],
                     )  # fmt: skip
                 if onset[i, j] < 0 and looks == 0 and watch_shift(
                     i, j, t, day, fresh, nd, bs, rd, ln, recent_n, recent_bare, recent_ndvi,

@@ -1,9 +1,10 @@
-"""The fold's two tests over a whole tile on one date, between its compiled kernels.
+"""The fold's three tests over a whole tile on one date, between its compiled kernels.
 
 ``excavation.fold_step`` runs them between ``judge_looks`` and ``advance``: which runs
 beginning on a date of change across the plain are held as a field's
-(``held_by_the_plain``), and which clear pixels lie beside masked cloud
-(``near_masked``).
+(``held_by_the_plain``), which patches of fresh looks moved toward soil against the
+land around them, though no abrupt line caught a look of theirs (``stands_out``), and
+which clear pixels lie beside masked cloud (``near_masked``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation_kernel import BEGAN, HAS_HISTORY
+from pipeline.excavation_kernel import (
+    ABRUPT,
+    BEGAN,
+    CLEAR,
+    EXPECTED,
+    FRESH,
+    HAS_HISTORY,
+    SLOW,
+    STOOD_OUT,
+)
 
 if TYPE_CHECKING:
     from pipeline.excavation import FoldState
@@ -23,6 +33,11 @@ if TYPE_CHECKING:
 # grass by a few hundredths); ground no field is this share of a patch let go from the plain.
 RIPENING_FALL = np.float32(0.1)
 PATCH_SHARE = 0.5
+# The land around a patch (``stands_out``): pixels 2 to 4 away (a 20 m SWIR pixel next to a
+# dig sees part of it), clear, not fresh bare, at least this many.
+RING_INNER, RING_OUTER, RING_MIN_PIXELS = 1, 4, 8
+PATCH_MIN_PIXELS = 3  # the smallest flag on a closed site at 10 m (``closed_site_mmu_ha``)
+EIGHT = np.ones((3, 3), bool)  # eight-connected
 
 
 def near_masked(clear: np.ndarray, pixels: int) -> np.ndarray:
@@ -57,3 +72,87 @@ def held_by_the_plain(
     share = np.bincount(patch.ravel(), no_field.ravel(), minlength=n + 1) / np.maximum(size, 1)
     alone = (share >= PATCH_SHARE) & (size < cfg.regional_change_min_pixels)
     return began & ~(no_field & alone[patch])
+
+
+def stands_out(
+    s: FoldState,
+    flags: np.ndarray,
+    day: int,
+    ndvi: np.ndarray,
+    bsi: np.ndarray,
+    red: np.ndarray,
+    cfg: DetectionConfig,
+) -> np.ndarray:
+    """Fresh looks beginning a run as a change no abrupt line caught, from ``judge_looks``'
+    ``flags`` and the state before the date: on ground not bare before (as ``BEGAN``)
+    and not expected bare by the season, each moved toward soil from its own looks
+    before (NDVI down, BSI and red up), the patch by ``stand_out_combined_min`` on the
+    combined line (its median) and as far beyond how the land around it moved.
+    Soil dug from under dormant grass of nearly its colour moves a whole patch by a
+    little in one look while the grass around it stays; grass drying, haze and a
+    season's browning move the land around it too, and are taken off. The patch is
+    eight-connected fresh looks beginning a run (``PATCH_MIN_PIXELS`` at least); the
+    land around it, ``RING_MIN_PIXELS`` clear looks not fresh bare, ``RING_INNER`` to
+    ``RING_OUTER`` pixels out, each against its own looks before."""
+    flags[STOOD_OUT] = False
+    k, n = cfg.prior_observations, s.recent_n
+    began = flags[FRESH] & (s.run_start < 0)
+    # Where the season expects bare, only on ground with no bare spell in memory: its
+    # bare history is its own dormant cover (``excavation_shift.from_low_cover``).
+    no_spell = day - s.spell_end[0] > cfg.bare_memory_days
+    maybe = began & ~flags[ABRUPT] & (~flags[EXPECTED] | no_spell) & (n > 0)
+    maybe &= s.recent_bare.sum(axis=0) * 3 <= k
+    if cfg.stand_out_combined_min > 3 or np.count_nonzero(maybe) < PATCH_MIN_PIXELS:
+        return
+    patch, n_patches = ndimage.label(began, structure=EIGHT)
+    size = np.bincount(patch.ravel(), minlength=n_patches + 1)
+    keep = np.bincount(patch.ravel(), maybe.ravel(), minlength=n_patches + 1) > 0
+    keep &= size >= PATCH_MIN_PIXELS
+    keep[0] = False
+    if not keep.any():
+        return
+    patch = np.where(keep[patch], patch, 0)
+    near = ndimage.binary_dilation(patch > 0, EIGHT, RING_INNER)
+    around = ndimage.grey_dilation(patch, size=2 * RING_OUTER + 1)
+    ring = (around > 0) & ~near & flags[CLEAR] & ~flags[FRESH] & (n > 0)
+    keep &= np.bincount(around[ring], minlength=n_patches + 1) >= RING_MIN_PIXELS
+    if not keep.any():
+        return
+    # The pixels that count, as lists: the patches' looks and the land around them, each
+    # with its move from the median of its own looks before (toward soil: positive).
+    mine, land = maybe & keep[patch], ring & keep[around]
+    at = np.nonzero(mine | land)
+    is_mine, label = mine[at], np.where(mine[at], patch[at], around[at])
+    before = [_median_before(kept, n, at) for kept in (s.recent_ndvi, s.recent_bsi, s.recent_red)]
+    moved = np.stack([before[0] - ndvi[at], bsi[at] - before[1], red[at] - before[2]])
+    ids = np.flatnonzero(keep)
+    around_moved = np.full((3, n_patches + 1), np.nan)
+    around_moved[:, ids] = [ndimage.median(b[~is_mine], label[~is_mine], ids) for b in moved]
+    rel = moved - around_moved[:, label]
+    units = (cfg.abrupt_ndvi_drop, cfg.abrupt_bsi_rise, cfg.abrupt_red_rise)
+    with np.errstate(invalid="ignore"):
+        judged = (n[at] >= k) | (before[0] >= cfg.prior_ndvi_min)  # as ``judge_looks``
+        soil_ward = is_mine & judged & (moved > 0).all(axis=0)
+        # The patch's medians, of its own move and of its move beyond the land's: one
+        # pixel's look is noisy at a fraction of the lines, and the pixels that crossed
+        # onto the bare line are those that moved most.
+        stood = soil_ward
+        for move in (moved, rel):
+            combined = sum(r / max(u, 1e-6) for r, u in zip(move, units, strict=True))
+            patch_moved = np.zeros(n_patches + 1)
+            patch_moved[ids] = ndimage.median(combined, np.where(soil_ward, label, 0), ids)
+            stood = stood & (np.nan_to_num(patch_moved)[label] >= cfg.stand_out_combined_min)
+    out = np.zeros_like(began)
+    out[at[0][stood], at[1][stood]] = True
+    flags[STOOD_OUT] = out
+    flags[[ABRUPT, BEGAN, SLOW]] |= out
+
+
+def _median_before(kept: np.ndarray, n: np.ndarray, at: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The median of each listed pixel's stored looks (``kept``, (K, h, w), the first
+    ``n`` of them, at least one), as ``excavation_looks.median_of_looks`` takes it."""
+    looks, count = kept[(slice(None), *at)], n[at].astype(np.intp)
+    looks = np.sort(np.where(np.arange(len(kept))[:, None] < count, looks, np.inf), axis=0)
+    lo = np.take_along_axis(looks, ((count - 1) // 2)[None], axis=0)[0]
+    hi = np.take_along_axis(looks, (count // 2)[None], axis=0)[0]
+    return (lo + hi) / np.float32(2)

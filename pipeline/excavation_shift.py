@@ -236,7 +236,7 @@ def soil_from_cover(
 @inline
 def from_low_cover(
     i, j, t, day, ndvi, bsi, red, ln, recent_n, recent_bsi, recent_red, shift_t, shift_day,
-    shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi, no_spell,
+    shift_n, shift_bsi, shift_red, prior_ndvi, run_prior_ndvi, no_spell, stood_out,
 ):  # fmt: skip
     """1 when a run's first look on date ``t`` (``day``), a change where the season's
     history is bare, moved from low cover or to rock, or from any ground with no bare
@@ -245,7 +245,8 @@ def from_low_cover(
     the run's ``run_prior_ndvi``, taken by ``judge_looks``); moved is shifted from the
     looks before by ``SUPPORT_SHARE`` of the lines (``bare_shift``). On 1 it keeps
     that colour and the look's direction as a shift's candidate does (``shift_*``),
-    dated from this look; on 0 it changes nothing.
+    dated from this look; on 0 it changes nothing. A look that ``stood_out`` from the
+    land around it (``excavation_plain.stands_out``) moved so, whatever the lines.
 
     The season's bare history explains a change to bare ground (a harvest) when the
     ground was green before it. Where the ground before was the low cover the history
@@ -264,7 +265,7 @@ def from_low_cover(
     if not (rock or no_spell or low_cover(run_prior_ndvi[i, j], bsi_before, ln)):
         return 0
     red_before = median_of_looks(recent_red, 0, n, i, j)
-    moved = bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)
+    moved = 1 if stood_out else bare_shift(bsi, red, bsi_before, red_before, ln, SUPPORT_SHARE)
     if moved == 0:
         return 0
     shift_t[i, j], shift_day[i, j], shift_n[i, j] = t, day, moved
