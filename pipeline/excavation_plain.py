@@ -82,12 +82,14 @@ def stands_out(
     bsi: np.ndarray,
     red: np.ndarray,
     cfg: DetectionConfig,
-) -> np.ndarray:
-    """Fresh looks beginning a run as a change no abrupt line caught, from ``judge_looks``'
-    ``flags`` and the state before the date: on ground not bare before (as ``BEGAN``)
-    and not expected bare by the season, each moved toward soil from its own looks
-    before (NDVI down, BSI and red up), the patch by ``stand_out_combined_min`` on the
-    combined line (its median) and as far beyond how the land around it moved.
+) -> None:
+    """Marks ``STOOD_OUT`` in ``judge_looks``' ``flags`` (and so ``ABRUPT``, ``BEGAN`` and
+    ``SLOW``: no line caught the change, which may have been gradual), by the state
+    before the date: fresh looks beginning a run on ground not bare before (as
+    ``BEGAN``), not expected bare by the season unless the ground has no bare spell in
+    memory, each moved toward soil from its own looks before (NDVI down, BSI and red
+    up), the patch by ``stand_out_combined_min`` on the combined line (its median) and
+    as far beyond how the land around it moved.
     Soil dug from under dormant grass of nearly its colour moves a whole patch by a
     little in one look while the grass around it stays; grass drying, haze and a
     season's browning move the land around it too, and are taken off. The patch is
