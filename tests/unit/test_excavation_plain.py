@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.config import DetectionConfig
-from pipeline.excavation import change_layers, fold_step, new_state, persistent_change
+from pipeline.excavation import (
+    change_layers,
+    fold_step,
+    look_lines,
+    new_state,
+    persistent_change,
+)
 from pipeline.excavation_looks import fresh_bare
 from tests.unit.fold_series import DAYS, DOYS, YEARS, L
 
@@ -100,6 +106,4 @@ def test_fold__loess_dug_from_dormant_grass_stands_out_from_the_grass_around_it(
 
 
 def _lines():
-    from pipeline.excavation import look_lines
-
     return look_lines(DetectionConfig())
