@@ -347,7 +347,7 @@ def fold_step(
     )
     held = held_by_the_plain(s, flags, day, cfg) if regional else np.zeros_like(clear)
     # Patches moved toward soil against the land around them: changes too.
-    stands_out(s, flags, day, *look, cfg)
+    stands_out(s, flags, day, *look, cfg, lines)
     near = near_masked(flags[CLEAR], cfg.cloud_edge_pixels if n_new else 0)
     new_year = bool(day - s.bin_last_day[b_now] > NEW_YEAR_GAP_DAYS)
     advance(arrays, lines, t, day, b_now, new_year, held, flags, prior, near, *look)

@@ -97,6 +97,17 @@ def median_of_looks(looks, first, n, i, j):
     return np.float32((lo + hi) / np.float32(2))
 
 
+@jit
+def medians_of_looks(looks, n, rows, cols):
+    """``median_of_looks`` of the listed pixels (``rows``, ``cols``), each of its first
+    ``n[row, col]`` stored looks (float32; NaN where ``n`` is 0)."""
+    out = np.empty(len(rows), np.float32)
+    for p in range(len(rows)):
+        i, j = rows[p], cols[p]
+        out[p] = median_of_looks(looks, 0, n[i, j], i, j)
+    return out
+
+
 @inline
 def mostly_not_bare(recent_bare, k, i, j):
     """Whether at most a third of pixel ``(i, j)``'s ``k`` stored looks (``recent_bare``,

@@ -25,9 +25,10 @@ from pipeline.excavation_kernel import (
     SLOW,
     STOOD_OUT,
 )
+from pipeline.excavation_looks import combined_change, medians_of_looks
 
 if TYPE_CHECKING:
-    from pipeline.excavation import FoldState
+    from pipeline.excavation import FoldState, Lines
 
 # A crop ripens before its harvest: NDVI falls by this from one look to the next (woods and
 # grass by a few hundredths); ground no field is this share of a patch let go from the plain.
@@ -65,7 +66,7 @@ def held_by_the_plain(
     last_two = s.recent_ndvi[:2]  # one look kept (``prior_observations: 1``): no fall seen
     with np.errstate(invalid="ignore"):
         ripening = last_two[-1] - last_two[0] >= RIPENING_FALL
-    no_field = began & flags[HAS_HISTORY] & (day - s.spell_end[0] > cfg.bare_memory_days)
+    no_field = began & flags[HAS_HISTORY] & no_bare_spell(s, day, cfg)
     no_field &= ~ripening
     patch, n = ndimage.label(began, structure=np.ones((3, 3), bool))
     size = np.bincount(patch.ravel(), minlength=n + 1)
@@ -82,6 +83,7 @@ def stands_out(
     bsi: np.ndarray,
     red: np.ndarray,
     cfg: DetectionConfig,
+    ln: Lines,
 ) -> None:
     """Marks ``STOOD_OUT`` in ``judge_looks``' ``flags`` (and so ``ABRUPT``, ``BEGAN`` and
     ``SLOW``: no line caught the change, which may have been gradual), by the state
@@ -95,14 +97,14 @@ def stands_out(
     season's browning move the land around it too, and are taken off. The patch is
     eight-connected fresh looks beginning a run (``PATCH_MIN_PIXELS`` at least); the
     land around it, ``RING_MIN_PIXELS`` clear looks not fresh bare, ``RING_INNER`` to
-    ``RING_OUTER`` pixels out, each against its own looks before."""
+    ``RING_OUTER`` pixels out, each against its own looks before. ``ln``: the fold's
+    thresholds (``excavation.look_lines``)."""
     flags[STOOD_OUT] = False
     k, n = cfg.prior_observations, s.recent_n
     began = flags[FRESH] & (s.run_start < 0)
     # Where the season expects bare, only on ground with no bare spell in memory: its
     # bare history is its own dormant cover (``excavation_shift.from_low_cover``).
-    no_spell = day - s.spell_end[0] > cfg.bare_memory_days
-    maybe = began & ~flags[ABRUPT] & (~flags[EXPECTED] | no_spell) & (n > 0)
+    maybe = began & ~flags[ABRUPT] & (~flags[EXPECTED] | no_bare_spell(s, day, cfg)) & (n > 0)
     maybe &= s.recent_bare.sum(axis=0) * 3 <= k
     if cfg.stand_out_combined_min > 3 or np.count_nonzero(maybe) < PATCH_MIN_PIXELS:
         return
@@ -125,13 +127,13 @@ def stands_out(
     mine, land = maybe & keep[patch], ring & keep[around]
     at = np.nonzero(mine | land)
     is_mine, label = mine[at], np.where(mine[at], patch[at], around[at])
-    before = [_median_before(kept, n, at) for kept in (s.recent_ndvi, s.recent_bsi, s.recent_red)]
+    kept = (s.recent_ndvi, s.recent_bsi, s.recent_red)
+    before = [medians_of_looks(looks, n, *at) for looks in kept]
     moved = np.stack([before[0] - ndvi[at], bsi[at] - before[1], red[at] - before[2]])
     ids = np.flatnonzero(keep)
     around_moved = np.full((3, n_patches + 1), np.nan)
     around_moved[:, ids] = [ndimage.median(b[~is_mine], label[~is_mine], ids) for b in moved]
     rel = moved - around_moved[:, label]
-    units = (cfg.abrupt_ndvi_drop, cfg.abrupt_bsi_rise, cfg.abrupt_red_rise)
     with np.errstate(invalid="ignore"):
         judged = (n[at] >= k) | (before[0] >= cfg.prior_ndvi_min)  # as ``judge_looks``
         soil_ward = is_mine & judged & (moved > 0).all(axis=0)
@@ -140,7 +142,7 @@ def stands_out(
         # onto the bare line are those that moved most.
         stood = soil_ward
         for move in (moved, rel):
-            combined = sum(r / max(u, 1e-6) for r, u in zip(move, units, strict=True))
+            combined = combined_change.py_func(*move, ln)  # on arrays, as the kernels add
             patch_moved = np.zeros(n_patches + 1)
             patch_moved[ids] = ndimage.median(combined, np.where(soil_ward, label, 0), ids)
             stood = stood & (np.nan_to_num(patch_moved)[label] >= cfg.stand_out_combined_min)
@@ -150,11 +152,7 @@ def stands_out(
     flags[[ABRUPT, BEGAN, SLOW]] |= out
 
 
-def _median_before(kept: np.ndarray, n: np.ndarray, at: tuple[np.ndarray, ...]) -> np.ndarray:
-    """The median of each listed pixel's stored looks (``kept``, (K, h, w), the first
-    ``n`` of them, at least one), as ``excavation_looks.median_of_looks`` takes it."""
-    looks, count = kept[(slice(None), *at)], n[at].astype(np.intp)
-    looks = np.sort(np.where(np.arange(len(kept))[:, None] < count, looks, np.inf), axis=0)
-    lo = np.take_along_axis(looks, ((count - 1) // 2)[None], axis=0)[0]
-    hi = np.take_along_axis(looks, (count // 2)[None], axis=0)[0]
-    return (lo + hi) / np.float32(2)
+def no_bare_spell(s: FoldState, day: int, cfg: DetectionConfig) -> np.ndarray:
+    """Ground with no bare spell ended within ``bare_memory_days`` of ``day``: no field (a
+    harvest leaves one); its bare history, if any, is its own dormant cover."""
+    return day - s.spell_end[0] > cfg.bare_memory_days

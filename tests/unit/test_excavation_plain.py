@@ -23,6 +23,13 @@ DRIER = (0.20, 0.14, 0.17)  # the grass drier after a dry spell: still not fresh
 SIDE = 20
 
 
+def _grass(n: int) -> np.ndarray:
+    """(n, 3): grass green from May to September, dormant the rest of the year."""
+    out = np.tile(np.array(DORMANT), (n, 1))
+    out[(DOYS[:n] >= 130) & (DOYS[:n] < 270)] = GREEN
+    return out
+
+
 def _fold_tile(
     looks: list[tuple[tuple[slice, slice], np.ndarray]],
     n: int,
@@ -32,8 +39,7 @@ def _fold_tile(
     ``DAYS``; ``looks`` gives other (n, 3) series to parts of it, in order. Each pixel reads a
     little noise of its own, as real pixels do."""
     cfg = cfg or DetectionConfig()
-    grass = np.tile(np.array(DORMANT), (n, 1))
-    grass[(DOYS[:n] >= 130) & (DOYS[:n] < 270)] = GREEN
+    grass = _grass(n)
     rng = np.random.default_rng(7)
     state = new_state((SIDE, SIDE), cfg.prior_observations)
     clear = np.ones((SIDE, SIDE), bool)
@@ -56,8 +62,7 @@ def test_fold__loess_dug_from_dormant_grass_stands_out_from_the_grass_around_it(
     dig_t = int(DAYS.searchsorted(np.datetime64("2024-01-06")))
     assert DOYS[dig_t] < 30
     patch = (slice(8, 12), slice(8, 12))
-    dug = np.tile(np.array(DORMANT), (dig_t + 2, 1))
-    dug[(DOYS[: dig_t + 2] >= 130) & (DOYS[: dig_t + 2] < 270)] = GREEN
+    dug = _grass(dig_t + 2)
     dug[dig_t:] = LOESS
     assert fresh_bare(*(np.float32(v) for v in LOESS), _lines())
     assert not fresh_bare(*(np.float32(v) for v in DORMANT), _lines())
@@ -71,8 +76,7 @@ def test_fold__loess_dug_from_dormant_grass_stands_out_from_the_grass_around_it(
 
     # The same patch moved the same way while all the grass around it dried on that look
     # (NDVI -0.06, BSI +0.01): against the land around it, 0.7 of the line. Not flagged.
-    dry_all = np.tile(np.array(DORMANT), (dig_t + 2, 1))
-    dry_all[(DOYS[: dig_t + 2] >= 130) & (DOYS[: dig_t + 2] < 270)] = GREEN
+    dry_all = _grass(dig_t + 2)
     dry_all[dig_t:] = DRIER
     everywhere = (slice(None), slice(None))
     flags, _ = _fold_tile([(everywhere, dry_all), (patch, dug)], dig_t + 2)
